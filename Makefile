@@ -1,0 +1,70 @@
+# Reprise — build, test, demo and benchmarks. Everything a fresh machine needs
+# is installed by these targets (Go modules, the GuideLLM peer from PyPI).
+
+GO       ?= go
+BIN      := bin
+CACHE    ?= $(HOME)/.cache/reprise
+VENV     := $(CACHE)/venv-guidellm
+GUIDELLM_VERSION := 0.8.1
+GUIDELLM := $(VENV)/bin/guidellm
+TRACES   ?= $(abspath ../shared/traces)
+PKGS     := ./...
+
+.PHONY: all build test test-short demo bench bench-proxy bench-replay bench-workload lint fuzz peers clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# GuideLLM's mock server is the OpenAI-compatible peer this project did not
+# write; it lives in a cached virtualenv so repeated runs skip the install.
+$(GUIDELLM):
+	@mkdir -p $(CACHE)
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check "guidellm==$(GUIDELLM_VERSION)"
+	@test -x $(GUIDELLM)
+
+peers: $(GUIDELLM)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+# The full suite: vet, the race detector, real servers (the built-in sim,
+# httptest and GuideLLM's mock server), fuzz seed corpora.
+test: lint build peers
+	REPRISE_GUIDELLM=$(GUIDELLM) REPRISE_TRACES=$(TRACES) REPRISE_BIN=$(abspath $(BIN)) \
+	  $(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+test-short: build
+	$(GO) test -count=1 -short $(PKGS)
+
+# Short fuzzing sessions of every parser (go test -fuzz runs one target at a time).
+FUZZTIME ?= 20s
+fuzz:
+	@$(GO) list -f '{{.ImportPath}} {{.Dir}}' $(PKGS) | while read pkg dir; do \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; done
+
+# Production sim → proxy → capture, driven by the official openai-go client
+# replaying the Azure code trace; then the capture replayed against a slower
+# candidate. About two minutes, loopback only.
+demo: build
+	TRACES=$(TRACES) BIN=$(BIN) bash scripts/demo.sh
+
+bench: bench-proxy bench-replay bench-workload
+
+bench-proxy: build
+	bash bench/proxy.sh
+
+bench-replay: build peers
+	GUIDELLM=$(GUIDELLM) bash bench/replay.sh
+
+bench-workload:
+	REPRISE_TRACES=$(TRACES) $(GO) test -run '^$$' -bench . -benchmem ./internal/workload/ ./internal/synth/
+
+clean:
+	rm -rf $(BIN) demo-out

@@ -1,0 +1,179 @@
+package capture
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"hash"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+)
+
+// DefaultBlockChars is the default prefix-block size in characters (runes):
+// about 512 tokens at OpenAI's rule of thumb of ~4 characters per token,
+// the block size of the Mooncake traces.
+const DefaultBlockChars = 2048
+
+// DefaultMaxIDs bounds how many distinct block chain values a Hasher
+// remembers: 2^21 entries. The map grows as values arrive and tops out at
+// about 72 MiB (measured, Go 1.26 maps), enough for about 4 GiB of distinct
+// prompt text at the default block size.
+const DefaultMaxIDs = 1 << 21
+
+// Hasher turns prompts into prefix-block ids and session keys into keyed
+// hashes. The key never leaves it: records carry small integers and
+// truncated HMACs, the manifest only KeyID. It is safe for concurrent use;
+// one Hasher serves a whole capture so that equal prefixes get equal ids
+// across requests.
+type Hasher struct {
+	key   []byte
+	block int
+	keyID string
+	pool  sync.Pool // *blockHash
+
+	mu     sync.Mutex
+	ids    map[uint64]uint32 // chain value (first 8 bytes) → small id
+	next   uint32            // next small id to hand out
+	maxIDs int               // bound on len(ids)
+
+	unmapped atomic.Uint64
+}
+
+type blockHash struct {
+	mac  hash.Hash
+	sum  [sha256.Size]byte
+	tmp  []byte
+	vals []uint64
+}
+
+// NewHasher returns a Hasher keyed by key that hashes blockChars-rune blocks.
+// A nil or empty key draws a random 32-byte key from crypto/rand, so ids are
+// comparable within one capture but cannot be linked across captures; pass
+// the same key (--hash-key-file) to compare captures. blockChars <= 0 means
+// DefaultBlockChars.
+func NewHasher(key []byte, blockChars int) *Hasher {
+	if len(key) == 0 {
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			// crypto/rand.Read does not fail on supported platforms (Go 1.24+
+			// crashes the program instead of returning an error).
+			panic("capture: reading random hash key: " + err.Error())
+		}
+	} else {
+		key = append([]byte(nil), key...)
+	}
+	if blockChars <= 0 {
+		blockChars = DefaultBlockChars
+	}
+	id := sha256.Sum256(append([]byte("reprise key id\x00"), key...))
+	h := &Hasher{
+		key:    key,
+		block:  blockChars,
+		keyID:  hex.EncodeToString(id[:8]),
+		ids:    make(map[uint64]uint32),
+		maxIDs: DefaultMaxIDs,
+	}
+	h.pool.New = func() any { return &blockHash{mac: hmac.New(sha256.New, h.key)} }
+	return h
+}
+
+// KeyID is 16 hex characters of a SHA-256 of the key (domain separated):
+// it tells whether two captures used the same key and reveals nothing usable
+// about the key itself.
+func (h *Hasher) KeyID() string { return h.keyID }
+
+// BlockChars is the block size in characters (runes).
+func (h *Hasher) BlockChars() int { return h.block }
+
+// Unmapped counts chain values that arrived after the id map reached its
+// bound and so received a fresh id that is not remembered (see HashIDs).
+func (h *Hasher) Unmapped() uint64 { return h.unmapped.Load() }
+
+// HashIDs returns the prompt's prefix-block ids. The prompt is split into
+// consecutive blocks of BlockChars runes (the last may be shorter; invalid
+// UTF-8 bytes count as one rune each). Block i's chain value is
+//
+//	h_0 = HMAC-SHA256(key, block_0)
+//	h_i = HMAC-SHA256(key, h_{i-1} || block_i)
+//
+// so an id depends on the block and everything before it: two prompts share
+// their first k ids exactly when they share their first k blocks (up to a
+// 2^-64 collision chance from keeping 8 bytes). Chain values are remapped to
+// small integers in first-seen order, the convention of the Mooncake traces.
+//
+// Memory is bounded: once the map holds maxIDs values (DefaultMaxIDs), a
+// chain value seen for the first time gets a fresh id that is not
+// remembered (counted in Unmapped). Remembered values keep their ids, and a
+// fresh id never equals another, so equal ids still mean equal prefixes;
+// only reuse of prefixes first seen after the bound goes undetected. The
+// map is never reset, which would silently give old ids new meanings.
+func (h *Hasher) HashIDs(prompt string) []uint32 {
+	if prompt == "" {
+		return nil
+	}
+	bh := h.pool.Get().(*blockHash)
+	bh.vals = bh.vals[:0]
+	prev := false
+	for start := 0; start < len(prompt); {
+		end, n := start, 0
+		for end < len(prompt) && n < h.block {
+			if c := prompt[end]; c < utf8.RuneSelf {
+				end++
+			} else {
+				_, w := utf8.DecodeRuneInString(prompt[end:])
+				end += w
+			}
+			n++
+		}
+		bh.mac.Reset()
+		if prev {
+			bh.mac.Write(bh.sum[:])
+		}
+		bh.tmp = append(bh.tmp[:0], prompt[start:end]...)
+		bh.mac.Write(bh.tmp)
+		bh.mac.Sum(bh.sum[:0])
+		prev = true
+		bh.vals = append(bh.vals, binary.BigEndian.Uint64(bh.sum[:8]))
+		start = end
+	}
+	out := make([]uint32, len(bh.vals))
+	h.mu.Lock()
+	for i, v := range bh.vals {
+		id, ok := h.ids[v]
+		if !ok {
+			id = h.next
+			if h.next < ^uint32(0) {
+				h.next++
+			}
+			if len(h.ids) < h.maxIDs {
+				h.ids[v] = id
+			} else {
+				h.unmapped.Add(1)
+			}
+		}
+		out[i] = id
+	}
+	h.mu.Unlock()
+	if cap(bh.tmp) > 64<<10 {
+		bh.tmp = nil
+	}
+	h.pool.Put(bh)
+	return out
+}
+
+// Session returns a 16-hex-character keyed hash of a session or user key,
+// or "" for "". The same key gives the same value within a capture (and
+// across captures that share the hash key); the key cannot be recovered.
+func (h *Hasher) Session(key string) string {
+	if key == "" {
+		return ""
+	}
+	mac := hmac.New(sha256.New, h.key)
+	mac.Write([]byte("reprise session\x00"))
+	mac.Write([]byte(key))
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(mac.Sum(sum[:0])[:8])
+}

@@ -1,0 +1,95 @@
+// Package capture is Reprise's capture core: the v1 record schema, the
+// per-request timing state machine (Tracker) fed (time, bytes, end) events,
+// keyed prefix-block hashing, and the segment writer and reader. It imports
+// no net/http or gRPC, so the reverse proxy, the ext_proc server and the wasm
+// filter are thin adapters over the same code.
+package capture
+
+import "time"
+
+// FormatVersion is the capture format this package writes. Readers accept
+// every version up to and including it.
+const FormatVersion = 1
+
+// Content capture modes (--capture-content).
+const (
+	ContentNone   = "none"   // no prompt text, no hash ids
+	ContentHashed = "hashed" // keyed prefix-block hash ids only (default)
+	ContentFull   = "full"   // prompt text and messages too
+)
+
+// Token count sources.
+const (
+	TokensUsage    = "usage"    // the server's usage object
+	TokensEstimate = "estimate" // estimated from text (openai.EstimateTokens)
+)
+
+// Record is one request as captured: its shape and timings, never its
+// credentials. Times are nanoseconds; T is measured from the capture's
+// monotonic origin (Manifest.Start), every other *_ns field from the moment
+// the request arrived (T).
+type Record struct {
+	ID      string    `json:"id"`                // unique per capture
+	T       int64     `json:"t"`                 // arrival, ns since capture start (monotonic)
+	Wall    time.Time `json:"wall"`              // arrival wall-clock time (RFC 3339)
+	Session string    `json:"session,omitempty"` // keyed hash of the session/user key
+	Shadow  bool      `json:"shadow,omitempty"`  // this is the shadow candidate's response to request ID
+
+	Method      string   `json:"method,omitempty"`
+	Path        string   `json:"path"`
+	Model       string   `json:"model,omitempty"`
+	Stream      bool     `json:"stream,omitempty"`
+	MaxTokens   int      `json:"max_tokens,omitempty"`
+	Temperature *float64 `json:"temperature,omitempty"`
+	TopP        *float64 `json:"top_p,omitempty"`
+	N           int      `json:"n,omitempty"`
+	NMessages   int      `json:"n_messages,omitempty"`
+	PromptChars int      `json:"prompt_chars,omitempty"`
+	// HashIDs are the prompt's prefix blocks: a keyed hash chain over
+	// consecutive Block-character blocks (the last may be shorter), remapped
+	// to small integers in first-seen order (the Mooncake convention). Equal
+	// ids at equal positions mean an identical prompt prefix.
+	HashIDs []uint32 `json:"hash_ids,omitempty"`
+	Block   int      `json:"block,omitempty"` // characters per hash block
+	// Prompt and Messages are stored only with content capture "full".
+	Prompt   string `json:"prompt,omitempty"`
+	Messages []byte `json:"messages,omitempty"` // raw JSON messages; base64 in JSON
+	// BodyTruncated says the request body passed the parse cap: request
+	// fields are best effort (top-level scalars only) and there are no
+	// hash ids.
+	BodyTruncated bool `json:"body_truncated,omitempty"`
+
+	Status       int    `json:"status"`
+	Error        string `json:"error,omitempty"`
+	FinishReason string `json:"finish_reason,omitempty"`
+	PromptTokens int    `json:"prompt_tokens,omitempty"`
+	OutputTokens int    `json:"output_tokens,omitempty"`
+	CachedTokens int    `json:"cached_tokens,omitempty"`
+	TokensSource string `json:"tokens_source,omitempty"` // TokensUsage or TokensEstimate
+	TTFBNs       int64  `json:"ttfb_ns,omitempty"`       // response headers
+	TTFTNs       int64  `json:"ttft_ns,omitempty"`       // first non-empty content delta
+	// ChunksUS holds, for every SSE event that carried content, the gap in
+	// microseconds since the previous such event (the first since arrival):
+	// delta encoding keeps records small. ChunkTokens holds each event's
+	// token count. Microseconds, not ns: network timing has no meaningful
+	// sub-µs digits and they would not compress.
+	ChunksUS    []int64 `json:"chunks_us,omitempty"`
+	ChunkTokens []int   `json:"chunk_tokens,omitempty"`
+	E2ENs       int64   `json:"e2e_ns,omitempty"`
+	Upstream    string  `json:"upstream,omitempty"` // destination endpoint header when present
+	Aborted     bool    `json:"aborted,omitempty"`  // client went away or the stream broke
+}
+
+// Manifest describes a capture directory; it is manifest.json at its root.
+type Manifest struct {
+	Format  string    `json:"format"`  // always "reprise-capture"
+	Version int       `json:"version"` // FormatVersion when written
+	Start   time.Time `json:"start"`   // wall time of the monotonic origin (T = 0)
+	Source  string    `json:"source"`  // who wrote it, e.g. "proxy" and its upstream
+	Block   int       `json:"block"`   // hash block size in characters
+	KeyID   string    `json:"key_id"`  // identifies the HMAC key, never the key
+	Content string    `json:"content"` // ContentNone, ContentHashed or ContentFull
+}
+
+// FormatName is Manifest.Format.
+const FormatName = "reprise-capture"

@@ -1,0 +1,320 @@
+package capture
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/reprise-llm/reprise/internal/openai"
+)
+
+// DefaultMaxBody is Options.MaxBody when it is zero: 16 MiB.
+const DefaultMaxBody = 16 << 20
+
+// Options configure Trackers. One Options value is shared by every request
+// of a capture and is never modified by a Tracker.
+type Options struct {
+	// Content is ContentNone, ContentHashed or ContentFull; "" means
+	// ContentHashed. Hashed needs Hasher; without one no ids are recorded.
+	Content string
+	// Hasher computes prefix-block ids and session hashes.
+	Hasher *Hasher
+	// MaxBody caps, in bytes, how much of a request body is parsed and how
+	// much of a non-streamed response body is buffered for parsing.
+	// 0 means DefaultMaxBody.
+	MaxBody int
+}
+
+func (o *Options) maxBody() int {
+	if o == nil || o.MaxBody <= 0 {
+		return DefaultMaxBody
+	}
+	return o.MaxBody
+}
+
+// Tracker is the per-request capture state machine. A front end feeds it
+// what it observes, in order: the request body (at any time before Finish),
+// the response start, response bytes as they arrive, and the end; Finish
+// returns the record. It never sees headers, so credentials cannot reach a
+// record through it.
+//
+// A Tracker is not safe for concurrent use; a request's events come from one
+// goroutine at a time.
+type Tracker struct {
+	rec      Record
+	opts     *Options
+	content  string
+	endpoint openai.Endpoint
+	arrival  time.Time
+
+	started     bool
+	sse         bool
+	dec         openai.Decoder
+	lastData    time.Time // when the latest response bytes arrived
+	lastOffUS   int64     // offset of the previous content event, µs since arrival
+	contentSeen bool
+	cum         int // latest cumulative completion_tokens (vLLM continuous usage)
+	haveCum     bool
+	usage       openai.Usage // latest usage object seen
+	haveUsage   bool
+	sumTokens   int     // tokens of content events
+	body        *[]byte // buffered non-streamed response, pooled
+	bodyOver    bool    // response body passed MaxBody
+	reqPrompt   int     // estimated prompt tokens from the request text
+	sessionSet  bool
+	errText     string // first in-stream or response error
+	finished    bool
+}
+
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// NewTracker starts tracking a request that arrived at arrival. origin is
+// the capture's monotonic origin (Manifest.Start); both should come from
+// time.Now so that T uses the monotonic clock. opts may be nil.
+func NewTracker(origin, arrival time.Time, id, method, path string, opts *Options) *Tracker {
+	t := &Tracker{opts: opts, arrival: arrival, endpoint: openai.EndpointForPath(path)}
+	t.content = ContentHashed
+	if opts != nil && opts.Content != "" {
+		t.content = opts.Content
+	}
+	t.rec = Record{ID: id, T: int64(arrival.Sub(origin)), Wall: arrival.UTC(), Method: method, Path: path}
+	return t
+}
+
+func (t *Tracker) hasher() *Hasher {
+	if t.opts == nil {
+		return nil
+	}
+	return t.opts.Hasher
+}
+
+// RequestBody parses the request body. complete is false when the front end
+// kept only a prefix of it (its parse cap): the record is then marked
+// BodyTruncated and gets whatever top-level scalar fields the prefix holds,
+// never an error. The Tracker keeps nothing that aliases body, so the caller
+// may reuse it once RequestBody returns.
+func (t *Tracker) RequestBody(body []byte, complete bool) {
+	if t.endpoint == openai.Other || t.finished {
+		return
+	}
+	if max := t.opts.maxBody(); len(body) > max {
+		body, complete = body[:max], false
+	}
+	info, err := openai.ParseRequest(t.rec.Path, body)
+	if err != nil {
+		if complete {
+			// The client sent something that is not a valid request; the
+			// upstream's answer (status, error) tells the story.
+			return
+		}
+		t.rec.BodyTruncated = true
+		info = salvageRequest(body)
+	}
+	r := &t.rec
+	r.Model, r.Stream, r.MaxTokens = info.Model, info.Stream, info.MaxTokens
+	r.Temperature, r.TopP, r.N = info.Temperature, info.TopP, info.N
+	r.NMessages, r.PromptChars = info.NMessages, info.PromptChars
+	t.reqPrompt = openai.EstimateTokens(info.Prompt)
+	if t.content == ContentNone {
+		return
+	}
+	h := t.hasher()
+	if h != nil {
+		if !r.BodyTruncated {
+			r.HashIDs = h.HashIDs(info.Prompt)
+			if len(r.HashIDs) > 0 {
+				r.Block = h.BlockChars()
+			}
+		}
+		if !t.sessionSet && info.User != "" {
+			r.Session = h.Session(info.User)
+		}
+	}
+	if t.content == ContentFull {
+		r.Prompt = info.Prompt
+		if len(info.Messages) > 0 {
+			r.Messages = append([]byte(nil), info.Messages...)
+		}
+	}
+}
+
+// SetSession records the keyed hash of a session key taken from a request
+// header the operator named; it takes precedence over the request's "user"
+// field. Without a Hasher it records nothing.
+func (t *Tracker) SetSession(key string) {
+	if h := t.hasher(); h != nil && key != "" {
+		t.rec.Session = h.Session(key)
+		t.sessionSet = true
+	}
+}
+
+// ResponseStart records the response status and headers' arrival. A second
+// call (an error handler after a failed response) updates the status only.
+func (t *Tracker) ResponseStart(now time.Time, status int, contentType, upstream string) {
+	t.rec.Status = status
+	if t.started {
+		return
+	}
+	t.started = true
+	t.rec.TTFBNs = int64(now.Sub(t.arrival))
+	t.rec.Upstream = upstream
+	t.sse = t.endpoint != openai.Other && isEventStream(contentType)
+}
+
+// isEventStream reports whether a Content-Type names text/event-stream,
+// ignoring case and parameters.
+func isEventStream(ct string) bool {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return strings.EqualFold(strings.TrimSpace(ct), "text/event-stream")
+}
+
+// ResponseData observes response bytes that arrived at now. Streams are
+// decoded incrementally, so every event is timed when its last byte
+// arrived; other bodies of OpenAI endpoints are buffered (up to MaxBody)
+// for Finish. p is not retained.
+func (t *Tracker) ResponseData(now time.Time, p []byte) {
+	if t.finished || len(p) == 0 {
+		return
+	}
+	t.lastData = now
+	if t.sse {
+		t.dec.Feed(p)
+		for {
+			ev, ok := t.dec.Next()
+			if !ok {
+				return
+			}
+			t.event(now, ev.Data)
+		}
+	}
+	if t.endpoint == openai.Other || t.bodyOver {
+		return
+	}
+	if t.body == nil {
+		t.body = bodyPool.Get().(*[]byte)
+	}
+	if len(*t.body)+len(p) > t.opts.maxBody() {
+		t.bodyOver = true
+		return
+	}
+	*t.body = append(*t.body, p...)
+}
+
+// event handles one SSE event's data.
+func (t *Tracker) event(now time.Time, data []byte) {
+	if len(data) == 0 {
+		return
+	}
+	c, err := openai.ParseChunk(data)
+	if err != nil || c.Done {
+		return // keep-alives and non-JSON events carry no tokens
+	}
+	if c.Error != "" && t.errText == "" {
+		t.errText = c.Error
+	}
+	if c.FinishReason != "" {
+		t.rec.FinishReason = c.FinishReason
+	}
+	tokens := 0
+	if c.Usage != nil {
+		t.usage, t.haveUsage = *c.Usage, true
+		// vLLM's continuous usage (stream_options.continuous_usage_stats)
+		// puts a cumulative completion_tokens on every chunk. Usage that
+		// first appears on a later content chunk is a total, not a step:
+		// estimate that chunk instead of giving it every token.
+		d := c.Usage.CompletionTokens - t.cum
+		if c.Content != "" && d > 0 && (t.haveCum || !t.contentSeen) {
+			tokens = d
+		}
+		t.cum, t.haveCum = c.Usage.CompletionTokens, true
+	}
+	if c.Content == "" {
+		return
+	}
+	if tokens == 0 {
+		tokens = max(openai.EstimateTokens(c.Content), 1)
+	}
+	off := int64(now.Sub(t.arrival))
+	if !t.contentSeen {
+		t.contentSeen = true
+		t.rec.TTFTNs = off
+	}
+	// Deltas of truncated absolute offsets, so that summing ChunksUS gives
+	// each event's offset exactly (to the µs) with no drift.
+	offUS := off / int64(time.Microsecond)
+	t.rec.ChunksUS = append(t.rec.ChunksUS, offUS-t.lastOffUS)
+	t.rec.ChunkTokens = append(t.rec.ChunkTokens, tokens)
+	t.lastOffUS = offUS
+	t.sumTokens += tokens
+}
+
+// Finish ends the request at now and returns its record. err is the
+// transport or stream error, if any; aborted says the client went away or
+// the stream broke. An unterminated last event is still counted, timed at
+// the arrival of the bytes that carried it. Later calls return the same
+// record.
+func (t *Tracker) Finish(now time.Time, err error, aborted bool) *Record {
+	r := &t.rec
+	if t.finished {
+		return r
+	}
+	t.finished = true
+	if t.sse {
+		for {
+			ev, ok := t.dec.Flush()
+			if !ok {
+				break
+			}
+			t.event(t.lastData, ev.Data)
+		}
+		t.dec = openai.Decoder{}
+	}
+	output, outputKnown := t.sumTokens, t.sse
+	if t.body != nil {
+		if !t.bodyOver && len(*t.body) > 0 {
+			if resp, perr := openai.ParseResponse(*t.body); perr == nil {
+				if resp.Usage != nil {
+					t.usage, t.haveUsage = *resp.Usage, true
+				}
+				if resp.FinishReason != "" {
+					r.FinishReason = resp.FinishReason
+				}
+				if resp.Error != "" && t.errText == "" {
+					t.errText = resp.Error
+				}
+				output, outputKnown = openai.EstimateTokens(resp.Content), true
+			}
+		}
+		if cap(*t.body) <= 1<<20 {
+			*t.body = (*t.body)[:0]
+			bodyPool.Put(t.body)
+		}
+		t.body = nil
+	}
+	if t.endpoint != openai.Other {
+		switch {
+		case t.haveUsage:
+			r.PromptTokens = t.usage.PromptTokens
+			r.OutputTokens = t.usage.CompletionTokens
+			r.CachedTokens = t.usage.CachedTokens
+			r.TokensSource = TokensUsage
+		case t.reqPrompt > 0 || (outputKnown && output > 0):
+			r.PromptTokens = t.reqPrompt
+			r.OutputTokens = output
+			r.TokensSource = TokensEstimate
+		}
+	}
+	r.Error = t.errText
+	if err != nil {
+		if r.Error == "" {
+			r.Error = err.Error()
+		} else {
+			r.Error += "; " + err.Error()
+		}
+	}
+	r.Aborted = aborted
+	r.E2ENs = int64(now.Sub(t.arrival))
+	return r
+}

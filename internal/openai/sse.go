@@ -1,0 +1,187 @@
+// Package openai holds the OpenAI-compatible wire format as Reprise sees it:
+// endpoint classification, the request fields a capture needs, the
+// Server-Sent Events framing of streamed responses, and the chunk/usage
+// payloads inside them. It imports no net/http so that every front end
+// (reverse proxy, ext_proc server, wasm filter) and the replay client share
+// one parser.
+package openai
+
+import (
+	"bytes"
+)
+
+// Event is one Server-Sent Event as defined by the WHATWG HTML standard,
+// section 9.2 "Server-sent events": the fields of one block of lines ended by
+// a blank line. Data joins multiple data lines with "\n".
+type Event struct {
+	Event string
+	Data  []byte
+	ID    string
+}
+
+// Decoder splits a byte stream into Server-Sent Events incrementally. Feed it
+// bytes as they arrive (in any fragmentation) and call Next until it reports
+// no complete event. It accepts LF, CRLF and CR line endings, ignores comment
+// lines (":" prefix), and strips one leading space after the field colon.
+//
+// The zero value is ready to use. Data slices returned by Next stay valid
+// until the next call to Feed.
+type Decoder struct {
+	buf   []byte // unconsumed input
+	off   int    // start of unconsumed input in buf
+	cur   Event
+	has   bool // cur has at least one field
+	data  []byte
+	lastC bool // previous Feed ended with '\r' (a following '\n' belongs to it)
+	skip  bool // discarding the rest of an overlong line
+	// MaxLine bounds a single line; longer lines are dropped and counted in
+	// Overflows so that a misbehaving upstream cannot grow memory unboundedly.
+	// Zero means 1 MiB.
+	MaxLine   int
+	Overflows int
+}
+
+// Feed appends bytes read from the stream.
+func (d *Decoder) Feed(p []byte) {
+	if d.off > 0 && d.off == len(d.buf) {
+		d.buf = d.buf[:0]
+		d.off = 0
+	} else if d.off > 4096 && d.off > len(d.buf)/2 {
+		n := copy(d.buf, d.buf[d.off:])
+		d.buf = d.buf[:n]
+		d.off = 0
+	}
+	d.buf = append(d.buf, p...)
+}
+
+// Next returns the next complete event. ok is false when more input is needed.
+//
+// Lines longer than MaxLine are dropped whole (and counted in Overflows)
+// whether they arrive in one Feed or in many, so the events returned never
+// depend on how the stream was fragmented.
+func (d *Decoder) Next() (ev Event, ok bool) {
+	max := d.MaxLine
+	if max <= 0 {
+		max = 1 << 20
+	}
+	for {
+		rest := d.buf[d.off:]
+		if d.lastC && len(rest) > 0 {
+			d.lastC = false
+			if rest[0] == '\n' {
+				d.off++
+				continue
+			}
+		}
+		i := bytes.IndexAny(rest, "\r\n")
+		if i < 0 {
+			if !d.skip && len(rest) > max {
+				d.Overflows++
+				d.skip = true
+			}
+			if d.skip {
+				d.off = len(d.buf)
+			}
+			return Event{}, false
+		}
+		line := rest[:i]
+		adv := i + 1
+		if rest[i] == '\r' {
+			if i+1 < len(rest) {
+				if rest[i+1] == '\n' {
+					adv++
+				}
+			} else {
+				d.lastC = true
+			}
+		}
+		d.off += adv
+		if d.skip {
+			// The end of a line already counted as an overflow.
+			d.skip = false
+			continue
+		}
+		if len(line) > max {
+			d.Overflows++
+			continue
+		}
+		if len(line) == 0 {
+			if d.has {
+				return d.dispatch(), true
+			}
+			continue
+		}
+		d.field(line)
+	}
+}
+
+// dispatch returns the event being built and starts a new one. The data
+// buffer is handed to the caller and not reused, so every returned Data
+// stays valid.
+func (d *Decoder) dispatch() Event {
+	ev := d.cur
+	if len(d.data) > 0 {
+		ev.Data = d.data[:len(d.data)-1] // drop the final "\n"
+	}
+	d.cur, d.data, d.has = Event{}, nil, false
+	return ev
+}
+
+// Flush returns an event that was not terminated by a blank line, as happens
+// when a stream ends abruptly; call it after Next reports no complete event,
+// until it reports false. Per the standard such an event is discarded by
+// browsers; Reprise reports it so that a capture can still count the tokens
+// it carried. An unterminated final line counts as a line.
+func (d *Decoder) Flush() (ev Event, ok bool) {
+	if ev, ok := d.Next(); ok {
+		return ev, true
+	}
+	// Next consumed every terminated line, so rest holds at most the start
+	// of one line without its end.
+	if rest := d.buf[d.off:]; len(rest) > 0 {
+		if !d.skip {
+			max := d.MaxLine
+			if max <= 0 {
+				max = 1 << 20
+			}
+			if len(rest) > max {
+				d.Overflows++
+			} else {
+				d.field(rest)
+			}
+		}
+		d.off = len(d.buf)
+	}
+	d.skip, d.lastC = false, false
+	if !d.has {
+		return Event{}, false
+	}
+	return d.dispatch(), true
+}
+
+func (d *Decoder) field(line []byte) {
+	if len(line) == 0 || line[0] == ':' {
+		return // comment
+	}
+	name, value := line, []byte(nil)
+	if c := bytes.IndexByte(line, ':'); c >= 0 {
+		name, value = line[:c], line[c+1:]
+		if len(value) > 0 && value[0] == ' ' {
+			value = value[1:]
+		}
+	}
+	switch string(name) {
+	case "data":
+		d.data = append(d.data, value...)
+		d.data = append(d.data, '\n')
+		d.has = true
+	case "event":
+		d.cur.Event = string(value)
+		d.has = true
+	case "id":
+		d.cur.ID = string(value)
+		d.has = true
+	case "retry":
+		d.has = true
+	}
+}

@@ -1,0 +1,104 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"sync"
+	"time"
+)
+
+func contextWith(ctx context.Context, ex *exchange) context.Context {
+	return context.WithValue(ctx, ctxKey{}, ex)
+}
+
+func exchangeFrom(ctx context.Context) *exchange {
+	ex, _ := ctx.Value(ctxKey{}).(*exchange)
+	return ex
+}
+
+// teeBody passes the client's request body to the upstream unchanged while
+// keeping a copy of its first MaxBody bytes for parsing. The transport reads
+// it on its own goroutine, hence the mutex.
+type teeBody struct {
+	rc       io.ReadCloser
+	mu       sync.Mutex
+	buf      *bytes.Buffer
+	max      int
+	overflow bool
+	eof      bool
+}
+
+func (p *Proxy) newTee(rc io.ReadCloser) *teeBody {
+	buf, _ := p.bufPool.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
+	return &teeBody{rc: rc, buf: buf, max: p.cfg.MaxBody}
+}
+
+func (t *teeBody) Read(b []byte) (int, error) {
+	n, err := t.rc.Read(b)
+	t.mu.Lock()
+	if t.buf != nil && n > 0 {
+		if room := t.max - t.buf.Len(); room > 0 {
+			t.buf.Write(b[:min(n, room)])
+			if n > room {
+				t.overflow = true
+			}
+		} else {
+			t.overflow = true
+		}
+	}
+	if err == io.EOF {
+		t.eof = true
+	}
+	t.mu.Unlock()
+	return n, err
+}
+
+func (t *teeBody) Close() error { return t.rc.Close() }
+
+// snapshot returns the bytes kept so far and whether they are the whole body.
+func (t *teeBody) snapshot() ([]byte, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.buf == nil {
+		return nil, false
+	}
+	return t.buf.Bytes(), t.eof && !t.overflow
+}
+
+// release returns the buffer to the pool once the tracker has parsed it.
+// A transport goroutine may still be reading the body; it then stops copying.
+func (t *teeBody) release(p *Proxy) {
+	t.mu.Lock()
+	buf := t.buf
+	t.buf = nil
+	t.mu.Unlock()
+	if buf != nil && buf.Cap() <= 1<<20 {
+		p.bufPool.Put(buf)
+	}
+}
+
+// observedBody feeds every upstream response byte to the tracker as it is
+// read by the ReverseProxy's copy loop (on the handler goroutine), so the
+// timing is the moment each byte arrived from upstream.
+type observedBody struct {
+	rc io.ReadCloser
+	ex *exchange
+}
+
+func (o *observedBody) Read(b []byte) (int, error) {
+	n, err := o.rc.Read(b)
+	if n > 0 {
+		o.ex.tr.ResponseData(time.Now(), b[:n])
+	}
+	if err != nil && err != io.EOF {
+		o.ex.respErr = err
+	}
+	return n, err
+}
+
+func (o *observedBody) Close() error { return o.rc.Close() }

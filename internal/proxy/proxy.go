@@ -1,0 +1,277 @@
+// Package proxy is the capturing reverse proxy: an httputil.ReverseProxy that
+// forwards every request unchanged and feeds what it sees to a
+// capture.Tracker, one record per request. Capture never alters or delays
+// client traffic: a failure to parse or to record is counted, not returned.
+package proxy
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/reprise-llm/reprise/internal/capture"
+)
+
+// RecordWriter receives finished records. Write must never block; it returns
+// false when the record could not be queued (it is then counted as dropped).
+// *capture.Writer implements it.
+type RecordWriter interface {
+	Write(r *capture.Record) bool
+}
+
+var _ RecordWriter = (*capture.Writer)(nil)
+
+// Config configures a Proxy. Field comments are the user documentation of the
+// matching flags.
+type Config struct {
+	// Upstream is the base URL every request is forwarded to
+	// (the inference gateway or model server), e.g. http://gateway:8080.
+	Upstream string
+	// Content is the prompt capture mode: capture.ContentNone,
+	// capture.ContentHashed (default: keyed prefix-block hashes only) or
+	// capture.ContentFull (prompt text; must be asked for).
+	Content string
+	// SessionHeader names a request header whose value identifies a
+	// conversation or user; it is stored only as a keyed hash. Empty: the
+	// OpenAI "user" body field is used when present.
+	SessionHeader string
+	// UpstreamHeader names a response header that identifies the serving
+	// endpoint (pod) behind the gateway; recorded as "upstream".
+	UpstreamHeader string
+	// MaxBody caps how many request/response body bytes are parsed per
+	// request (forwarding is never capped). Bytes; default 16 MiB.
+	MaxBody int
+}
+
+// Validate reports every problem with c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Upstream == "" {
+		errs = append(errs, errors.New("--upstream is required"))
+	} else if u, err := url.Parse(c.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("--upstream %q: want an http:// or https:// URL", c.Upstream))
+	}
+	switch c.Content {
+	case "", capture.ContentNone, capture.ContentHashed, capture.ContentFull:
+	default:
+		errs = append(errs, fmt.Errorf("--capture-content %q: want none, hashed or full", c.Content))
+	}
+	if c.MaxBody < 0 {
+		errs = append(errs, fmt.Errorf("--max-parse-bytes %d: must not be negative", c.MaxBody))
+	}
+	return errors.Join(errs...)
+}
+
+// Stats are the proxy's counters since start.
+type Stats struct {
+	Requests    int64 // requests received
+	InFlight    int64 // requests being served now
+	Recorded    int64 // records handed to the writer
+	Dropped     int64 // records the writer refused (queue full, writer failed)
+	Aborted     int64 // requests that ended abnormally (client gone, upstream reset)
+	UpstreamErr int64 // requests the upstream could not serve (502 from the proxy)
+}
+
+// Proxy is an http.Handler that forwards and captures.
+type Proxy struct {
+	cfg     Config
+	rp      *httputil.ReverseProxy
+	out     RecordWriter
+	log     *zap.Logger
+	origin  time.Time // monotonic origin of record offsets (Manifest.Start)
+	opts    capture.Options
+	idBase  string
+	seq     atomic.Uint64
+	wg      sync.WaitGroup
+	bufPool sync.Pool
+
+	requests, inFlight, recorded, dropped, aborted, upstreamErr atomic.Int64
+}
+
+// New builds a Proxy forwarding to cfg.Upstream and handing records to out.
+// origin is the capture's time origin (the manifest's start).
+func New(cfg Config, out RecordWriter, hasher *capture.Hasher, origin time.Time, log *zap.Logger) (*Proxy, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Content == "" {
+		cfg.Content = capture.ContentHashed
+	}
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = 16 << 20
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	target, _ := url.Parse(cfg.Upstream)
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	p := &Proxy{
+		cfg:    cfg,
+		out:    out,
+		log:    log,
+		origin: origin,
+		opts:   capture.Options{Content: cfg.Content, Hasher: hasher, MaxBody: cfg.MaxBody},
+		idBase: hex.EncodeToString(b[:]),
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = pr.In.Host // forward the client's Host unchanged
+			// SetURL does not add X-Forwarded-*; Rewrite drops the client's
+			// copies. Keep what the client sent: the proxy must be invisible.
+			for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+				if v, ok := pr.In.Header[h]; ok {
+					pr.Out.Header[h] = v
+				}
+			}
+		},
+		FlushInterval:  -1, // flush every write: SSE events reach the client as they arrive
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.errorHandler,
+		ErrorLog:       zap.NewStdLog(log.Named("reverseproxy")),
+	}
+	return p, nil
+}
+
+// Stats returns the proxy's counters.
+func (p *Proxy) Stats() Stats {
+	return Stats{
+		Requests: p.requests.Load(), InFlight: p.inFlight.Load(), Recorded: p.recorded.Load(),
+		Dropped: p.dropped.Load(), Aborted: p.aborted.Load(), UpstreamErr: p.upstreamErr.Load(),
+	}
+}
+
+// Wait blocks until every request being served has written its record, so a
+// caller that stopped the listener can then close the writer without losing
+// a completed record.
+func (p *Proxy) Wait() { p.wg.Wait() }
+
+type ctxKey struct{}
+
+// exchange is the per-request capture state, reached from the ReverseProxy
+// hooks through the request context.
+type exchange struct {
+	tr      *capture.Tracker
+	body    *teeBody
+	respErr error // upstream body read error
+	proxErr error // transport error before a response
+	status  int
+}
+
+func (p *Proxy) newID() string {
+	return p.idBase + "-" + strconv.FormatUint(p.seq.Add(1), 10)
+}
+
+// ServeHTTP forwards r and records it.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	arrival := time.Now()
+	p.requests.Add(1)
+	p.inFlight.Add(1)
+	p.wg.Add(1)
+	defer p.wg.Done()
+	defer p.inFlight.Add(-1)
+
+	ex := &exchange{tr: capture.NewTracker(p.origin, arrival, p.newID(), r.Method, r.URL.Path, &p.opts)}
+	if p.cfg.SessionHeader != "" {
+		if v := r.Header.Get(p.cfg.SessionHeader); v != "" {
+			ex.tr.SetSession(v)
+		}
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		ex.body = p.newTee(r.Body)
+		r.Body = ex.body
+	}
+	r = r.WithContext(contextWith(r.Context(), ex))
+
+	finished := false
+	defer func() {
+		if finished {
+			return
+		}
+		// ReverseProxy panics with http.ErrAbortHandler when the upstream
+		// body fails after headers went out; record, then let net/http abort
+		// the client connection as it would without us.
+		v := recover()
+		p.finish(ex, r, true)
+		if v != nil {
+			panic(v)
+		}
+	}()
+	p.rp.ServeHTTP(w, r)
+	finished = true
+	p.finish(ex, r, false)
+}
+
+func (p *Proxy) finish(ex *exchange, r *http.Request, panicked bool) {
+	now := time.Now()
+	if ex.body != nil {
+		buf, complete := ex.body.snapshot()
+		ex.tr.RequestBody(buf, complete)
+		ex.body.release(p)
+	}
+	err := ex.respErr
+	if err == nil {
+		err = ex.proxErr
+	}
+	aborted := panicked || r.Context().Err() != nil || ex.respErr != nil
+	if aborted && err == nil {
+		err = r.Context().Err()
+		if err == nil {
+			err = errors.New("response aborted")
+		}
+	}
+	rec := ex.tr.Finish(now, err, aborted)
+	if aborted {
+		p.aborted.Add(1)
+	}
+	if p.out == nil {
+		return
+	}
+	if p.out.Write(rec) {
+		p.recorded.Add(1)
+	} else {
+		p.dropped.Add(1)
+	}
+}
+
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	ex := exchangeFrom(resp.Request.Context())
+	if ex == nil {
+		return nil
+	}
+	now := time.Now()
+	upstream := ""
+	if p.cfg.UpstreamHeader != "" {
+		upstream = resp.Header.Get(p.cfg.UpstreamHeader)
+	}
+	ex.status = resp.StatusCode
+	ex.tr.ResponseStart(now, resp.StatusCode, resp.Header.Get("Content-Type"), upstream)
+	if resp.Body != nil && resp.Body != http.NoBody {
+		resp.Body = &observedBody{rc: resp.Body, ex: ex}
+	}
+	return nil
+}
+
+func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	ex := exchangeFrom(r.Context())
+	if r.Context().Err() == nil {
+		p.upstreamErr.Add(1)
+		p.log.Warn("upstream request failed", zap.String("path", r.URL.Path), zap.Error(err))
+	}
+	if ex != nil {
+		ex.proxErr = err
+		ex.tr.ResponseStart(time.Now(), http.StatusBadGateway, "", "")
+	}
+	w.WriteHeader(http.StatusBadGateway)
+}

@@ -1,0 +1,204 @@
+// Package proxycli is the proxy program: flags, startup, graceful shutdown.
+// cmd/proxy only wires signals and calls Run.
+package proxycli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/reprise-llm/reprise/internal/capture"
+	"github.com/reprise-llm/reprise/internal/cli"
+	"github.com/reprise-llm/reprise/internal/proxy"
+)
+
+const synopsis = "proxy --upstream URL --capture-dir DIR [--listen ADDR] [flags]"
+
+type options struct {
+	listen       string
+	captureDir   string
+	hashKeyFile  string
+	queueSize    int
+	segmentBytes int64
+	segmentAge   time.Duration
+	retainBytes  int64
+	drainTimeout time.Duration
+	upstreamWait time.Duration
+	logLevel     string
+	logJSON      bool
+	proxy        proxy.Config
+}
+
+func flags(o *options) *flag.FlagSet {
+	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to accept client traffic on (use :8080 to accept from other hosts)")
+	fs.StringVar(&o.proxy.Upstream, "upstream", "", "base URL of the inference gateway or model server to forward to (required)")
+	fs.StringVar(&o.captureDir, "capture-dir", "", "directory to write the capture into; must be empty or not exist (required)")
+	fs.StringVar(&o.proxy.Content, "capture-content", capture.ContentHashed, "prompt capture: none, hashed (keyed prefix-block hashes) or full (prompt text)")
+	fs.StringVar(&o.proxy.SessionHeader, "session-header", "", "request header naming a conversation/user key (stored hashed); default: the body's \"user\" field")
+	fs.StringVar(&o.proxy.UpstreamHeader, "upstream-header", "x-gateway-destination-endpoint", "response header naming the endpoint that served the request")
+	fs.IntVar(&o.proxy.MaxBody, "max-parse-bytes", 16<<20, "bytes of each body parsed for capture (forwarding is never capped)")
+	fs.StringVar(&o.hashKeyFile, "hash-key-file", "", "file holding the HMAC key for prefix hashes (default: a fresh random key per capture)")
+	fs.IntVar(&o.queueSize, "queue-size", 4096, "records buffered for the writer; beyond it records are dropped and counted, never blocking traffic")
+	fs.Int64Var(&o.segmentBytes, "segment-bytes", 64<<20, "rotate a segment after this many compressed bytes")
+	fs.DurationVar(&o.segmentAge, "segment-age", 10*time.Minute, "rotate a segment after this long")
+	fs.Int64Var(&o.retainBytes, "retain-bytes", 0, "delete the oldest segments beyond this total size (0: keep all)")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.DurationVar(&o.upstreamWait, "upstream-wait", 30*time.Second, "at start, how long to wait for the upstream to accept connections before giving up (0: do not check)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&o.logJSON, "log-json", false, "log JSON lines instead of console text")
+	return fs
+}
+
+// Run runs the proxy until ctx is cancelled (SIGTERM), then stops accepting,
+// lets in-flight requests finish within --drain-timeout, and writes every
+// completed record before returning.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o options
+	fs := flags(&o)
+	if err := cli.Parse(fs, args, os.Getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			cli.PrintUsage(stdout, fs, synopsis)
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return cli.UsageError("unexpected argument %q", fs.Arg(0))
+	}
+	var errs []error
+	if err := o.proxy.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.captureDir == "" {
+		errs = append(errs, errors.New("--capture-dir is required"))
+	}
+	if o.queueSize <= 0 {
+		errs = append(errs, fmt.Errorf("--queue-size %d: must be positive", o.queueSize))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	log, err := cli.Logger(stderr, o.logLevel, o.logJSON)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+
+	if o.upstreamWait > 0 {
+		if err := waitForUpstream(ctx, o.proxy.Upstream, o.upstreamWait); err != nil {
+			return err
+		}
+	}
+	var key []byte
+	if o.hashKeyFile != "" {
+		if key, err = os.ReadFile(o.hashKeyFile); err != nil {
+			return fmt.Errorf("reading --hash-key-file: %w", err)
+		}
+	}
+	block := capture.DefaultBlockChars
+	hasher := capture.NewHasher(key, block)
+	origin := time.Now()
+	if o.proxy.Content == "" {
+		o.proxy.Content = capture.ContentHashed
+	}
+	w, err := capture.NewWriter(o.captureDir, capture.WriterOptions{
+		Manifest: capture.Manifest{
+			Format: capture.FormatName, Version: capture.FormatVersion, Start: origin,
+			Source: "proxy upstream=" + o.proxy.Upstream, Block: block, KeyID: hasher.KeyID(),
+			Content: o.proxy.Content,
+		},
+		QueueSize:    o.queueSize,
+		SegmentBytes: o.segmentBytes,
+		SegmentAge:   o.segmentAge,
+		RetainBytes:  o.retainBytes,
+	})
+	if err != nil {
+		return fmt.Errorf("opening capture: %w", err)
+	}
+	p, err := proxy.New(o.proxy, w, hasher, origin, log)
+	if err != nil {
+		_ = w.Close()
+		return err
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		_ = w.Close()
+		return fmt.Errorf("listening on --listen %s: %w", o.listen, err)
+	}
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: time.Minute, ErrorLog: zap.NewStdLog(log.Named("http"))}
+	fmt.Fprintf(stdout, "proxy listening on http://%s, forwarding to %s, capturing to %s\n", ln.Addr(), o.proxy.Upstream, o.captureDir)
+	log.Info("proxy started", zap.String("listen", ln.Addr().String()), zap.String("upstream", o.proxy.Upstream),
+		zap.String("capture_dir", o.captureDir), zap.String("capture_content", o.proxy.Content))
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("serving: %w", err)
+	}
+
+	// Stop accepting; let in-flight streams finish within the bound; then
+	// force the rest closed (their records say aborted) and wait for every
+	// handler to hand over its record before the writer drains.
+	shutCtx, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Warn("drain timeout passed; closing remaining connections", zap.Int64("in_flight", p.Stats().InFlight))
+		_ = srv.Close()
+	}
+	cancel()
+	p.Wait()
+	closeErr := w.Close()
+	st, ws := p.Stats(), w.Stats()
+	log.Info("proxy stopped", zap.Int64("requests", st.Requests), zap.Int64("recorded", st.Recorded),
+		zap.Int64("dropped", st.Dropped), zap.Uint64("lost_to_write_errors", ws.Lost), zap.Int64("aborted", st.Aborted), zap.Uint64("written", ws.Written))
+	if closeErr != nil {
+		return errors.Join(runErr, fmt.Errorf("closing capture: %w", closeErr))
+	}
+	return runErr
+}
+
+// waitForUpstream dials the upstream until it accepts a TCP connection or
+// the wait passes, so a mistyped --upstream fails at start with one clear
+// line instead of as a 502 on every request.
+func waitForUpstream(ctx context.Context, upstream string, wait time.Duration) error {
+	u, err := url.Parse(upstream)
+	if err != nil {
+		return fmt.Errorf("--upstream %q: %w", upstream, err)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		host = net.JoinHostPort(u.Hostname(), port)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		conn, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", host)
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("upstream %s unreachable after %v: %w", upstream, wait, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

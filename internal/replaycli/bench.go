@@ -1,0 +1,262 @@
+package replaycli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/reprise-llm/reprise/internal/cli"
+	"github.com/reprise-llm/reprise/internal/engine"
+	"github.com/reprise-llm/reprise/internal/report"
+	"github.com/reprise-llm/reprise/internal/stats"
+	"github.com/reprise-llm/reprise/internal/synth"
+	"github.com/reprise-llm/reprise/internal/workload"
+)
+
+const runSynopsis = "replay run --target URL --workload SPEC [--profile P] [--rate R] [--max-seconds S] [--max-requests N] [--output-dir DIR]"
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+type benchOptions struct {
+	target, workload, profile, model, outputDir, name, encoding, apiKey string
+	rate, timeScale, maxSeconds                                         float64
+	concurrency, maxConcurrency, maxRequests                            int
+	seed                                                                int64
+	timeout, drain                                                      time.Duration
+	headers, labels                                                     listFlag
+	saveRequests, quiet, skipInvalid, noBaseline                        bool
+}
+
+func benchFlags(o *benchOptions) *flag.FlagSet {
+	fs := flag.NewFlagSet("replay run", flag.ContinueOnError)
+	fs.StringVar(&o.target, "target", "", "base URL of the deployment to benchmark, e.g. http://candidate:8000 (required)")
+	fs.StringVar(&o.workload, "workload", "", "capture directory, mooncake:PATH, azure:PATH, burstgpt:PATH or synthetic:k=v,... (required)")
+	fs.StringVar(&o.profile, "profile", "trace", "load model: trace, constant, poisson, synchronous, concurrent or throughput")
+	fs.Float64Var(&o.rate, "rate", 0, "requests per second for constant and poisson")
+	fs.Float64Var(&o.timeScale, "time-scale", 1, "trace: multiply recorded offsets by this (0.5 replays twice as fast)")
+	fs.IntVar(&o.concurrency, "concurrency", 1, "concurrent: number of closed-loop streams")
+	fs.IntVar(&o.maxConcurrency, "max-concurrency", 1024, "cap on requests in flight (throughput: the level it keeps)")
+	fs.Float64Var(&o.maxSeconds, "max-seconds", 0, "stop scheduling after this many seconds (0: no limit)")
+	fs.IntVar(&o.maxRequests, "max-requests", 0, "stop scheduling after this many requests (0: no limit)")
+	fs.DurationVar(&o.drain, "drain", 30*time.Second, "after scheduling stops, how long in-flight requests may take before they are cancelled")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "per-request timeout")
+	fs.StringVar(&o.model, "model", "", "model name to send, overriding the workload's")
+	fs.StringVar(&o.outputDir, "output-dir", "results", "directory for benchmarks.json, benchmarks.csv and report.html")
+	fs.StringVar(&o.name, "name", "candidate", "name of this benchmark in the results")
+	fs.StringVar(&o.encoding, "tokenizer", "cl100k_base", "tiktoken encoding used to synthesise prompts of exact token counts")
+	fs.StringVar(&o.apiKey, "api-key", "", "bearer token for the target (also OPENAI_API_KEY); never written to results or logs")
+	fs.Var(&o.headers, "header", "extra request header 'Name: value' (repeatable)")
+	fs.Var(&o.labels, "label", "key=value carried into every output (repeatable)")
+	fs.Int64Var(&o.seed, "seed", 42, "seed for every random choice (schedules, prompts)")
+	fs.BoolVar(&o.saveRequests, "save-requests", false, "include per-request records in benchmarks.json")
+	fs.BoolVar(&o.skipInvalid, "skip-invalid", false, "skip malformed workload lines (counted) instead of stopping")
+	fs.BoolVar(&o.noBaseline, "no-baseline", false, "for a capture workload, do not report production's recorded timings next to the target")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines")
+	return fs
+}
+
+func (o *benchOptions) validate() error {
+	var errs []error
+	if o.target == "" {
+		errs = append(errs, errors.New("--target is required"))
+	} else if u, err := url.Parse(o.target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("--target %q: want an http:// or https:// URL", o.target))
+	}
+	if o.workload == "" {
+		errs = append(errs, errors.New("--workload is required"))
+	}
+	for _, h := range o.headers {
+		if name, _, ok := strings.Cut(h, ":"); !ok || strings.TrimSpace(name) == "" {
+			errs = append(errs, fmt.Errorf("--header %q: want 'Name: value'", h))
+		}
+	}
+	for _, l := range o.labels {
+		if k, _, ok := strings.Cut(l, "="); !ok || k == "" {
+			errs = append(errs, fmt.Errorf("--label %q: want key=value", l))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o benchOptions
+	fs := benchFlags(&o)
+	if err := parse(fs, args, stdout, runSynopsis, os.Getenv); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return cli.UsageError("replay run: unexpected argument %q", fs.Arg(0))
+	}
+	if o.apiKey == "" {
+		o.apiKey = os.Getenv("OPENAI_API_KEY")
+	}
+	if err := o.validate(); err != nil {
+		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	cfg := engine.Config{
+		Target: strings.TrimRight(o.target, "/"), Model: o.model, Profile: o.profile, Rate: o.rate,
+		TimeScale: o.timeScale, Concurrency: o.concurrency, MaxConcurrency: o.maxConcurrency,
+		MaxSeconds: o.maxSeconds, MaxRequests: o.maxRequests, Drain: o.drain, Timeout: o.timeout,
+		Headers: http.Header{}, Seed: o.seed,
+	}
+	for _, h := range o.headers {
+		name, value, _ := strings.Cut(h, ":")
+		cfg.Headers.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	}
+	if o.apiKey != "" {
+		cfg.Headers.Set("Authorization", "Bearer "+o.apiKey)
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	if err := checkReachable(ctx, cfg.Target); err != nil {
+		return err
+	}
+	src, err := workload.Open(o.workload, workload.OpenOptions{SkipInvalid: o.skipInvalid})
+	if err != nil {
+		return err
+	}
+	if c, ok := src.(io.Closer); ok {
+		defer c.Close()
+	}
+	bodies, err := synth.New(synth.Options{Encoding: o.encoding, Seed: o.seed})
+	if err != nil {
+		return fmt.Errorf("--tokenizer %s: %w", o.encoding, err)
+	}
+	if !o.quiet {
+		cfg.Progress = progressPrinter(stderr, o.name)
+	}
+	run, err := engine.Execute(ctx, cfg, src, bodies)
+	if err != nil {
+		return err
+	}
+
+	file := &report.File{Tool: "reprise", Created: time.Now().UTC(), Command: append([]string{"replay", "run"}, args...), Labels: labels(o.labels)}
+	if isCapture(o.workload) && !o.noBaseline {
+		base, err := capturedBenchmark(o.workload, run, cfg)
+		if err != nil {
+			return fmt.Errorf("reading production's timings from the capture: %w", err)
+		}
+		file.Benchmarks = append(file.Benchmarks, base)
+	}
+	bench := targetBenchmark(o.name, run, cfg, o.saveRequests)
+	file.Benchmarks = append(file.Benchmarks, bench)
+	if err := report.WriteAll(o.outputDir, file); err != nil {
+		return fmt.Errorf("writing results: %w", err)
+	}
+	if err := report.WriteTable(stdout, file); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nresults in %s (benchmarks.json, benchmarks.csv, report.html)\n", o.outputDir)
+	return failureSummary(run)
+}
+
+// failureSummary turns a run in which nothing succeeded into an error, so a
+// broken target never looks like an empty, successful benchmark.
+func failureSummary(run *engine.Run) error {
+	ok, first := 0, ""
+	for i := range run.Results {
+		if run.Results[i].OK() {
+			ok++
+		} else if first == "" {
+			first = run.Results[i].Err
+			if first == "" {
+				first = fmt.Sprintf("http %d", run.Results[i].Status)
+			}
+		}
+	}
+	switch {
+	case len(run.Results) == 0:
+		return errors.New("the workload produced no requests")
+	case ok == 0:
+		return fmt.Errorf("no request succeeded (%d failed; first error: %s)", len(run.Results), first)
+	}
+	return nil
+}
+
+// checkReachable dials the target once so that a wrong --target fails in a
+// second with one line rather than as thousands of failed requests.
+func checkReachable(ctx context.Context, target string) error {
+	u, _ := url.Parse(target)
+	host := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		host = net.JoinHostPort(u.Hostname(), port)
+	}
+	conn, err := (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, "tcp", host)
+	if err != nil {
+		return fmt.Errorf("target %s unreachable: %w", target, err)
+	}
+	return conn.Close()
+}
+
+func labels(kv []string) map[string]string {
+	if len(kv) == 0 {
+		return nil
+	}
+	m := map[string]string{}
+	for _, l := range kv {
+		k, v, _ := strings.Cut(l, "=")
+		m[k] = v
+	}
+	return m
+}
+
+func targetBenchmark(name string, run *engine.Run, cfg engine.Config, saveRequests bool) report.Benchmark {
+	b := report.Benchmark{
+		Name: name, Target: cfg.Target, Profile: cfg.Profile, Start: run.Start,
+		DurationS: run.Duration.Seconds(),
+		Config:    benchConfig(cfg),
+		Metrics:   stats.Summarize(run.Results, stats.Options{}),
+	}
+	if saveRequests {
+		b.Requests = report.RequestRecords(run.Results)
+	}
+	return b
+}
+
+func benchConfig(cfg engine.Config) map[string]any {
+	m := map[string]any{"profile": cfg.Profile, "target": cfg.Target, "seed": cfg.Seed}
+	if cfg.Rate > 0 {
+		m["rate"] = cfg.Rate
+	}
+	if cfg.Profile == "trace" {
+		m["time_scale"] = cfg.TimeScale
+	}
+	if cfg.Profile == "concurrent" {
+		m["concurrency"] = cfg.Concurrency
+	}
+	m["max_concurrency"] = cfg.MaxConcurrency
+	if cfg.MaxSeconds > 0 {
+		m["max_seconds"] = cfg.MaxSeconds
+	}
+	if cfg.MaxRequests > 0 {
+		m["max_requests"] = cfg.MaxRequests
+	}
+	if cfg.Model != "" {
+		m["model"] = cfg.Model
+	}
+	return m
+}
+
+func progressPrinter(w io.Writer, name string) func(engine.Progress) {
+	return func(p engine.Progress) {
+		fmt.Fprintf(w, "%s: %6.1fs  sent %d  done %d  in flight %d  errors %d\n",
+			name, p.Elapsed.Seconds(), p.Sent, p.Done, p.InFlight, p.Errors)
+	}
+}

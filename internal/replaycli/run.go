@@ -1,0 +1,72 @@
+// Package replaycli is the replay program: a small table of subcommands,
+// each with its own flag set. cmd/replay only wires signals and calls Run.
+package replaycli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/reprise-llm/reprise/internal/cli"
+)
+
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var commands = map[string]command{
+	"run":     {"run one benchmark of a workload against a target", runBench},
+	"sim":     {"serve the built-in OpenAI-compatible simulator", runSim},
+	"inspect": {"summarise what a capture or trace holds", runInspect},
+}
+
+// Run dispatches to the subcommand named by args[0].
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return cli.UsageError("a command is required")
+		}
+		return nil
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		return cli.UsageError("unknown command %q (commands: %s)", args[0], strings.Join(names(), ", "))
+	}
+	err := c.run(ctx, args[1:], stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+func names() []string {
+	var out []string
+	for n := range commands {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: replay COMMAND [flags]   (replay COMMAND --help for its flags)")
+	fmt.Fprintln(w)
+	for _, n := range names() {
+		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
+	}
+}
+
+// parse parses a subcommand's flags, printing usage for --help.
+func parse(fs *flag.FlagSet, args []string, stdout io.Writer, synopsis string, getenv func(string) string) error {
+	err := cli.Parse(fs, args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		cli.PrintUsage(stdout, fs, synopsis)
+	}
+	return err
+}

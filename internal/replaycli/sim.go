@@ -1,0 +1,59 @@
+package replaycli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/reprise-llm/reprise/internal/cli"
+	"github.com/reprise-llm/reprise/internal/sim"
+)
+
+// runSim serves the simulator until ctx is cancelled.
+func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := sim.DefaultConfig()
+	fs := flag.NewFlagSet("replay sim", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:8000", "address to serve the simulator on")
+	cfg.RegisterFlags(fs)
+	if err := parse(fs, args, stdout, "replay sim [--listen ADDR] [flags]", os.Getenv); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return cli.UsageError("replay sim: unexpected argument %q", fs.Arg(0))
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", cli.ErrUsage, err)
+	}
+	s, err := sim.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listening on --listen %s: %w", *listen, err)
+	}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: time.Minute}
+	fmt.Fprintf(stdout, "sim listening on http://%s (model %s, %d slots)\n", ln.Addr(), cfg.Model, cfg.Slots)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving: %w", err)
+		}
+	}
+	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shut); err != nil {
+		_ = srv.Close()
+	}
+	return nil
+}

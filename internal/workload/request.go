@@ -1,0 +1,41 @@
+// Package workload turns captures, public traces and synthetic specs into a
+// stream of plain request values. Sources yield Requests; transforms wrap
+// sources; the engine never knows where a request came from.
+package workload
+
+import (
+	"time"
+
+	"github.com/reprise-llm/reprise/internal/openai"
+)
+
+// Request is one request to replay.
+type Request struct {
+	Index    int             // position in the source, from 0
+	ID       string          // the source's id, when it has one
+	Offset   time.Duration   // arrival offset from the workload's start
+	Endpoint openai.Endpoint // openai.Chat or openai.Completions
+	Model    string          // empty means the replayer's --model
+	Stream   bool
+	// PromptTokens is the prompt length to synthesise when Prompt and
+	// Messages are empty.
+	PromptTokens int
+	// OutputTokens is the output length to force (max_tokens with
+	// ignore_eos); 0 leaves it to the server.
+	OutputTokens int
+	// HashIDs and BlockTokens describe prefix sharing: equal ids at equal
+	// positions become byte-identical blocks of BlockTokens tokens.
+	HashIDs     []uint32
+	BlockTokens int
+	// Prompt (completions) or Messages (chat, raw JSON) are sent verbatim
+	// when set.
+	Prompt   string
+	Messages []byte
+	Session  string // conversation key; empty when none
+	Turn     int    // position within the session, from 0
+}
+
+// Source yields requests in arrival order. Next returns io.EOF after the last.
+type Source interface {
+	Next() (Request, error)
+}
