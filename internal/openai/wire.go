@@ -348,6 +348,14 @@ func ParseChunk(data []byte) (Chunk, error) {
 	if string(data) == "[DONE]" {
 		return Chunk{Done: true}, nil
 	}
+	if c, ok := fastChunk(data); ok {
+		return c, nil
+	}
+	return parseChunkSlow(data)
+}
+
+// parseChunkSlow is ParseChunk with encoding/json, for every shape.
+func parseChunkSlow(data []byte) (Chunk, error) {
 	var w chunkWire
 	if err := json.Unmarshal(data, &w); err != nil {
 		return Chunk{}, fmt.Errorf("parsing stream event: %w", err)

@@ -1,0 +1,181 @@
+package stats
+
+import (
+	"math"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// HDR geometry. Latencies are stored in microseconds from 1 µs to one hour
+// with 3 significant digits, so every reported percentile is within 0.1% of
+// a recorded value; token counts are stored as themselves up to ten million.
+const (
+	sigFigs       = 3
+	latencyHighUS = int64(time.Hour / time.Microsecond)
+	countHigh     = 10_000_000
+)
+
+// Distribution summarises one metric. Latencies are in milliseconds, token
+// counts in tokens. Mean, Min, Max and StdDev (population) are exact;
+// Median and the percentiles come from the HDR histogram (nearest rank,
+// reported as the highest value equivalent to the ranked one, clamped to
+// [Min, Max]), within 0.1% of the true order statistic. An empty
+// distribution is all zeros.
+type Distribution struct {
+	Mean   float64 `json:"mean"`
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+	StdDev float64 `json:"std_dev"`
+	Count  int64   `json:"count"`
+	P50    float64 `json:"p50"`
+	P90    float64 `json:"p90"`
+	P95    float64 `json:"p95"`
+	P99    float64 `json:"p99"`
+	P999   float64 `json:"p999"`
+}
+
+// CDF is a compact empirical distribution: V[i] is the value at quantile
+// Q[i] (Q in [0, 1], ascending; Q=0 is the minimum, Q=1 the maximum). It is
+// what the HTML report draws, so a report can be re-rendered from the JSON.
+type CDF struct {
+	Q []float64 `json:"q"`
+	V []float64 `json:"v"`
+}
+
+// CDFQuantiles are the quantiles stored for every CDF: every percent, plus
+// 99.5%, 99.9% and the maximum.
+var CDFQuantiles = func() []float64 {
+	q := make([]float64, 0, 103)
+	for i := 0; i <= 99; i++ {
+		q = append(q, float64(i)/100)
+	}
+	return append(q, 0.995, 0.999, 1)
+}()
+
+// Histogram records non-negative values of one metric: an HDR histogram
+// (sparse, so an idle per-worker copy costs little) for quantiles, and an
+// exact running count, mean, variance (Welford), minimum and maximum.
+// It is not safe for concurrent use; give each worker its own and Merge.
+type Histogram struct {
+	scale float64 // stored units per reported unit (1000 µs per ms; 1 for tokens)
+	high  int64   // highest trackable stored value
+	h     *hdrhistogram.PackedHistogram
+
+	n        int64
+	mean, m2 float64 // exact, reported units
+	min, max float64
+}
+
+// NewLatencyHistogram returns a Histogram for durations, reported in
+// milliseconds.
+func NewLatencyHistogram() *Histogram {
+	return &Histogram{scale: 1000, high: latencyHighUS}
+}
+
+// NewCountHistogram returns a Histogram for token counts.
+func NewCountHistogram() *Histogram {
+	return &Histogram{scale: 1, high: countHigh}
+}
+
+// RecordDuration records d in milliseconds.
+func (h *Histogram) RecordDuration(d time.Duration) {
+	h.Record(float64(d) / float64(time.Millisecond))
+}
+
+// Record records v, in the reported unit (ms or tokens). Negative values
+// (clock skew, a send a few µs ahead of schedule) are recorded as 0; NaN is
+// ignored; values past the HDR range (one hour, ten million tokens) count at
+// the top of the range for quantiles but exactly for mean, min and max.
+func (h *Histogram) Record(v float64) {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return
+	}
+	v = max(v, 0)
+	if h.h == nil {
+		h.h = hdrhistogram.NewPacked(1, h.high, sigFigs)
+	}
+	stored := min(int64(math.Round(v*h.scale)), h.high)
+	_ = h.h.RecordValue(stored) // in range by construction
+	h.n++
+	if h.n == 1 {
+		h.min, h.max = v, v
+	} else {
+		h.min, h.max = min(h.min, v), max(h.max, v)
+	}
+	d := v - h.mean
+	h.mean += d / float64(h.n)
+	h.m2 += d * (v - h.mean)
+}
+
+// Merge adds o's values to h. Both must come from the same constructor.
+func (h *Histogram) Merge(o *Histogram) {
+	if o == nil || o.n == 0 {
+		return
+	}
+	if h.h == nil {
+		h.h = hdrhistogram.NewPacked(1, h.high, sigFigs)
+	}
+	h.h.Merge(o.h)
+	if h.n == 0 {
+		h.n, h.mean, h.m2, h.min, h.max = o.n, o.mean, o.m2, o.min, o.max
+		return
+	}
+	// Chan et al.'s pairwise update of the mean and sum of squared deviations.
+	n := h.n + o.n
+	d := o.mean - h.mean
+	h.mean += d * float64(o.n) / float64(n)
+	h.m2 += o.m2 + d*d*float64(h.n)*float64(o.n)/float64(n)
+	h.n = n
+	h.min, h.max = min(h.min, o.min), max(h.max, o.max)
+}
+
+// Count is the number of recorded values.
+func (h *Histogram) Count() int64 { return h.n }
+
+// quantiles returns the values at qs (each in [0, 1]), clamped to the exact
+// [min, max]; q=0 and q=1 are the exact extremes.
+func (h *Histogram) quantiles(qs []float64) []float64 {
+	out := make([]float64, len(qs))
+	if h.n == 0 {
+		return out
+	}
+	pct := make([]float64, len(qs))
+	for i, q := range qs {
+		pct[i] = q * 100
+	}
+	for i, v := range h.h.ValueAtPercentilesSlice(pct) {
+		switch {
+		case qs[i] <= 0:
+			out[i] = h.min
+		case qs[i] >= 1:
+			out[i] = h.max
+		default:
+			out[i] = min(max(float64(v)/h.scale, h.min), h.max)
+		}
+	}
+	return out
+}
+
+// Distribution summarises the recorded values.
+func (h *Histogram) Distribution() Distribution {
+	if h.n == 0 {
+		return Distribution{}
+	}
+	p := h.quantiles([]float64{0.5, 0.9, 0.95, 0.99, 0.999})
+	return Distribution{
+		Mean: h.mean, Median: p[0], Min: h.min, Max: h.max,
+		StdDev: math.Sqrt(max(h.m2, 0) / float64(h.n)), Count: h.n,
+		P50: p[0], P90: p[1], P95: p[2], P99: p[3], P999: p[4],
+	}
+}
+
+// CDF returns the values at CDFQuantiles, or an empty CDF when nothing was
+// recorded.
+func (h *Histogram) CDF() CDF {
+	if h.n == 0 {
+		return CDF{Q: []float64{}, V: []float64{}}
+	}
+	return CDF{Q: append([]float64(nil), CDFQuantiles...), V: h.quantiles(CDFQuantiles)}
+}

@@ -1,0 +1,341 @@
+package stats
+
+import (
+	"strings"
+	"time"
+
+	"github.com/reprise-llm/reprise/internal/engine"
+)
+
+// CDF keys in Metrics.CDF: the metrics whose full distribution the report
+// draws.
+const (
+	CDFTimeToFirstToken  = "time_to_first_token_ms"
+	CDFInterTokenLatency = "inter_token_latency_ms"
+	CDFInterChunkLatency = "inter_chunk_latency_ms"
+	CDFRequestLatency    = "request_latency_ms"
+)
+
+// Recorder accumulates Results into the figures of Metrics. Each worker can
+// own one and the owner Merges them at the end; it is not safe for
+// concurrent use. Its memory is a few sparse HDR histograms, 16 bytes per
+// request (for concurrency) and one small counter set per time bucket.
+type Recorder struct {
+	opts Options
+
+	ttft, ttftIntended, itl, icl, ntpot, tpot *Histogram
+	e2e, e2eIntended, ttfb, lag               *Histogram
+	prompt, output, cached                    *Histogram
+
+	counts              RequestCounts
+	inTok, outTok       int64
+	fromUsage, sloMet   int64
+	spans               []span
+	haveTimes           bool
+	minIntended, maxInt time.Duration
+	minSent, maxSent    time.Duration
+	buckets             map[int64]*bucketAcc // keyed by floor(t / BucketWidth)
+}
+
+// span is one request's time in flight, ns offsets from the run origin.
+type span struct{ sent, end time.Duration }
+
+// bucketAcc holds the additive per-bucket counters of the time series.
+type bucketAcc struct {
+	started, completed, errored int64
+	outTokens                   float64
+	ttftSumMs                   float64
+	ttftN                       int64
+}
+
+// NewRecorder returns an empty Recorder. Recorders that will be merged must
+// share the same Options.
+func NewRecorder(opts Options) *Recorder {
+	return &Recorder{
+		opts: opts.withDefaults(),
+		ttft: NewLatencyHistogram(), ttftIntended: NewLatencyHistogram(),
+		itl: NewLatencyHistogram(), icl: NewLatencyHistogram(),
+		ntpot: NewLatencyHistogram(), tpot: NewLatencyHistogram(),
+		e2e: NewLatencyHistogram(), e2eIntended: NewLatencyHistogram(),
+		ttfb: NewLatencyHistogram(), lag: NewLatencyHistogram(),
+		prompt: NewCountHistogram(), output: NewCountHistogram(), cached: NewCountHistogram(),
+		buckets: map[int64]*bucketAcc{},
+	}
+}
+
+// Summarize computes the metrics of one benchmark from its results.
+func Summarize(results []engine.Result, opts Options) Metrics {
+	rec := NewRecorder(opts)
+	for i := range results {
+		rec.Record(&results[i])
+	}
+	return rec.Metrics()
+}
+
+// IsCancelled reports whether a failed request was ended by the client side
+// rather than by the server: the run's drain deadline or a client that went
+// away (the engine reports context cancellation as "context canceled"; the
+// proxy records an abandoned stream as "aborted"). A per-request timeout
+// ("context deadline exceeded") is the server's failure and counts as an
+// error.
+func IsCancelled(r *engine.Result) bool {
+	if r.OK() || r.Err == "" {
+		return false
+	}
+	e := strings.ToLower(r.Err)
+	return strings.Contains(e, "cancel") || e == "aborted"
+}
+
+func (rec *Recorder) bucket(t time.Duration) *bucketAcc {
+	k := floorDiv(t, rec.opts.BucketWidth)
+	b := rec.buckets[k]
+	if b == nil {
+		b = &bucketAcc{}
+		rec.buckets[k] = b
+	}
+	return b
+}
+
+// Record adds one request's observation.
+func (rec *Recorder) Record(r *engine.Result) {
+	rec.counts.Total++
+	sent, end := r.Sent, max(r.End, r.Sent)
+	rec.lag.RecordDuration(sent - r.Intended)
+	if !rec.haveTimes {
+		rec.haveTimes = true
+		rec.minIntended, rec.maxInt, rec.minSent, rec.maxSent = r.Intended, r.Intended, sent, sent
+	} else {
+		rec.minIntended, rec.maxInt = min(rec.minIntended, r.Intended), max(rec.maxInt, r.Intended)
+		rec.minSent, rec.maxSent = min(rec.minSent, sent), max(rec.maxSent, sent)
+	}
+	rec.spans = append(rec.spans, span{sent, end})
+	rec.bucket(sent).started++
+	done := rec.bucket(end)
+	done.completed++
+
+	ok := r.OK()
+	switch {
+	case ok:
+		rec.counts.Successful++
+	case IsCancelled(r):
+		rec.counts.Cancelled++
+		return
+	default:
+		rec.counts.Errored++
+		done.errored++
+		return
+	}
+
+	e2e := end - sent
+	rec.e2e.RecordDuration(e2e)
+	rec.e2eIntended.RecordDuration(end - r.Intended)
+	if r.FirstByte > 0 {
+		rec.ttfb.RecordDuration(r.FirstByte - sent)
+	}
+	rec.prompt.Record(float64(r.PromptTokens))
+	rec.output.Record(float64(r.OutputTokens))
+	rec.cached.Record(float64(r.CachedTokens))
+	rec.inTok += int64(max(r.PromptTokens, 0))
+	rec.outTok += int64(max(r.OutputTokens, 0))
+	if r.TokensFromUsage {
+		rec.fromUsage++
+	}
+
+	hasFirst := r.FirstToken > 0
+	first, last := r.FirstToken, max(r.LastToken, r.FirstToken)
+	var itl time.Duration
+	haveITL := false
+	if hasFirst {
+		ttft := first - sent
+		rec.ttft.RecordDuration(ttft)
+		rec.ttftIntended.RecordDuration(first - r.Intended)
+		b := rec.bucket(sent)
+		b.ttftSumMs += float64(max(ttft, 0)) / float64(time.Millisecond)
+		b.ttftN++
+	}
+	if n := r.OutputTokens; n >= 1 {
+		rec.ntpot.RecordDuration(e2e / time.Duration(n))
+		if hasFirst {
+			rec.tpot.RecordDuration((last - sent) / time.Duration(n))
+		}
+		if hasFirst && r.Stream && n >= 2 {
+			itl, haveITL = (last-first)/time.Duration(n-1), true
+			rec.itl.RecordDuration(itl)
+		}
+	}
+	if r.Stream {
+		for i := 1; i < len(r.Chunks); i++ {
+			rec.icl.RecordDuration(r.Chunks[i] - r.Chunks[i-1])
+		}
+	}
+	rec.spreadTokens(r, end)
+	if s := rec.opts.SLO; s != nil && meetsSLO(s, r, hasFirst, haveITL, itl) {
+		rec.sloMet++
+	}
+}
+
+// spreadTokens attributes a successful request's output tokens to the
+// buckets where they arrived: per content event, in proportion to its
+// token count, scaled so they add up to OutputTokens; all at the end when
+// there were no events (a non-streamed response).
+func (rec *Recorder) spreadTokens(r *engine.Result, end time.Duration) {
+	total := float64(max(r.OutputTokens, 0))
+	if total == 0 {
+		return
+	}
+	var weights float64
+	for i := range r.Chunks {
+		weights += chunkWeight(r, i)
+	}
+	if weights == 0 {
+		rec.bucket(end).outTokens += total
+		return
+	}
+	for i, t := range r.Chunks {
+		rec.bucket(t).outTokens += total * chunkWeight(r, i) / weights
+	}
+}
+
+func chunkWeight(r *engine.Result, i int) float64 {
+	if i < len(r.ChunkTokens) {
+		return float64(max(r.ChunkTokens[i], 0))
+	}
+	return 1
+}
+
+// meetsSLO reports whether a successful request met every set threshold.
+// A TTFT threshold needs a first token; an ITL threshold is vacuously met by
+// requests where inter_token_latency is undefined (non-streamed, or fewer
+// than two output tokens).
+func meetsSLO(s *SLO, r *engine.Result, hasFirst, haveITL bool, itl time.Duration) bool {
+	from := r.Sent
+	if s.FromIntended {
+		from = r.Intended
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	if s.TTFTMs > 0 && (!hasFirst || ms(r.FirstToken-from) > s.TTFTMs) {
+		return false
+	}
+	if s.ITLMs > 0 && haveITL && ms(itl) > s.ITLMs {
+		return false
+	}
+	if s.E2EMs > 0 && ms(max(r.End, r.Sent)-from) > s.E2EMs {
+		return false
+	}
+	return true
+}
+
+// Merge adds everything o recorded. o must have been made with the same
+// Options; it is not modified.
+func (rec *Recorder) Merge(o *Recorder) {
+	for _, p := range [][2]*Histogram{
+		{rec.ttft, o.ttft}, {rec.ttftIntended, o.ttftIntended}, {rec.itl, o.itl}, {rec.icl, o.icl},
+		{rec.ntpot, o.ntpot}, {rec.tpot, o.tpot}, {rec.e2e, o.e2e}, {rec.e2eIntended, o.e2eIntended},
+		{rec.ttfb, o.ttfb}, {rec.lag, o.lag}, {rec.prompt, o.prompt}, {rec.output, o.output}, {rec.cached, o.cached},
+	} {
+		p[0].Merge(p[1])
+	}
+	rec.counts.Total += o.counts.Total
+	rec.counts.Successful += o.counts.Successful
+	rec.counts.Errored += o.counts.Errored
+	rec.counts.Cancelled += o.counts.Cancelled
+	rec.inTok += o.inTok
+	rec.outTok += o.outTok
+	rec.fromUsage += o.fromUsage
+	rec.sloMet += o.sloMet
+	rec.spans = append(rec.spans, o.spans...)
+	if o.haveTimes {
+		if !rec.haveTimes {
+			rec.haveTimes = true
+			rec.minIntended, rec.maxInt, rec.minSent, rec.maxSent = o.minIntended, o.maxInt, o.minSent, o.maxSent
+		} else {
+			rec.minIntended, rec.maxInt = min(rec.minIntended, o.minIntended), max(rec.maxInt, o.maxInt)
+			rec.minSent, rec.maxSent = min(rec.minSent, o.minSent), max(rec.maxSent, o.maxSent)
+		}
+	}
+	for k, ob := range o.buckets {
+		b := rec.buckets[k]
+		if b == nil {
+			b = &bucketAcc{}
+			rec.buckets[k] = b
+		}
+		b.started += ob.started
+		b.completed += ob.completed
+		b.errored += ob.errored
+		b.outTokens += ob.outTokens
+		b.ttftSumMs += ob.ttftSumMs
+		b.ttftN += ob.ttftN
+	}
+}
+
+// Metrics computes the summary of everything recorded so far.
+func (rec *Recorder) Metrics() Metrics {
+	m := Metrics{
+		Requests:                     rec.counts,
+		ErrorRate:                    ratio(float64(rec.counts.Errored), float64(rec.counts.Successful+rec.counts.Errored)),
+		InputTokensTotal:             rec.inTok,
+		OutputTokensTotal:            rec.outTok,
+		TimeToFirstToken:             rec.ttft.Distribution(),
+		TimeToFirstTokenFromIntended: rec.ttftIntended.Distribution(),
+		InterTokenLatency:            rec.itl.Distribution(),
+		InterChunkLatency:            rec.icl.Distribution(),
+		NormalizedTimePerOutputToken: rec.ntpot.Distribution(),
+		TimePerOutputToken:           rec.tpot.Distribution(),
+		RequestLatency:               rec.e2e.Distribution(),
+		RequestLatencyFromIntended:   rec.e2eIntended.Distribution(),
+		PromptTokens:                 rec.prompt.Distribution(),
+		OutputTokens:                 rec.output.Distribution(),
+		CachedTokens:                 rec.cached.Distribution(),
+		TimeToFirstByte:              rec.ttfb.Distribution(),
+		SendLag:                      rec.lag.Distribution(),
+		RequestedRate:                rec.opts.RequestedRate,
+		DroppedRequests:              rec.opts.Dropped,
+		TokensFromUsageFraction:      ratio(float64(rec.fromUsage), float64(rec.counts.Successful)),
+		CDF: map[string]CDF{
+			CDFTimeToFirstToken:  rec.ttft.CDF(),
+			CDFInterTokenLatency: rec.itl.CDF(),
+			CDFInterChunkLatency: rec.icl.CDF(),
+			CDFRequestLatency:    rec.e2e.CDF(),
+		},
+		Series: []Bucket{},
+	}
+	if rec.haveTimes && rec.counts.Total >= 2 {
+		n := float64(rec.counts.Total - 1)
+		m.ScheduledRate = ratio(n, (rec.maxInt - rec.minIntended).Seconds())
+		m.AchievedRate = ratio(n, (rec.maxSent - rec.minSent).Seconds())
+	}
+	if len(rec.spans) == 0 {
+		return m
+	}
+	start, end := rec.spans[0].sent, rec.spans[0].end
+	var busy time.Duration
+	for _, s := range rec.spans {
+		start, end = min(start, s.sent), max(end, s.end)
+		busy += s.end - s.sent
+	}
+	w := (end - start).Seconds()
+	m.WindowS = w
+	m.RequestsPerSecond = ratio(float64(rec.counts.Successful), w)
+	m.InputTokensPerSecond = ratio(float64(rec.inTok), w)
+	m.OutputTokensPerSecond = ratio(float64(rec.outTok), w)
+	m.TotalTokensPerSecond = ratio(float64(rec.inTok+rec.outTok), w)
+	m.ConcurrencyMean = ratio(busy.Seconds(), w)
+	if s := rec.opts.SLO; s != nil {
+		m.Goodput = &Goodput{
+			SLO: *s, Met: rec.sloMet,
+			Attainment:        ratio(float64(rec.sloMet), float64(rec.counts.Successful+rec.counts.Errored)),
+			RequestsPerSecond: ratio(float64(rec.sloMet), w),
+		}
+	}
+	m.Series, m.SeriesBucketS, m.ConcurrencyMax = rec.series(start, end)
+	return m
+}
+
+// floorDiv is ⌊a/b⌋ for b > 0, also for negative a.
+func floorDiv(a, b time.Duration) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return int64(q)
+}
