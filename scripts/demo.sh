@@ -53,7 +53,7 @@ CAND=$ADDR
 echo "   production $PROD   candidate $CAND"
 
 echo "== starting the capturing proxy in front of production"
-start proxy "$BIN/proxy" --listen 127.0.0.1:0 --upstream "$PROD" --capture-dir "$OUT/capture"
+start proxy "$BIN/proxy" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --upstream "$PROD" --capture-dir "$OUT/capture"
 PROXY=$ADDR
 PROXY_PID=$LAST_PID
 

@@ -94,6 +94,7 @@ type Proxy struct {
 	seq     atomic.Uint64
 	wg      sync.WaitGroup
 	bufPool sync.Pool
+	metrics *metrics
 
 	requests, inFlight, recorded, dropped, aborted, upstreamErr atomic.Int64
 }
@@ -117,12 +118,13 @@ func New(cfg Config, out RecordWriter, hasher *capture.Hasher, origin time.Time,
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	p := &Proxy{
-		cfg:    cfg,
-		out:    out,
-		log:    log,
-		origin: origin,
-		opts:   capture.Options{Content: cfg.Content, Hasher: hasher, MaxBody: cfg.MaxBody},
-		idBase: hex.EncodeToString(b[:]),
+		cfg:     cfg,
+		out:     out,
+		log:     log,
+		origin:  origin,
+		opts:    capture.Options{Content: cfg.Content, Hasher: hasher, MaxBody: cfg.MaxBody},
+		idBase:  hex.EncodeToString(b[:]),
+		metrics: newMetrics(),
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -235,6 +237,7 @@ func (p *Proxy) finish(ex *exchange, r *http.Request, panicked bool) {
 	if aborted {
 		p.aborted.Add(1)
 	}
+	p.metrics.observe(rec)
 	if p.out == nil {
 		return
 	}

@@ -34,6 +34,8 @@ type options struct {
 	retainBytes  int64
 	drainTimeout time.Duration
 	upstreamWait time.Duration
+	adminListen  string
+	adminToken   string
 	logLevel     string
 	logJSON      bool
 	proxy        proxy.Config
@@ -55,6 +57,8 @@ func flags(o *options) *flag.FlagSet {
 	fs.Int64Var(&o.retainBytes, "retain-bytes", 0, "delete the oldest segments beyond this total size (0: keep all)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.DurationVar(&o.upstreamWait, "upstream-wait", 30*time.Second, "at start, how long to wait for the upstream to accept connections before giving up (0: do not check)")
+	fs.StringVar(&o.adminListen, "admin-listen", "127.0.0.1:8091", "address for /healthz, /readyz and /metrics (empty: off); localhost by default")
+	fs.StringVar(&o.adminToken, "admin-token", "", "bearer token required on /metrics (probes stay open)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&o.logJSON, "log-json", false, "log JSON lines instead of console text")
 	return fs
@@ -141,8 +145,20 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log.Info("proxy started", zap.String("listen", ln.Addr().String()), zap.String("upstream", o.proxy.Upstream),
 		zap.String("capture_dir", o.captureDir), zap.String("capture_content", o.proxy.Content))
 
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
+	var admin *http.Server
+	if o.adminListen != "" {
+		aln, err := net.Listen("tcp", o.adminListen)
+		if err != nil {
+			_ = srv.Close()
+			_ = w.Close()
+			return fmt.Errorf("listening on --admin-listen %s: %w", o.adminListen, err)
+		}
+		admin = &http.Server{Handler: p.AdminHandler(w, o.adminToken), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = admin.Serve(aln) }()
+		fmt.Fprintf(stdout, "admin on %s (/healthz, /readyz, /metrics)\n", aln.Addr())
+	}
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -159,6 +175,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		_ = srv.Close()
 	}
 	cancel()
+	if admin != nil {
+		_ = admin.Close()
+	}
 	p.Wait()
 	closeErr := w.Close()
 	st, ws := p.Stats(), w.Stats()

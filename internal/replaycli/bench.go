@@ -222,7 +222,7 @@ func targetBenchmark(name string, run *engine.Run, cfg engine.Config, saveReques
 		Name: name, Target: cfg.Target, Profile: cfg.Profile, Start: run.Start,
 		DurationS: run.Duration.Seconds(),
 		Config:    benchConfig(cfg),
-		Metrics:   stats.Summarize(run.Results, stats.Options{}),
+		Metrics:   stats.Summarize(run.Results, stats.Options{RequestedRate: requestedRate(cfg)}),
 	}
 	if saveRequests {
 		b.Requests = report.RequestRecords(run.Results)
@@ -259,4 +259,13 @@ func progressPrinter(w io.Writer, name string) func(engine.Progress) {
 		fmt.Fprintf(w, "%s: %6.1fs  sent %d  done %d  in flight %d  errors %d\n",
 			name, p.Elapsed.Seconds(), p.Sent, p.Done, p.InFlight, p.Errors)
 	}
+}
+
+// requestedRate is the rate the profile asked for, when it names one.
+func requestedRate(cfg engine.Config) float64 {
+	switch cfg.Profile {
+	case "constant", "poisson":
+		return cfg.Rate
+	}
+	return 0
 }

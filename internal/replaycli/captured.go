@@ -61,7 +61,7 @@ func capturedBenchmark(spec string, run *engine.Run, cfg engine.Config) (report.
 	}
 	m := r.Manifest()
 	return report.Benchmark{
-		Name: "production (captured)", Target: strings.TrimPrefix(m.Source, "proxy upstream="), Profile: "captured",
+		Name: "production (captured)", Baseline: true, Target: strings.TrimPrefix(m.Source, "proxy upstream="), Profile: "captured",
 		Start: start, DurationS: dur.Seconds(),
 		Config:  map[string]any{"capture": spec, "source": m.Source},
 		Metrics: stats.Summarize(results, stats.Options{}),

@@ -75,14 +75,17 @@ func Summarize(results []engine.Result, opts Options) Metrics {
 // IsCancelled reports whether a failed request was ended by the client side
 // rather than by the server: the run's drain deadline or a client that went
 // away (the engine reports context cancellation as "context canceled"; the
-// proxy records an abandoned stream as "aborted"). A per-request timeout
-// ("context deadline exceeded") is the server's failure and counts as an
-// error.
+// proxy records an abandoned stream as "aborted"). A timeout ("context
+// deadline exceeded", net/http's "request canceled (Client.Timeout
+// exceeded …)") is the server's failure and counts as an error.
 func IsCancelled(r *engine.Result) bool {
 	if r.OK() || r.Err == "" {
 		return false
 	}
 	e := strings.ToLower(r.Err)
+	if strings.Contains(e, "timeout") || strings.Contains(e, "deadline") {
+		return false
+	}
 	return strings.Contains(e, "cancel") || e == "aborted"
 }
 

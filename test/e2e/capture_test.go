@@ -232,4 +232,3 @@ func TestCaptureAndReplayAgainstGuideLLMMockServer(t *testing.T) {
 		t.Errorf("replayed TTFT p99 %.1f ms, mock is configured for 30 ms", p99)
 	}
 }
-

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // Tests here run the programs as users do: built binaries, real servers,
@@ -89,7 +91,7 @@ func (l *lockedBuffer) String() string {
 func start(t *testing.T, name string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
+	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1", "REPRISE_ADMIN_LISTEN=127.0.0.1:0")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -203,4 +205,32 @@ func guidellmMock(t *testing.T, args ...string) string {
 	}
 	t.Fatalf("guidellm mock-server not ready in 90s:\n%s", logs.String())
 	return ""
+}
+
+// mustReadAll returns every file of a capture directory decompressed as
+// text (segments through the reader's own decoder would hide raw bytes, so
+// this decompresses with zstd directly).
+func mustReadAll(t *testing.T, dir string) []byte {
+	t.Helper()
+	var all []byte
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(f, ".zst") {
+			dec, err := zstd.NewReader(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err = dec.DecodeAll(b, nil)
+			dec.Close()
+			if err != nil {
+				t.Fatalf("decompressing %s: %v", f, err)
+			}
+		}
+		all = append(all, b...)
+	}
+	return all
 }

@@ -1,0 +1,146 @@
+package report
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/reprise-llm/reprise/internal/stats"
+)
+
+// distSpec names one distribution of stats.Metrics by its JSON key.
+type distSpec struct {
+	Key   string // JSON key under "metrics", and the CSV column prefix
+	Title string // human name
+	Get   func(*stats.Metrics) stats.Distribution
+}
+
+// distributions lists every distribution in stats.Metrics, in JSON order.
+// A test checks it against the JSON tags, so a new metric cannot be left out
+// of the CSV.
+var distributions = []distSpec{
+	{"time_to_first_token_ms", "time to first token (ms)", func(m *stats.Metrics) stats.Distribution { return m.TimeToFirstToken }},
+	{"time_to_first_token_from_intended_ms", "TTFT from intended send (ms)", func(m *stats.Metrics) stats.Distribution { return m.TimeToFirstTokenFromIntended }},
+	{"inter_token_latency_ms", "inter-token latency (ms)", func(m *stats.Metrics) stats.Distribution { return m.InterTokenLatency }},
+	{"inter_chunk_latency_ms", "inter-chunk latency (ms)", func(m *stats.Metrics) stats.Distribution { return m.InterChunkLatency }},
+	{"normalized_time_per_output_token_ms", "normalized time per output token (ms)", func(m *stats.Metrics) stats.Distribution { return m.NormalizedTimePerOutputToken }},
+	{"time_per_output_token_ms", "time per output token, legacy (ms)", func(m *stats.Metrics) stats.Distribution { return m.TimePerOutputToken }},
+	{"request_latency_ms", "request latency (ms)", func(m *stats.Metrics) stats.Distribution { return m.RequestLatency }},
+	{"request_latency_from_intended_ms", "request latency from intended send (ms)", func(m *stats.Metrics) stats.Distribution { return m.RequestLatencyFromIntended }},
+	{"prompt_tokens", "prompt tokens", func(m *stats.Metrics) stats.Distribution { return m.PromptTokens }},
+	{"output_tokens", "output tokens", func(m *stats.Metrics) stats.Distribution { return m.OutputTokens }},
+	{"cached_tokens", "cached prompt tokens", func(m *stats.Metrics) stats.Distribution { return m.CachedTokens }},
+	{"time_to_first_byte_ms", "time to first byte (ms)", func(m *stats.Metrics) stats.Distribution { return m.TimeToFirstByte }},
+	{"send_lag_ms", "send lag (ms)", func(m *stats.Metrics) stats.Distribution { return m.SendLag }},
+}
+
+// distStats are a Distribution's fields by JSON key.
+var distStats = []struct {
+	Key string
+	Get func(stats.Distribution) float64
+}{
+	{"mean", func(d stats.Distribution) float64 { return d.Mean }},
+	{"median", func(d stats.Distribution) float64 { return d.Median }},
+	{"min", func(d stats.Distribution) float64 { return d.Min }},
+	{"max", func(d stats.Distribution) float64 { return d.Max }},
+	{"std_dev", func(d stats.Distribution) float64 { return d.StdDev }},
+	{"count", func(d stats.Distribution) float64 { return float64(d.Count) }},
+	{"p50", func(d stats.Distribution) float64 { return d.P50 }},
+	{"p90", func(d stats.Distribution) float64 { return d.P90 }},
+	{"p95", func(d stats.Distribution) float64 { return d.P95 }},
+	{"p99", func(d stats.Distribution) float64 { return d.P99 }},
+	{"p999", func(d stats.Distribution) float64 { return d.P999 }},
+}
+
+// row is one line of the console table and of the HTML summary: a label and
+// how to show it for a benchmark.
+type row struct {
+	Label string
+	Value func(*Benchmark) string
+}
+
+func distRow(label string, get func(*stats.Metrics) stats.Distribution, pick func(stats.Distribution) float64) row {
+	return row{label, func(b *Benchmark) string {
+		d := get(&b.Metrics)
+		if d.Count == 0 {
+			return "-"
+		}
+		return fmtNum(pick(d))
+	}}
+}
+
+func p50(d stats.Distribution) float64 { return d.P50 }
+func p90(d stats.Distribution) float64 { return d.P90 }
+func p99(d stats.Distribution) float64 { return d.P99 }
+
+func ttft(m *stats.Metrics) stats.Distribution { return m.TimeToFirstToken }
+func itl(m *stats.Metrics) stats.Distribution  { return m.InterTokenLatency }
+func e2e(m *stats.Metrics) stats.Distribution  { return m.RequestLatency }
+func lag(m *stats.Metrics) stats.Distribution  { return m.SendLag }
+
+// summaryRows are the console table's rows; the HTML summary uses them too.
+func summaryRows(bs []Benchmark) []row {
+	rows := []row{
+		{"requests", func(b *Benchmark) string { return strconv.FormatInt(b.Metrics.Requests.Total, 10) }},
+		{"errors", func(b *Benchmark) string {
+			return fmt.Sprintf("%d (%.1f%%)", b.Metrics.Requests.Errored, 100*b.Metrics.ErrorRate)
+		}},
+		{"cancelled", func(b *Benchmark) string { return strconv.FormatInt(b.Metrics.Requests.Cancelled, 10) }},
+		{"req/s", func(b *Benchmark) string { return fmtNum(b.Metrics.RequestsPerSecond) }},
+		{"output tok/s", func(b *Benchmark) string { return fmtNum(b.Metrics.OutputTokensPerSecond) }},
+		{"concurrency mean / max", func(b *Benchmark) string {
+			return fmtNum(b.Metrics.ConcurrencyMean) + " / " + strconv.FormatInt(b.Metrics.ConcurrencyMax, 10)
+		}},
+		distRow("TTFT p50 (ms)", ttft, p50),
+		distRow("TTFT p90 (ms)", ttft, p90),
+		distRow("TTFT p99 (ms)", ttft, p99),
+		distRow("ITL p50 (ms)", itl, p50),
+		distRow("ITL p99 (ms)", itl, p99),
+		distRow("e2e p50 (ms)", e2e, p50),
+		distRow("e2e p99 (ms)", e2e, p99),
+		distRow("send lag p99 (ms)", lag, p99),
+	}
+	for i := range bs {
+		if bs[i].Metrics.Goodput != nil {
+			rows = append(rows,
+				row{"goodput req/s", func(b *Benchmark) string {
+					if b.Metrics.Goodput == nil {
+						return "-"
+					}
+					return fmtNum(b.Metrics.Goodput.RequestsPerSecond)
+				}},
+				row{"SLO attainment", func(b *Benchmark) string {
+					if b.Metrics.Goodput == nil {
+						return "-"
+					}
+					return fmt.Sprintf("%.1f%%", 100*b.Metrics.Goodput.Attainment)
+				}})
+			break
+		}
+	}
+	return rows
+}
+
+// fmtNum shows a figure with about three significant digits and no exponent.
+func fmtNum(v float64) string {
+	switch a := math.Abs(v); {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return "-"
+	case a == 0:
+		return "0"
+	case a < 10:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	case a < 1000:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+}
+
+// fmtExact is the shortest exact decimal form of v, without exponent (CSV).
+func fmtExact(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return ""
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
+}
