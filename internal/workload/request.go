@@ -6,6 +6,7 @@ package workload
 import (
 	"time"
 
+	"github.com/reprise-llm/reprise/internal/capture"
 	"github.com/reprise-llm/reprise/internal/openai"
 )
 
@@ -33,6 +34,9 @@ type Request struct {
 	Messages []byte
 	Session  string // conversation key; empty when none
 	Turn     int    // position within the session, from 0
+	// Recorded is the capture record this request came from (nil for other
+	// sources): production's own timings for this request.
+	Recorded *capture.Record
 }
 
 // Source yields requests in arrival order. Next returns io.EOF after the last.

@@ -1,0 +1,56 @@
+package workload
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+)
+
+// lineFile reads a text trace line by line, streaming, and names file and
+// line in every error.
+type lineFile struct {
+	path     string
+	f        *os.File
+	sc       *bufio.Scanner
+	line     int
+	skip     bool
+	skipped  int
+	warnings []string
+}
+
+func openLines(kind, path string, opts OpenOptions) (*lineFile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s trace: %w", kind, err)
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	return &lineFile{path: path, f: f, sc: sc, skip: opts.SkipInvalid}, nil
+}
+
+// next returns the next non-empty line; ok is false at the end.
+func (l *lineFile) next() (line []byte, ok bool, err error) {
+	for l.sc.Scan() {
+		l.line++
+		if b := l.sc.Bytes(); len(b) > 0 && !(len(b) == 1 && b[0] == '\r') {
+			return b, true, nil
+		}
+	}
+	if err := l.sc.Err(); err != nil {
+		return nil, false, fmt.Errorf("%s line %d: %w", l.path, l.line+1, err)
+	}
+	return nil, false, nil
+}
+
+// invalid reports a bad line: an error, or a count when skipping.
+func (l *lineFile) invalid(kind string, reason error) error {
+	if l.skip {
+		l.skipped++
+		return nil
+	}
+	return fmt.Errorf("%s %s line %d: %w", kind, l.path, l.line, reason)
+}
+
+func (l *lineFile) Skipped() int       { return l.skipped }
+func (l *lineFile) Warnings() []string { return l.warnings }
+func (l *lineFile) Close() error       { return l.f.Close() }
