@@ -1,0 +1,129 @@
+package sim
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"hash/maphash"
+	"sync"
+)
+
+// errQueueFull is returned when the waiting queue is at MaxWaiting.
+var errQueueFull = errors.New("waiting queue full")
+
+// scheduler admits sequences into Slots batch slots in FIFO order.
+type scheduler struct {
+	slots, maxWaiting int
+
+	mu      sync.Mutex
+	running int
+	waiting list.List // of chan struct{}, closed on admission
+}
+
+// acquire waits for a slot. It returns errQueueFull when the queue is at its
+// bound, or ctx's error if the client gave up while waiting.
+func (s *scheduler) acquire(ctx context.Context) error {
+	s.mu.Lock()
+	if s.running < s.slots && s.waiting.Len() == 0 {
+		s.running++
+		s.mu.Unlock()
+		return nil
+	}
+	if s.maxWaiting > 0 && s.waiting.Len() >= s.maxWaiting {
+		s.mu.Unlock()
+		return errQueueFull
+	}
+	ch := make(chan struct{})
+	el := s.waiting.PushBack(ch)
+	s.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		select {
+		case <-ch: // admitted just now: hand the slot on
+			s.releaseLocked()
+		default:
+			s.waiting.Remove(el)
+		}
+		return ctx.Err()
+	}
+}
+
+func (s *scheduler) release() {
+	s.mu.Lock()
+	s.releaseLocked()
+	s.mu.Unlock()
+}
+
+func (s *scheduler) releaseLocked() {
+	if front := s.waiting.Front(); front != nil {
+		s.waiting.Remove(front)
+		close(front.Value.(chan struct{})) // the slot passes to the next in line
+		return
+	}
+	s.running--
+}
+
+// load returns the running and waiting counts.
+func (s *scheduler) load() (running, waiting int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.running, s.waiting.Len()
+}
+
+// prefixCache is an LRU set of prompt-block chain hashes.
+type prefixCache struct {
+	mu    sync.Mutex
+	cap   int
+	order list.List // of uint64, front = most recent
+	items map[uint64]*list.Element
+	seed  maphash.Seed
+}
+
+func newPrefixCache(capacity int) *prefixCache {
+	return &prefixCache{cap: capacity, items: map[uint64]*list.Element{}, seed: maphash.MakeSeed()}
+}
+
+// lookupAndInsert returns how many leading blocks of ids (block tokens
+// each) were cached, then caches all full blocks.
+func (c *prefixCache) lookupAndInsert(ids []uint, block int) (hitBlocks, blocks int) {
+	blocks = len(ids) / block
+	if blocks == 0 {
+		return 0, 0
+	}
+	hashes := make([]uint64, blocks)
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	buf := make([]byte, 0, block*4)
+	for b := 0; b < blocks; b++ {
+		buf = buf[:0]
+		for _, id := range ids[b*block : (b+1)*block] {
+			buf = append(buf, byte(id), byte(id>>8), byte(id>>16), byte(id>>24))
+		}
+		_, _ = h.Write(buf) // chained: the hash covers the whole prefix
+		hashes[b] = h.Sum64()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	counting := true
+	for _, hv := range hashes {
+		if el, ok := c.items[hv]; ok {
+			c.order.MoveToFront(el)
+			if counting {
+				hitBlocks++
+			}
+			continue
+		}
+		counting = false
+		c.items[hv] = c.order.PushFront(hv)
+		if c.order.Len() > c.cap {
+			old := c.order.Back()
+			c.order.Remove(old)
+			delete(c.items, old.Value.(uint64))
+		}
+	}
+	return hitBlocks, blocks
+}
