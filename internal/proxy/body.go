@@ -95,7 +95,9 @@ func (o *observedBody) Read(b []byte) (int, error) {
 	if n > 0 {
 		o.ex.tr.ResponseData(time.Now(), b[:n])
 	}
-	if err != nil && err != io.EOF {
+	if err == io.EOF {
+		o.ex.upstreamEOF = true
+	} else if err != nil {
 		o.ex.respErr = err
 	}
 	return n, err

@@ -5,6 +5,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -167,8 +168,11 @@ type exchange struct {
 	tr      *capture.Tracker
 	body    *teeBody
 	respErr error // upstream body read error
-	proxErr error // transport error before a response
-	status  int
+	// upstreamEOF: the whole upstream body was read. A client that closes
+	// its connection after that (SDKs stop reading at [DONE]) did not abort.
+	upstreamEOF bool
+	proxErr     error // transport error before a response
+	status      int
 }
 
 func (p *Proxy) newID() string {
@@ -226,9 +230,10 @@ func (p *Proxy) finish(ex *exchange, r *http.Request, panicked bool) {
 	if err == nil {
 		err = ex.proxErr
 	}
-	aborted := panicked || r.Context().Err() != nil || ex.respErr != nil
+	clientGone := r.Context().Err() != nil && !ex.upstreamEOF
+	aborted := panicked || clientGone || ex.respErr != nil
 	if aborted && err == nil {
-		err = r.Context().Err()
+		err = context.Cause(r.Context())
 		if err == nil {
 			err = errors.New("response aborted")
 		}

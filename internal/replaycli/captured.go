@@ -13,6 +13,7 @@ import (
 	"github.com/reprise-llm/reprise/internal/openai"
 	"github.com/reprise-llm/reprise/internal/report"
 	"github.com/reprise-llm/reprise/internal/stats"
+	"github.com/reprise-llm/reprise/internal/workload"
 )
 
 // isCapture reports whether a workload spec names a Reprise capture (a
@@ -30,26 +31,23 @@ func isCapture(spec string) bool {
 // records, in order), measured by the proxy from arrival. It lets a report
 // put "what production did with these requests" next to the candidate.
 func capturedBenchmark(spec string, run *engine.Run, cfg engine.Config) (report.Benchmark, error) {
-	r, err := capture.Open(spec)
+	src, err := workload.OpenCapture(spec)
 	if err != nil {
 		return report.Benchmark{}, err
 	}
-	defer r.Close()
+	defer src.Close()
 	var results []engine.Result
 	var t0 int64
 	var start time.Time
 	for len(results) < len(run.Results) {
-		rec, err := r.Next()
+		req, err := src.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return report.Benchmark{}, err
 		}
-		ep := openai.EndpointForPath(rec.Path)
-		if rec.Shadow || (ep != openai.Chat && ep != openai.Completions) {
-			continue
-		}
+		rec := req.Recorded
 		if len(results) == 0 {
 			t0, start = rec.T, rec.Wall
 		}
@@ -59,11 +57,10 @@ func capturedBenchmark(spec string, run *engine.Run, cfg engine.Config) (report.
 	for i := range results {
 		dur = max(dur, results[i].End)
 	}
-	m := r.Manifest()
 	return report.Benchmark{
-		Name: "production (captured)", Baseline: true, Target: strings.TrimPrefix(m.Source, "proxy upstream="), Profile: "captured",
+		Name: "production (captured)", Baseline: true, Target: "production (as captured by the proxy)", Profile: "captured",
 		Start: start, DurationS: dur.Seconds(),
-		Config:  map[string]any{"capture": spec, "source": m.Source},
+		Config:  map[string]any{"capture": spec},
 		Metrics: stats.Summarize(results, stats.Options{}),
 	}, nil
 }

@@ -186,6 +186,8 @@ func TestCaptureSource(t *testing.T) {
 		{ID: "a", T: 1000, Path: "/v1/models", Status: 200},
 		{ID: "b", T: 2000, Path: "/v1/chat/completions", Model: "m", Stream: true, PromptTokens: 50, OutputTokens: 7, HashIDs: []uint32{0, 1}, Block: 2048, Status: 200},
 		{ID: "b", T: 2500, Path: "/v1/chat/completions", Shadow: true, Status: 200},
+		{ID: "d", T: 7000, Path: "/v1/chat/completions", Status: 200},
+		// written after d because it ran longer: replay must still send it second
 		{ID: "c", T: 5000, Path: "/v1/completions", MaxTokens: 9, PromptTokens: 3, Status: 200},
 	}
 	for i := range recs {
@@ -201,7 +203,7 @@ func TestCaptureSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	reqs := drain(t, src)
-	if len(reqs) != 2 || src.(*Capture).Skipped() != 2 {
+	if len(reqs) != 3 || src.(*Capture).Skipped() != 2 || reqs[2].ID != "d" {
 		t.Fatalf("%d requests, %d skipped", len(reqs), src.(*Capture).Skipped())
 	}
 	if r := reqs[0]; r.Offset != 0 || r.Model != "m" || !r.Stream || r.PromptTokens != 50 || r.OutputTokens != 7 || r.BlockTokens != 512 || r.Recorded == nil {
