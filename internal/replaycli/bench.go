@@ -121,9 +121,6 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
-	if err := checkReachable(ctx, cfg.Target); err != nil {
-		return err
-	}
 	src, err := workload.Open(o.workload, workload.OpenOptions{SkipInvalid: o.skipInvalid})
 	if err != nil {
 		return err
@@ -134,6 +131,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	bodies, err := synth.New(synth.Options{Encoding: o.encoding, Seed: o.seed})
 	if err != nil {
 		return fmt.Errorf("--tokenizer %s: %w", o.encoding, err)
+	}
+	if err := checkReachable(ctx, cfg.Target); err != nil {
+		return err
 	}
 	if !o.quiet {
 		cfg.Progress = progressPrinter(stderr, o.name)
