@@ -28,7 +28,7 @@ const (
 
 // Progress is a snapshot passed to Config.Progress about once a second.
 type Progress struct {
-	Elapsed                       time.Duration
+	Elapsed                      time.Duration
 	Sent, Done, InFlight, Errors int
 }
 
