@@ -60,8 +60,8 @@ bench: bench-proxy bench-replay bench-workload
 bench-proxy: build
 	bash bench/proxy.sh
 
-bench-replay: build peers
-	GUIDELLM=$(GUIDELLM) bash bench/replay.sh
+bench-replay: build
+	bash bench/replay.sh
 
 bench-workload:
 	REPRISE_TRACES=$(TRACES) $(GO) test -run '^$$' -bench . -benchmem ./internal/workload/ ./internal/synth/
