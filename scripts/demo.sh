@@ -12,8 +12,9 @@ set -euo pipefail
 BIN=${BIN:-bin}
 TRACES=${TRACES:-../shared/traces}
 OUT=${OUT:-demo-out}
-MINUTES=${DEMO_MINUTES:-3}   # minutes of the trace to replay
-SPEEDUP=${DEMO_SPEEDUP:-6}   # compression in time
+FROM=${DEMO_FROM:-3m}        # where in the trace to start (its first minutes are nearly idle)
+MINUTES=${DEMO_MINUTES:-2}   # minutes of the trace to replay
+SPEEDUP=${DEMO_SPEEDUP:-4}   # compression in time
 TRACE="$TRACES/azure-2023-code.csv"
 
 [ -r "$TRACE" ] || { echo "demo: trace not found: $TRACE (set TRACES=dir)" >&2; exit 1; }
@@ -57,8 +58,8 @@ start proxy "$BIN/proxy" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --upstr
 PROXY=$ADDR
 PROXY_PID=$LAST_PID
 
-echo "== driving production through the proxy with the openai-go SDK: first $MINUTES min of the Azure code trace, ${SPEEDUP}x faster"
-"$BIN/demo-client" --base-url "$PROXY/v1" --trace "$TRACE" --minutes "$MINUTES" --speedup "$SPEEDUP" --model demo-model
+echo "== driving production through the proxy with the openai-go SDK: $MINUTES min of the Azure code trace from $FROM, ${SPEEDUP}x faster"
+"$BIN/demo-client" --base-url "$PROXY/v1" --trace "$TRACE" --from "$FROM" --minutes "$MINUTES" --speedup "$SPEEDUP" --model demo-model
 
 echo "== SIGTERM to the proxy: drain and write every record"
 kill -TERM "$PROXY_PID"

@@ -38,6 +38,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("demo-client", flag.ContinueOnError)
 	baseURL := fs.String("base-url", "http://127.0.0.1:8080/v1", "OpenAI base URL (the proxy)")
 	trace := fs.String("trace", "", "Azure LLM inference trace CSV to take arrival times and token counts from")
+	from := fs.Duration("from", 0, "offset into the trace to start at (its first minutes may be quiet)")
 	minutes := fs.Float64("minutes", 3, "minutes of the trace to replay")
 	speedup := fs.Float64("speedup", 6, "compress the trace's time by this factor")
 	model := fs.String("model", "demo-model", "model name to request")
@@ -62,7 +63,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	// A placeholder key: it proves the proxy never records credentials.
 	client := openai.NewClient(option.WithBaseURL(*baseURL), option.WithAPIKey("sk-demo-not-a-secret"), option.WithMaxRetries(0))
 
-	limit := time.Duration(*minutes * float64(time.Minute))
+	limit := *from + time.Duration(*minutes*float64(time.Minute))
 	begin := time.Now()
 	var wg sync.WaitGroup
 	var sent, ok, failed, tokens atomic.Int64
@@ -76,11 +77,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if req.Offset < *from {
+			continue
+		}
 		prompt, err := prompts.Prompt(&req)
 		if err != nil {
 			return err
 		}
-		due := begin.Add(time.Duration(float64(req.Offset) / *speedup))
+		due := begin.Add(time.Duration(float64(req.Offset-*from) / *speedup))
 		for wait := time.Until(due); wait > 0; wait = time.Until(due) {
 			select {
 			case <-ctx.Done():

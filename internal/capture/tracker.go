@@ -41,6 +41,7 @@ func (o *Options) maxBody() int {
 // A Tracker is not safe for concurrent use; a request's events come from one
 // goroutine at a time.
 type Tracker struct {
+	sawDone  bool // the stream's [DONE] sentinel arrived
 	rec      Record
 	opts     *Options
 	content  string
@@ -208,6 +209,9 @@ func (t *Tracker) event(now time.Time, data []byte) {
 		return
 	}
 	c, err := openai.ParseChunk(data)
+	if err == nil && c.Done {
+		t.sawDone = true
+	}
 	if err != nil || c.Done {
 		return // keep-alives and non-JSON events carry no tokens
 	}
@@ -317,4 +321,12 @@ func (t *Tracker) Finish(now time.Time, err error, aborted bool) *Record {
 	r.Aborted = aborted
 	r.E2ENs = int64(now.Sub(t.arrival))
 	return r
+}
+
+// StreamDone reports whether the response stream delivered its end: the
+// [DONE] sentinel, or a finish_reason followed by the final usage (some
+// clients, the OpenAI SDKs among them, may close the connection then). The
+// response is complete even if the connection fails afterwards.
+func (t *Tracker) StreamDone() bool {
+	return t.sawDone || (t.rec.FinishReason != "" && t.haveUsage)
 }

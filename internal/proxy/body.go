@@ -86,18 +86,22 @@ func (t *teeBody) release(p *Proxy) {
 // read by the ReverseProxy's copy loop (on the handler goroutine), so the
 // timing is the moment each byte arrived from upstream.
 type observedBody struct {
-	rc io.ReadCloser
-	ex *exchange
+	rc   io.ReadCloser
+	ex   *exchange
+	want int64 // Content-Length, or -1
+	got  int64
 }
 
 func (o *observedBody) Read(b []byte) (int, error) {
 	n, err := o.rc.Read(b)
 	if n > 0 {
 		o.ex.tr.ResponseData(time.Now(), b[:n])
+		o.got += int64(n)
 	}
-	if err == io.EOF {
+	if err == io.EOF || (o.want >= 0 && o.got == o.want) {
 		o.ex.upstreamEOF = true
-	} else if err != nil {
+	}
+	if err != nil && err != io.EOF && !o.ex.upstreamEOF && !o.ex.tr.StreamDone() {
 		o.ex.respErr = err
 	}
 	return n, err

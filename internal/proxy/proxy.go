@@ -230,8 +230,15 @@ func (p *Proxy) finish(ex *exchange, r *http.Request, panicked bool) {
 	if err == nil {
 		err = ex.proxErr
 	}
-	clientGone := r.Context().Err() != nil && !ex.upstreamEOF
-	aborted := panicked || clientGone || ex.respErr != nil
+	// A client that closes its connection once it has the whole response
+	// (SDKs stop reading at [DONE]; a JSON body ends at Content-Length)
+	// did not abort anything.
+	complete := ex.upstreamEOF || ex.tr.StreamDone()
+	clientGone := r.Context().Err() != nil && !complete
+	// ReverseProxy panics with ErrAbortHandler when the upstream read fails
+	// after headers went out; once the response was complete that is the
+	// client's hang-up above, not an abort.
+	aborted := (panicked && !complete) || clientGone || ex.respErr != nil
 	if aborted && err == nil {
 		err = context.Cause(r.Context())
 		if err == nil {
@@ -266,7 +273,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	ex.status = resp.StatusCode
 	ex.tr.ResponseStart(now, resp.StatusCode, resp.Header.Get("Content-Type"), upstream)
 	if resp.Body != nil && resp.Body != http.NoBody {
-		resp.Body = &observedBody{rc: resp.Body, ex: ex}
+		resp.Body = &observedBody{rc: resp.Body, ex: ex, want: resp.ContentLength}
 	}
 	return nil
 }

@@ -80,7 +80,7 @@ func peak(m map[int64]int) int {
 func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("replay inspect", flag.ContinueOnError)
 	skip := fs.Bool("skip-invalid", false, "skip malformed lines (counted) instead of stopping")
-	if err := parse(fs, args, stdout, "replay inspect SPEC  (a capture directory, mooncake:PATH, azure:PATH, burstgpt:PATH, synthetic:...)", os.Getenv); err != nil {
+	if err := parse(fs, args, stdout, "replay inspect SPEC  (a capture directory, mooncake:PATH, azure:PATH, synthetic:...)", os.Getenv); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
