@@ -20,13 +20,18 @@ type scheduler struct {
 	waiting list.List // of chan struct{}, closed on admission
 }
 
-// acquire waits for a slot. It returns errQueueFull when the queue is at its
-// bound, or ctx's error if the client gave up while waiting.
-func (s *scheduler) acquire(ctx context.Context) error {
+// acquire waits for a slot in FIFO order. It returns errQueueFull at once
+// when the queue is at its bound, or ctx's error if the client gave up while
+// waiting. accepted (may be nil) runs once the request is admitted or queued,
+// before any waiting, so a streaming response can send its headers.
+func (s *scheduler) acquire(ctx context.Context, accepted func()) error {
 	s.mu.Lock()
 	if s.running < s.slots && s.waiting.Len() == 0 {
 		s.running++
 		s.mu.Unlock()
+		if accepted != nil {
+			accepted()
+		}
 		return nil
 	}
 	if s.maxWaiting > 0 && s.waiting.Len() >= s.maxWaiting {
@@ -36,6 +41,9 @@ func (s *scheduler) acquire(ctx context.Context) error {
 	ch := make(chan struct{})
 	el := s.waiting.PushBack(ch)
 	s.mu.Unlock()
+	if accepted != nil {
+		accepted()
+	}
 	select {
 	case <-ch:
 		return nil
@@ -52,6 +60,7 @@ func (s *scheduler) acquire(ctx context.Context) error {
 	}
 }
 
+// release frees a slot, handing it to the longest waiter if any.
 func (s *scheduler) release() {
 	s.mu.Lock()
 	s.releaseLocked()

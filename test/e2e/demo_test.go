@@ -16,7 +16,7 @@ func TestOpenAISDKClientThroughProxy(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cap")
 	px := start(t, bin("proxy"), "--listen", "127.0.0.1:0", "--upstream", sim.addr, "--capture-dir", dir)
 	out, err := exec.Command(bin("demo-client"), "--base-url", px.addr+"/v1", "--trace", filepath.Join(traces, "azure-2023-code.csv"),
-		"--from", "3m", "--minutes", "0.1", "--speedup", "4").CombinedOutput()
+		"--from", "3m", "--minutes", "0.2", "--speedup", "6").CombinedOutput()
 	if err != nil {
 		t.Fatalf("demo-client: %v\n%s", err, out)
 	}
