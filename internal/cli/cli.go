@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 
@@ -91,4 +93,16 @@ func Logger(w io.Writer, level string, json bool) (*zap.Logger, error) {
 	}
 	core := zapcore.NewCore(enc, zapcore.AddSync(w), lvl)
 	return zap.New(core), nil
+}
+
+// DialAddress is host:port of a URL, with the scheme's default port.
+func DialAddress(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "80"
+	if u.Scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
 }

@@ -197,14 +197,7 @@ func waitForUpstream(ctx context.Context, upstream string, wait time.Duration) e
 	if err != nil {
 		return fmt.Errorf("--upstream %q: %w", upstream, err)
 	}
-	host := u.Host
-	if u.Port() == "" {
-		port := "80"
-		if u.Scheme == "https" {
-			port = "443"
-		}
-		host = net.JoinHostPort(u.Hostname(), port)
-	}
+	host := cli.DialAddress(u)
 	deadline := time.Now().Add(wait)
 	for {
 		conn, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", host)

@@ -190,14 +190,7 @@ func failureSummary(run *engine.Run) error {
 // second with one line rather than as thousands of failed requests.
 func checkReachable(ctx context.Context, target string) error {
 	u, _ := url.Parse(target)
-	host := u.Host
-	if u.Port() == "" {
-		port := "80"
-		if u.Scheme == "https" {
-			port = "443"
-		}
-		host = net.JoinHostPort(u.Hostname(), port)
-	}
+	host := cli.DialAddress(u)
 	conn, err := (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, "tcp", host)
 	if err != nil {
 		return fmt.Errorf("target %s unreachable: %w", target, err)
