@@ -98,11 +98,17 @@ func newPrefixCache(capacity int) *prefixCache {
 
 // lookupAndInsert returns how many leading blocks of ids (block tokens
 // each) were cached, then caches all full blocks.
+//
+// Like vLLM (v1 KVCacheManager.get_computed_blocks, max_cache_hit_length =
+// num_tokens - 1), a hit never covers the prompt's last token, which must be
+// computed to get the first output's logits: at most (len(ids)-1)/block
+// blocks hit, so a fully cached prompt of 32 tokens reports 16 cached.
 func (c *prefixCache) lookupAndInsert(ids []uint, block int) (hitBlocks, blocks int) {
 	blocks = len(ids) / block
 	if blocks == 0 {
 		return 0, 0
 	}
+	maxHit := (len(ids) - 1) / block
 	hashes := make([]uint64, blocks)
 	var h maphash.Hash
 	h.SetSeed(c.seed)
@@ -121,7 +127,7 @@ func (c *prefixCache) lookupAndInsert(ids []uint, block int) (hitBlocks, blocks 
 	for _, hv := range hashes {
 		if el, ok := c.items[hv]; ok {
 			c.order.MoveToFront(el)
-			if counting {
+			if counting && hitBlocks < maxHit {
 				hitBlocks++
 			}
 			continue

@@ -136,7 +136,7 @@ func TestEnginePrefixCacheSkipsPrefill(t *testing.T) {
 		body := `{"prompt":"` + prompt + `","max_tokens":1}`
 		_, cold := call(context.Background(), s, "/v1/completions", body)
 		_, warm := call(context.Background(), s, "/v1/completions", body)
-		cached := n / 16 * 16
+		cached := (n - 1) / 16 * 16 // the last prompt token is always computed
 		if want := 10*time.Millisecond + time.Duration(n)*100*time.Microsecond; cold != want {
 			t.Errorf("cold TTFT %v, want %v", cold, want)
 		}
@@ -268,6 +268,15 @@ func TestPrefixCacheLRU(t *testing.T) {
 	}
 	if hit, _ := c.lookupAndInsert(a[:20], 16); hit != 1 {
 		t.Fatalf("shared first block: %d", hit)
+	}
+	// vLLM's max_cache_hit_length = num_tokens - 1: a fully cached prompt
+	// still computes the block with its last token; one more token and
+	// both blocks hit.
+	if hit, _ := c.lookupAndInsert(a, 16); hit != 1 {
+		t.Fatalf("fully cached 32-token prompt: %d blocks hit, want 1", hit)
+	}
+	if hit, _ := c.lookupAndInsert(append(a[:32:32], 7), 16); hit != 2 {
+		t.Fatalf("33-token prompt over 2 cached blocks: %d blocks hit, want 2", hit)
 	}
 	b := append([]uint{99}, a[1:]...) // differs in block 0: no later block may hit
 	if hit, _ := c.lookupAndInsert(b, 16); hit != 0 {

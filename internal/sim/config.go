@@ -42,8 +42,10 @@ type Config struct {
 	// may stop early (no ignore_eos): lengths are drawn from a geometric
 	// distribution with this mean, capped by max_tokens.
 	NaturalOutputMean int
-	// PrefixCache enables the prefix cache: prompt blocks seen before skip
-	// prefill and are reported as cached_tokens.
+	// PrefixCache enables the prefix cache: leading full prompt blocks seen
+	// before skip prefill and are reported as
+	// usage.prompt_tokens_details.cached_tokens. As in vLLM, the block
+	// holding the prompt's last token is always computed.
 	PrefixCache bool
 	// PrefixBlock is the prefix cache's block size in tokens (vLLM's 16).
 	PrefixBlock int

@@ -30,10 +30,12 @@ type job struct {
 	rng          *rand.Rand
 }
 
-type vllmStreamOptions struct {
+// extraFields are the request fields openai.ParseRequest does not keep.
+type extraFields struct {
 	StreamOptions *struct {
 		ContinuousUsageStats bool `json:"continuous_usage_stats"`
 	} `json:"stream_options"`
+	Prompt json.RawMessage `json:"prompt"`
 }
 
 // plan reads and validates a request and draws its output length.
@@ -49,13 +51,14 @@ func (s *Server) plan(r *http.Request) (*job, error) {
 	if err != nil {
 		return nil, err
 	}
-	var so vllmStreamOptions
-	if err := json.Unmarshal(body, &so); err != nil {
-		return nil, fmt.Errorf("stream_options: %w", err)
+	var ex extraFields
+	if err := json.Unmarshal(body, &ex); err != nil {
+		return nil, fmt.Errorf("parsing stream_options and prompt: %w", err)
 	}
 	j := &job{chat: info.Endpoint == openai.Chat, model: info.Model, stream: info.Stream,
-		includeUsage: info.Stream && info.IncludeUsage,
-		continuous:   info.Stream && so.StreamOptions != nil && so.StreamOptions.ContinuousUsageStats}
+		includeUsage: info.Stream && info.IncludeUsage}
+	// vLLM honours continuous_usage_stats only together with include_usage.
+	j.continuous = j.includeUsage && ex.StreamOptions != nil && ex.StreamOptions.ContinuousUsageStats
 	if j.model == "" {
 		j.model = s.cfg.Model
 	}
@@ -65,8 +68,16 @@ func (s *Server) plan(r *http.Request) (*job, error) {
 	if info.MaxTokens < 0 || info.MaxTokens > maxOutputTokens {
 		return nil, fmt.Errorf("max_tokens %d: want 1..%d", info.MaxTokens, maxOutputTokens)
 	}
-	if j.ids, err = s.promptIDs(info.Prompt, j.chat); err != nil {
-		return nil, err
+	isIDs := false
+	if !j.chat {
+		if j.ids, isIDs, err = tokenIDPrompt(ex.Prompt); err != nil {
+			return nil, err
+		}
+	}
+	if !isIDs {
+		if j.ids, err = s.promptIDs(info.Prompt, j.chat); err != nil {
+			return nil, err
+		}
 	}
 	n := s.seq.Add(1)
 	j.id = strconv.FormatUint(n, 36)
@@ -103,6 +114,36 @@ func (s *Server) promptIDs(prompt string, chat bool) ([]uint, error) {
 		ids = append(ids, pids...)
 	}
 	return ids, nil
+}
+
+// maxTokenID bounds the token ids a completions prompt may carry.
+const maxTokenID = 1<<31 - 1
+
+// tokenIDPrompt reads a completions prompt given as token ids, [1,2,3], or
+// as a batch of them, [[1,2],[3]], which the simulator treats as one prompt
+// (it answers a batch with one choice). ok is false for any other shape,
+// which then goes through the tokenizer as text.
+func tokenIDPrompt(raw json.RawMessage) (ids []uint, ok bool, err error) {
+	var flat []int64
+	var batch [][]int64
+	switch {
+	case len(raw) == 0 || raw[0] != '[':
+		return nil, false, nil
+	case json.Unmarshal(raw, &flat) == nil:
+		batch = [][]int64{flat}
+	case json.Unmarshal(raw, &batch) == nil:
+	default:
+		return nil, false, nil
+	}
+	for _, p := range batch {
+		for _, id := range p {
+			if id < 0 || id > maxTokenID {
+				return nil, false, fmt.Errorf("prompt: token id %d out of range 0..%d", id, maxTokenID)
+			}
+			ids = append(ids, uint(id))
+		}
+	}
+	return ids, true, nil
 }
 
 // naturalLength draws an output length ≥ 1 from a geometric distribution

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +18,11 @@ const maxOutputTokens = 131072
 
 // maxBody is the largest request body read, in bytes.
 const maxBody = 64 << 20
+
+// cl100k is the cl100k_base codec, built once per process and shared by all
+// Servers: building one compiles its split regexp (the vocabulary is shared
+// by the tokenizer package itself). A Codec is safe for concurrent use.
+var cl100k = sync.OnceValues(func() (tokenizer.Codec, error) { return tokenizer.Get(tokenizer.Cl100kBase) })
 
 // Server is the simulator; it is an http.Handler serving POST
 // /v1/chat/completions and /v1/completions, GET /v1/models, /health and
@@ -61,7 +67,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sim config: %w", err)
 	}
-	codec, err := tokenizer.Get(tokenizer.Cl100kBase)
+	codec, err := cl100k()
 	if err != nil {
 		return nil, fmt.Errorf("loading cl100k_base tokenizer: %w", err)
 	}
@@ -149,7 +155,11 @@ func (s *Server) metrics(w http.ResponseWriter) {
 	}
 	put("vllm:num_requests_running", "gauge", "Number of requests in model execution batches.", float64(st.Running))
 	put("vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.", float64(st.Waiting))
-	put("vllm:kv_cache_usage_perc", "gauge", "KV-cache usage, 1 means 100 percent (the simulator uses the fraction of slots in use).", float64(st.Running)/float64(s.cfg.Slots))
+	// vLLM V1 renamed gpu_cache_usage_perc to kv_cache_usage_perc; scrapers
+	// and gateway endpoint pickers of either era find the one they know.
+	kv := float64(st.Running) / float64(s.cfg.Slots)
+	put("vllm:kv_cache_usage_perc", "gauge", "KV-cache usage, 1 means 100 percent (the simulator uses the fraction of slots in use).", kv)
+	put("vllm:gpu_cache_usage_perc", "gauge", "GPU KV-cache usage, 1 means 100 percent (the older name of vllm:kv_cache_usage_perc).", kv)
 	put("vllm:prefix_cache_queries_total", "counter", "Prefix cache queries, in terms of number of queried tokens.", float64(st.PrefixQueryTokens))
 	put("vllm:prefix_cache_hits_total", "counter", "Prefix cache hits, in terms of number of cached tokens.", float64(st.PrefixHitTokens))
 	put("vllm:prompt_tokens_total", "counter", "Number of prefill tokens processed.", float64(st.PromptTokens))

@@ -252,6 +252,8 @@ func FuzzHandler(f *testing.F) {
 	f.Add("/v1/chat/completions", `{"model":"x","max_tokens":2,"messages":[{"role":"user","content":"q"}]}`)
 	f.Add("/v1/completions", `{"prompt":["a","b"],"max_tokens":1,"stream":true}`)
 	f.Add("/v1/completions", `{"prompt":[1,2,3],"max_tokens":-4}`)
+	f.Add("/v1/completions", `{"prompt":[[1,2],[3]],"max_tokens":1,"stream":true,"stream_options":{"include_usage":true,"continuous_usage_stats":true}}`)
+	f.Add("/v1/completions", `{"prompt":[-5, 1e30, "a"]}`)
 	cfg := DefaultConfig()
 	cfg.TTFTBase, cfg.PrefillPerToken, cfg.ITLBase, cfg.ITLPerSeq, cfg.DefaultMaxTokens = 0, 0, 0, 0, 4
 	s, err := New(cfg)
@@ -355,8 +357,8 @@ func TestStreamedCachedTokensAndErrorRate(t *testing.T) {
 	postJSON(t, srv.URL, "/v1/chat/completions", body)
 	_, b := postJSON(t, srv.URL, "/v1/chat/completions", body)
 	_, _, _, usage, _ := decode(t, b)
-	if n := count(t, long); usage == nil || usage.CachedTokens != n/16*16 || usage.PromptTokens != n {
-		t.Fatalf("usage %+v, want %d prompt tokens, %d cached", usage, n, n/16*16)
+	if n := count(t, long); usage == nil || usage.CachedTokens != (n-1)/16*16 || usage.PromptTokens != n {
+		t.Fatalf("usage %+v, want %d prompt tokens, %d cached", usage, n, (n-1)/16*16)
 	}
 	_, failing := newSim(t, func(c *Config) { c.ErrorRate = 1 })
 	if status, b := postJSON(t, failing.URL, "/v1/chat/completions", body); status != 500 || !strings.Contains(string(b), `"error"`) {
