@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,15 +17,17 @@ import (
 	"github.com/reprise-llm/reprise/internal/workload"
 )
 
-// errDrained is the cause given to requests cancelled by the drain bound.
+// errDrained is the cause given to requests cancelled by the drain bound;
+// their Result.Err is its text.
 var errDrained = errors.New("cancelled: still in flight when the drain bound passed")
 
 // client sends one request and observes it: every time is an offset from
-// the run's origin, taken on the caller's goroutine as bytes arrive.
+// the run's origin, read on the request's goroutine as bytes arrive.
 type client struct {
 	hc      *http.Client
-	target  string
+	target  string // base URL without a trailing slash
 	headers http.Header
+	host    string // Host header override (gateways route on it)
 	model   string
 	bodies  BodyBuilder
 	origin  time.Time
@@ -32,68 +35,100 @@ type client struct {
 	timeout time.Duration
 }
 
-var readBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// Buffers reused across requests: one stream read buffer per request in
+// flight, and growable buffers for non-streamed bodies.
+var (
+	readBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+	bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+)
+
+const (
+	maxBody      = 64 << 20 // a non-streamed response body larger than this is an error
+	errBodyBytes = 200      // bytes of a non-2xx body kept in Result.Err
+	errBodyDrain = 64 << 10 // bytes of a non-2xx body read so the connection can be reused
+	maxChunkHint = 4096     // bound on presizing Result.Chunks from the requested output length
+)
 
 func newClient(cfg *Config, bodies BodyBuilder, origin time.Time) *client {
 	tr := &http.Transport{
-		Proxy:               nil, // load goes to the target, never through an environment proxy
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		Proxy:       nil, // load goes to the target, never through an environment proxy
+		DialContext: (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		// One kept-alive connection per request that can be in flight, so a
+		// steady load never pays for new connections.
 		MaxIdleConns:        0,
 		MaxIdleConnsPerHost: max(cfg.MaxConcurrency, cfg.Concurrency, 16),
 		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true, // measure the stream as the server sends it
+		DisableCompression:  true, // time the stream as the server sends it
 		ForceAttemptHTTP2:   false,
 	}
-	return &client{hc: &http.Client{Transport: tr}, target: strings.TrimRight(cfg.Target, "/"), headers: cfg.Headers,
-		model: cfg.Model, bodies: bodies, origin: origin, now: cfg.Now, timeout: cfg.Timeout}
+	return &client{
+		hc:      &http.Client{Transport: tr},
+		target:  strings.TrimRight(cfg.Target, "/"),
+		headers: cfg.Headers,
+		host:    cfg.Headers.Get("Host"),
+		model:   cfg.Model,
+		bodies:  bodies,
+		origin:  origin,
+		now:     cfg.Now,
+		timeout: cfg.Timeout,
+	}
 }
 
 func (c *client) since() time.Duration { return c.now().Sub(c.origin) }
 
 // send issues req, intended for offset intended, and returns what happened.
+// Sent is read after the body is built, just before the request is handed
+// to the transport, so building time shows as lag rather than as latency.
 func (c *client) send(ctx context.Context, req *workload.Request, intended time.Duration) Result {
 	res := Result{Index: req.Index, Endpoint: string(req.Endpoint), Stream: req.Stream, Intended: intended,
 		RequestedPromptTokens: req.PromptTokens, RequestedOutputTokens: req.OutputTokens}
 	if res.Endpoint == "" {
 		res.Endpoint = string(openai.Chat)
 	}
+	fail := func(err string) Result {
+		res.Sent = max(res.Sent, c.since())
+		res.End = c.since()
+		res.Err = err
+		return res
+	}
 	body, err := c.bodies.Body(req, c.model)
 	if err != nil {
-		res.Sent, res.End = c.since(), c.since()
-		res.Err = fmt.Sprintf("building request: %v", err)
-		return res
+		return fail(fmt.Sprintf("building request: %v", err))
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.target+openai.PathFor(openai.Endpoint(res.Endpoint)), bytes.NewReader(body))
 	if err != nil {
-		res.Err = err.Error()
-		return res
+		return fail(fmt.Sprintf("building request: %v", err))
 	}
-	hreq.Header.Set("Content-Type", "application/json")
 	for k, v := range c.headers {
 		hreq.Header[k] = v
 	}
+	if c.host != "" {
+		hreq.Host = c.host // net/http ignores a "Host" entry in Header
+	}
+	hreq.Header.Set("Content-Type", "application/json")
 	if req.Stream {
 		hreq.Header.Set("Accept", "text/event-stream")
 	}
 	res.Sent = c.since()
 	resp, err := c.hc.Do(hreq)
 	if err != nil {
-		res.End = c.since()
-		res.Err = describe(ctx, err)
-		return res
+		return fail(describe(ctx, err))
 	}
 	defer resp.Body.Close()
 	res.FirstByte = c.since()
 	res.Status = resp.StatusCode
 	if resp.StatusCode/100 != 2 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+		res.Err = httpError(resp)
 		res.End = c.since()
-		res.Err = fmt.Sprintf("http %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
 		return res
 	}
-	if strings.HasPrefix(strings.ToLower(resp.Header.Get("Content-Type")), "text/event-stream") {
+	if isStream(resp.Header.Get("Content-Type"), req.Stream) {
+		if req.OutputTokens > 0 {
+			n := min(req.OutputTokens, maxChunkHint)
+			res.Chunks, res.ChunkTokens = make([]time.Duration, 0, n), make([]int, 0, n)
+		}
 		c.readStream(ctx, resp.Body, &res)
 	} else {
 		c.readJSON(ctx, resp.Body, &res)
@@ -101,8 +136,32 @@ func (c *client) send(ctx context.Context, req *workload.Request, intended time.
 	return res
 }
 
+// isStream reports whether a response is Server-Sent Events: its media
+// type says so, or a stream was asked for and the type is not JSON (some
+// servers send no Content-Type on streams).
+func isStream(contentType string, asked bool) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	return mt == "text/event-stream" || (asked && mt != "application/json")
+}
+
+// httpError is "http <status>: <start of the body>", and reads a little
+// more of the body so the connection can serve the next request.
+func httpError(resp *http.Response) string {
+	var b [errBodyBytes]byte
+	n, _ := io.ReadFull(resp.Body, b[:])
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, errBodyDrain))
+	msg := strings.Join(strings.Fields(strings.ToValidUTF8(string(b[:n]), "?")), " ")
+	if msg == "" {
+		return fmt.Sprintf("http %d", resp.StatusCode)
+	}
+	return fmt.Sprintf("http %d: %s", resp.StatusCode, msg)
+}
+
+// describe turns a transport error into Result.Err: "cancelled: …" for the
+// drain bound, "timeout: …" for the per-request timeout, else the error.
 func describe(ctx context.Context, err error) string {
-	if cause := context.Cause(ctx); errors.Is(cause, errDrained) {
+	if errors.Is(context.Cause(ctx), errDrained) {
 		return errDrained.Error()
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -111,49 +170,14 @@ func describe(ctx context.Context, err error) string {
 	return err.Error()
 }
 
-// readStream decodes SSE as it arrives, timing every content event.
+// readStream decodes Server-Sent Events as they arrive. Every read is timed
+// once; each content-bearing event in it gets that time.
 func (c *client) readStream(ctx context.Context, body io.Reader, res *Result) {
 	bp := readBufs.Get().(*[]byte)
 	defer readBufs.Put(bp)
 	buf := *bp
 	var dec openai.Decoder
-	var usage *openai.Usage
-	cum, haveCum, sum := 0, false, 0
-	handle := func(at time.Duration, data []byte) {
-		ch, err := openai.ParseChunk(data)
-		if err != nil || ch.Done {
-			return
-		}
-		if ch.Error != "" && res.Err == "" {
-			res.Err = "stream error: " + ch.Error
-		}
-		if ch.FinishReason != "" {
-			res.FinishReason = ch.FinishReason
-		}
-		tokens := 0
-		if ch.Usage != nil {
-			u := *ch.Usage
-			usage = &u
-			// vLLM continuous usage: cumulative completion tokens per chunk.
-			if d := u.CompletionTokens - cum; ch.Content != "" && d > 0 && (haveCum || len(res.Chunks) == 0) {
-				tokens = d
-			}
-			cum, haveCum = u.CompletionTokens, true
-		}
-		if ch.Content == "" {
-			return
-		}
-		if tokens == 0 {
-			tokens = 1
-		}
-		if len(res.Chunks) == 0 {
-			res.FirstToken = at
-		}
-		res.LastToken = at
-		res.Chunks = append(res.Chunks, at)
-		res.ChunkTokens = append(res.ChunkTokens, tokens)
-		sum += tokens
-	}
+	var acc streamAcc
 	for {
 		n, err := body.Read(buf)
 		if n > 0 {
@@ -164,32 +188,100 @@ func (c *client) readStream(ctx context.Context, body io.Reader, res *Result) {
 				if !ok {
 					break
 				}
-				handle(at, ev.Data)
+				acc.event(res, at, ev.Data)
 			}
 		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			res.Err = describe(ctx, err)
+			if res.Err == "" {
+				res.Err = describe(ctx, err)
+			}
 			break
 		}
 	}
 	if ev, ok := dec.Flush(); ok {
-		handle(c.since(), ev.Data)
+		acc.event(res, c.since(), ev.Data)
 	}
 	res.End = c.since()
-	c.tokens(res, usage, sum)
+	setTokens(res, acc.usage, acc.sum)
+	// Results are kept for the whole run: give back what presizing from
+	// the requested output length over-allocated (a stream that stopped early).
+	if cap(res.Chunks) > 2*len(res.Chunks)+8 {
+		res.Chunks = slices.Clone(res.Chunks)
+		res.ChunkTokens = slices.Clone(res.ChunkTokens)
+	}
 }
 
-func (c *client) readJSON(ctx context.Context, body io.Reader, res *Result) {
-	b, err := io.ReadAll(io.LimitReader(body, 64<<20))
-	res.End = c.since()
-	if err != nil {
-		res.Err = describe(ctx, err)
+// streamAcc accumulates what a stream's events say about tokens.
+type streamAcc struct {
+	usage   *openai.Usage // the last usage seen
+	cum     int           // completion tokens in the last usage seen
+	haveCum bool          // a usage has been seen
+	sum     int           // tokens attributed to content events so far
+}
+
+// event handles the data of one event received at offset at. A
+// content-bearing event counts 1 token, or, with vLLM's continuous usage
+// stats (usage on every chunk, completion_tokens cumulative), the growth of
+// completion_tokens since the previous chunk. Growth is only trusted when
+// every earlier content event was measured the same way, so that a first
+// usage arriving after unmeasured events cannot count them twice.
+func (a *streamAcc) event(res *Result, at time.Duration, data []byte) {
+	ch, err := openai.ParseChunk(data)
+	if err != nil || ch.Done {
 		return
 	}
-	r, err := openai.ParseResponse(b)
+	if ch.Error != "" && res.Err == "" {
+		res.Err = "stream error: " + ch.Error
+	}
+	if ch.FinishReason != "" {
+		res.FinishReason = ch.FinishReason
+	}
+	tokens := 1
+	if ch.Usage != nil {
+		a.usage = ch.Usage
+		if d := ch.Usage.CompletionTokens - a.cum; d > 0 && (a.haveCum || len(res.Chunks) == 0) {
+			tokens = d
+		}
+		a.cum, a.haveCum = ch.Usage.CompletionTokens, true
+	}
+	if ch.Content == "" {
+		return
+	}
+	if len(res.Chunks) == 0 {
+		res.FirstToken = at
+	}
+	res.LastToken = at
+	res.Chunks = append(res.Chunks, at)
+	res.ChunkTokens = append(res.ChunkTokens, tokens)
+	a.sum += tokens
+}
+
+// readJSON reads a non-streamed response into a pooled buffer and parses it.
+// For such a response FirstToken and LastToken are End: the whole output
+// arrives at once.
+func (c *client) readJSON(ctx context.Context, body io.Reader, res *Result) {
+	b := bodyBufs.Get().(*bytes.Buffer)
+	defer func() {
+		if b.Cap() <= 1<<20 {
+			b.Reset()
+			bodyBufs.Put(b)
+		}
+	}()
+	b.Reset()
+	n, err := b.ReadFrom(io.LimitReader(body, maxBody+1))
+	res.End = c.since()
+	switch {
+	case err != nil:
+		res.Err = describe(ctx, err)
+		return
+	case n > maxBody:
+		res.Err = fmt.Sprintf("response body larger than %d bytes", maxBody)
+		return
+	}
+	r, err := openai.ParseResponse(b.Bytes())
 	if err != nil {
 		res.Err = err.Error()
 		return
@@ -197,13 +289,14 @@ func (c *client) readJSON(ctx context.Context, body io.Reader, res *Result) {
 	if r.Error != "" {
 		res.Err = "response error: " + r.Error
 	}
-	res.FinishReason = r.FinishReason
 	res.FirstToken, res.LastToken = res.End, res.End
-	c.tokens(res, r.Usage, openai.EstimateTokens(r.Content))
+	res.FinishReason = r.FinishReason
+	setTokens(res, r.Usage, openai.EstimateTokens(r.Content))
 }
 
-// tokens fills token counts from usage, else from what was observed.
-func (c *client) tokens(res *Result, usage *openai.Usage, observed int) {
+// setTokens fills token counts from usage when the server reported it,
+// else from what was requested (prompt) and observed (output).
+func setTokens(res *Result, usage *openai.Usage, observed int) {
 	if usage != nil {
 		res.PromptTokens, res.OutputTokens, res.CachedTokens = usage.PromptTokens, usage.CompletionTokens, usage.CachedTokens
 		res.TokensFromUsage = true

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"time"
@@ -26,51 +27,67 @@ const (
 	ProfileThroughput  = "throughput"  // MaxConcurrency closed loops: as fast as the cap allows
 )
 
-// Progress is a snapshot passed to Config.Progress about once a second.
-type Progress struct {
-	Elapsed                      time.Duration
-	Sent, Done, InFlight, Errors int
-}
-
 // Config is one benchmark's load. Field comments are the flags' docs.
 type Config struct {
-	// Target is the base URL of the deployment (paths are the OpenAI ones).
+	// Target is the base URL of the deployment, http:// or https://, with
+	// any path prefix a gateway needs; the OpenAI paths (/v1/chat/completions,
+	// /v1/completions) are appended.
 	Target string
 	// Model overrides every request's model when non-empty.
 	Model string
 	// Profile is the load model: trace, constant, poisson, synchronous,
 	// concurrent or throughput.
 	Profile string
-	// Rate is requests per second for constant and poisson.
+	// Rate is requests per second for constant and poisson. It must be 0
+	// for trace, which keeps the recorded offsets × TimeScale (rescaling a
+	// trace to a target mean rate would need the whole trace up front).
 	Rate float64
-	// TimeScale multiplies recorded offsets for trace (0.5 = twice as fast).
+	// TimeScale multiplies recorded offsets for trace (0.5 = twice as
+	// fast). 0 means 1.
 	TimeScale float64
 	// Concurrency is the number of closed loops for concurrent.
 	Concurrency int
-	// MaxConcurrency caps requests in flight for open-loop profiles (a
-	// request due while the cap is full is sent late and its lag recorded),
-	// and is the level throughput keeps. 0 means 1024.
+	// MaxConcurrency caps requests in flight for open-loop profiles (trace,
+	// constant, poisson): a request due while the cap is full waits for a
+	// free slot, is sent late and its lag recorded (Run.Late counts them),
+	// or with DropWhenFull is not sent at all (Run.Dropped). It is also the
+	// level throughput keeps. 0 means 1024.
 	MaxConcurrency int
-	// MaxSeconds stops scheduling after this many seconds (0: none).
+	// DropWhenFull makes open-loop profiles skip, and count in Run.Dropped,
+	// a request that finds MaxConcurrency requests in flight at its due
+	// time, instead of sending it late (k6's dropped_iterations). Dropping
+	// keeps the schedule's timing at the cost of its count.
+	DropWhenFull bool
+	// MaxSeconds stops scheduling this many seconds after the origin
+	// (0: none); requests in flight then have Drain to finish.
 	MaxSeconds float64
 	// MaxRequests stops scheduling after this many requests (0: none).
 	MaxRequests int
 	// Drain bounds in-flight work once scheduling has stopped; requests
-	// still running then are cancelled and recorded as such. 0 means 30 s.
+	// still running then are cancelled and recorded with Err "cancelled: …".
+	// 0 means 30 s.
 	Drain time.Duration
-	// Timeout bounds each request. 0 means 10 minutes.
+	// Timeout bounds each request, from send to the end of its body; a
+	// request that exceeds it is recorded with Err "timeout: …". 0 means
+	// 10 minutes.
 	Timeout time.Duration
-	// Headers are added to every request (Authorization for gateways).
-	// Never logged or written to results.
+	// Headers are added to every request (Authorization for gateways; a
+	// Host entry sets the Host header). Never logged, and removed from
+	// Run.Config.
 	Headers http.Header
 	// Seed seeds the Poisson schedule.
 	Seed int64
-	// Progress, when set, is called about once a second.
+	// Progress, when set, is called about once a second from its own
+	// goroutine while the run lasts.
 	Progress func(Progress)
-	// Now is the clock (nil: time.Now).
+	// Now is the clock every offset is read from (nil: time.Now). It must
+	// carry a monotonic reading, as time.Now's does; timers still use the
+	// runtime's clock, which testing/synctest fakes together with time.Now.
 	Now func() time.Time
 }
 
+// withDefaults returns a copy of c with zero fields set to the defaults
+// their comments document.
 func (c *Config) withDefaults() Config {
 	out := *c
 	if out.MaxConcurrency == 0 {
@@ -105,11 +122,11 @@ func (c *Config) Validate() error {
 	}
 	switch c.Profile {
 	case ProfileConstant, ProfilePoisson:
-		if c.Rate <= 0 {
-			errs = append(errs, fmt.Errorf("--rate must be > 0 for --profile %s", c.Profile))
+		if !(c.Rate > 0) || math.IsInf(c.Rate, 0) {
+			errs = append(errs, fmt.Errorf("--rate %v: must be > 0 for --profile %s", c.Rate, c.Profile))
 		}
 	case ProfileTrace:
-		if c.TimeScale < 0 {
+		if c.TimeScale < 0 || math.IsNaN(c.TimeScale) || math.IsInf(c.TimeScale, 0) {
 			errs = append(errs, fmt.Errorf("--time-scale %v: must be positive", c.TimeScale))
 		}
 		if c.Rate != 0 {
@@ -126,11 +143,26 @@ func (c *Config) Validate() error {
 	if c.MaxConcurrency < 0 {
 		errs = append(errs, fmt.Errorf("--max-concurrency %d: must not be negative", c.MaxConcurrency))
 	}
-	if c.MaxSeconds < 0 || c.MaxRequests < 0 {
-		errs = append(errs, errors.New("--max-seconds and --max-requests must not be negative"))
+	if c.MaxSeconds < 0 || math.IsNaN(c.MaxSeconds) || math.IsInf(c.MaxSeconds, 0) {
+		errs = append(errs, fmt.Errorf("--max-seconds %v: must be a non-negative number", c.MaxSeconds))
 	}
-	if c.Drain < 0 || c.Timeout < 0 {
-		errs = append(errs, errors.New("--drain and --timeout must not be negative"))
+	if c.MaxRequests < 0 {
+		errs = append(errs, fmt.Errorf("--max-requests %d: must not be negative", c.MaxRequests))
+	}
+	if c.Drain < 0 {
+		errs = append(errs, fmt.Errorf("--drain %v: must not be negative", c.Drain))
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("--timeout %v: must not be negative", c.Timeout))
 	}
 	return errors.Join(errs...)
+}
+
+// limit is MaxSeconds as a duration; 0 for none, including limits beyond
+// time.Duration's 292 years.
+func (c *Config) limit() time.Duration {
+	if c.MaxSeconds <= 0 || c.MaxSeconds >= math.MaxInt64/float64(time.Second) {
+		return 0
+	}
+	return time.Duration(c.MaxSeconds * float64(time.Second))
 }

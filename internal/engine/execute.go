@@ -1,11 +1,21 @@
+// Package engine is Reprise's load generator: schedules (when each request
+// is due), a dispatcher (who sends it, under which bounds) and a streaming
+// client (what the target did, timed from one monotonic origin).
+//
+// A run has two deadlines (as k6's executors do): the scheduling context
+// stops taking requests from the workload (MaxSeconds, MaxRequests, the
+// caller's context, the end of the workload), and the drain bound then
+// limits how long requests already in flight may take before they are
+// cancelled and recorded as such. A sweep is several Execute calls with
+// different Configs.
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,27 +25,55 @@ import (
 
 // Run is one benchmark's raw observations.
 type Run struct {
-	Config    Config
-	Start     time.Time     // wall time of the origin
-	Duration  time.Duration // origin → last request end
-	Results   []Result      // ordered by Index
-	Scheduled int           // requests taken from the workload
-	// Late counts open-loop requests that found every slot of
-	// MaxConcurrency busy at their due time and were sent late; their lag
-	// is in their Result.
+	// Config is the configuration as run, defaults filled in. Headers is
+	// removed: it may hold credentials.
+	Config Config
+	// Start is the wall-clock time of the run's origin; every offset in
+	// Results counts from it.
+	Start time.Time
+	// Duration is the time from the origin to the end of the last request.
+	Duration time.Duration
+	// Results holds one Result per request sent, ordered by Index.
+	Results []Result
+	// Scheduled counts the requests whose due time came before scheduling
+	// stopped: len(Results) + Dropped.
+	Scheduled int
+	// Late counts open-loop requests that found MaxConcurrency requests in
+	// flight at their due time and waited for a slot; each one's lag
+	// (Sent − Intended) is in its Result, and latency is also measured from
+	// Intended, so the wait is never hidden (coordinated omission).
 	Late int
+	// Dropped counts open-loop requests that were due but never sent
+	// because every slot stayed busy: with DropWhenFull, each one that found
+	// the cap full; otherwise those still waiting for a slot (or overdue
+	// behind one) when scheduling stopped.
+	Dropped int
 }
 
-// sendFunc sends one request. The HTTP client is the real one; tests of the
-// dispatcher substitute a function under testing/synctest.
+// Progress is a snapshot passed to Config.Progress about once a second.
+type Progress struct {
+	Elapsed  time.Duration // since the origin
+	Sent     int           // requests handed to the client
+	Done     int           // requests finished, failed ones included
+	InFlight int           // Sent − Done
+	Errors   int           // finished requests that failed
+}
+
+// sendFunc sends one request intended for offset intended and reports what
+// happened. The HTTP client's send is the real one; tests of the dispatcher
+// substitute a function that runs under testing/synctest.
 type sendFunc func(ctx context.Context, req *workload.Request, intended time.Duration) Result
 
-// Execute runs cfg's load of src against cfg.Target. It returns an error for
-// an invalid configuration or a workload that fails mid-run (after draining
-// what was sent); failures of the target are in the Results.
+// Execute runs cfg's load of src against cfg.Target. It returns an error
+// for an invalid configuration (before sending anything) or for a workload
+// that fails mid-run (with the run so far, drained); failures of the target
+// are in the Results, never an error.
 func Execute(ctx context.Context, cfg Config, src workload.Source, bodies BodyBuilder) (*Run, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if src == nil || bodies == nil {
+		return nil, errors.New("engine: a workload source and a body builder are required")
 	}
 	c := cfg.withDefaults()
 	origin := c.Now()
@@ -44,60 +82,53 @@ func Execute(ctx context.Context, cfg Config, src workload.Source, bodies BodyBu
 	return execute(ctx, c, src, origin, cl.send)
 }
 
+// dispatcher holds one run's shared state. The scheduling loops own
+// scheduled, late and dropped; the counters read by Progress are atomic.
 type dispatcher struct {
 	cfg    Config
 	origin time.Time
 	send   sendFunc
+	limit  time.Duration // MaxSeconds as a duration; 0 for none
 
 	mu      sync.Mutex
 	results []Result
 
-	flight       context.Context // in-flight requests; cancelled when the drain bound passes
+	// flight is the context of in-flight requests: it outlives the
+	// scheduling context and is cancelled, with cause errDrained, when the
+	// drain bound passes.
+	flight       context.Context
 	cancelFlight context.CancelCauseFunc
-	wg           sync.WaitGroup
+	wg           sync.WaitGroup // one per in-flight request or closed loop
 
-	sent, done, errs, inFlight atomic.Int64
-}
+	scheduled, late, dropped int
 
-func (d *dispatcher) since() time.Duration { return d.cfg.Now().Sub(d.origin) }
-
-func (d *dispatcher) record(r Result) {
-	d.mu.Lock()
-	d.results = append(d.results, r)
-	d.mu.Unlock()
-	d.inFlight.Add(-1)
-	d.done.Add(1)
-	if !r.OK() {
-		d.errs.Add(1)
-	}
-}
-
-func (d *dispatcher) launch(req workload.Request, intended time.Duration) {
-	d.sent.Add(1)
-	d.inFlight.Add(1)
-	r := d.send(d.flight, &req, intended)
-	d.record(r)
+	sent, done, errs atomic.Int64
 }
 
 func execute(ctx context.Context, cfg Config, src workload.Source, origin time.Time, send sendFunc) (*Run, error) {
-	d := &dispatcher{cfg: cfg, origin: origin, send: send}
-	d.flight, d.cancelFlight = context.WithCancelCause(context.Background())
+	d := &dispatcher{cfg: cfg, origin: origin, send: send, limit: cfg.limit()}
+	d.flight, d.cancelFlight = context.WithCancelCause(context.WithoutCancel(ctx))
 	defer d.cancelFlight(nil)
 
+	sched, stopSched := ctx, context.CancelFunc(func() {})
+	if d.limit > 0 {
+		sched, stopSched = context.WithDeadline(ctx, origin.Add(d.limit))
+	}
 	stopProgress := d.progress()
-	var scheduled, late int
 	var srcErr error
 	switch cfg.Profile {
 	case ProfileSynchronous, ProfileConcurrent, ProfileThroughput:
-		scheduled, srcErr = d.closedLoop(ctx, src)
+		srcErr = d.closedLoop(sched, src)
 	default:
-		scheduled, late, srcErr = d.openLoop(ctx, src)
+		srcErr = d.openLoop(sched, src)
 	}
+	stopSched()
 	d.drain()
 	stopProgress()
 
-	run := &Run{Config: cfg, Start: origin, Results: d.results, Scheduled: scheduled, Late: late}
-	sort.Slice(run.Results, func(i, j int) bool { return run.Results[i].Index < run.Results[j].Index })
+	cfg.Headers = nil
+	run := &Run{Config: cfg, Start: origin, Results: d.results, Scheduled: d.scheduled, Late: d.late, Dropped: d.dropped}
+	slices.SortFunc(run.Results, func(a, b Result) int { return cmp.Compare(a.Index, b.Index) })
 	for i := range run.Results {
 		run.Duration = max(run.Duration, run.Results[i].End)
 	}
@@ -107,7 +138,23 @@ func execute(ctx context.Context, cfg Config, src workload.Source, origin time.T
 	return run, nil
 }
 
-// drain waits for in-flight requests, at most cfg.Drain, then cancels the rest.
+func (d *dispatcher) since() time.Duration { return d.cfg.Now().Sub(d.origin) }
+
+// launch sends one request on the calling goroutine and records its result.
+func (d *dispatcher) launch(req *workload.Request, intended time.Duration) {
+	d.sent.Add(1)
+	r := d.send(d.flight, req, intended)
+	d.mu.Lock()
+	d.results = append(d.results, r)
+	d.mu.Unlock()
+	if !r.OK() {
+		d.errs.Add(1)
+	}
+	d.done.Add(1)
+}
+
+// drain waits for in-flight requests at most cfg.Drain, then cancels the
+// rest (they record errDrained) and waits for them to return.
 func (d *dispatcher) drain() {
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()
@@ -121,15 +168,14 @@ func (d *dispatcher) drain() {
 	}
 }
 
+// progress calls cfg.Progress every second until stop is called.
 func (d *dispatcher) progress() (stop func()) {
 	if d.cfg.Progress == nil {
 		return func() {}
 	}
 	quit := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
@@ -137,141 +183,11 @@ func (d *dispatcher) progress() (stop func()) {
 			case <-quit:
 				return
 			case <-t.C:
-				d.cfg.Progress(Progress{Elapsed: d.since(), Sent: int(d.sent.Load()), Done: int(d.done.Load()),
-					InFlight: int(d.inFlight.Load()), Errors: int(d.errs.Load())})
+				done := int(d.done.Load()) // before sent, so that InFlight ≥ 0
+				sent := int(d.sent.Load())
+				d.cfg.Progress(Progress{Elapsed: d.since(), Sent: sent, Done: done, InFlight: sent - done, Errors: int(d.errs.Load())})
 			}
 		}
-	}()
+	})
 	return func() { close(quit); wg.Wait() }
-}
-
-// openLoop sends each request at its due time from the origin, whatever
-// the server does; when MaxConcurrency requests are in flight the next one
-// waits for a slot and is sent late, with its lag recorded.
-func (d *dispatcher) openLoop(ctx context.Context, src workload.Source) (n, late int, err error) {
-	cfg := d.cfg
-	var sched Schedule
-	switch cfg.Profile {
-	case ProfileConstant:
-		sched = &Constant{Rate: cfg.Rate}
-	case ProfilePoisson:
-		sched = NewPoisson(cfg.Rate, cfg.Seed)
-	}
-	scale := Scaled{Scale: cfg.TimeScale}
-	limit := time.Duration(cfg.MaxSeconds * float64(time.Second))
-	slots := make(chan struct{}, cfg.MaxConcurrency)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for cfg.MaxRequests == 0 || n < cfg.MaxRequests {
-		req, rerr := src.Next()
-		if errors.Is(rerr, io.EOF) {
-			break
-		}
-		if rerr != nil {
-			return n, late, rerr
-		}
-		due := scale.At(req.Offset)
-		if sched != nil {
-			due, _ = sched.Next()
-		}
-		if limit > 0 && due >= limit {
-			break
-		}
-		if wait := d.origin.Add(due).Sub(d.cfg.Now()); wait > 0 {
-			timer.Reset(wait)
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-				return n, late, nil
-			}
-		}
-		select {
-		case slots <- struct{}{}:
-		default:
-			late++
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				return n, late, nil
-			}
-		}
-		if ctx.Err() != nil {
-			<-slots
-			return n, late, nil
-		}
-		d.wg.Add(1)
-		go func(req workload.Request, due time.Duration) {
-			defer d.wg.Done()
-			defer func() { <-slots }()
-			d.launch(req, due)
-		}(req, due)
-		n++
-	}
-	return n, late, nil
-}
-
-// closedLoop runs Concurrency loops, each sending its next request as soon
-// as its previous one ended. Intended = actual send: a closed loop has no
-// schedule to fall behind.
-func (d *dispatcher) closedLoop(ctx context.Context, src workload.Source) (int, error) {
-	cfg := d.cfg
-	limit := time.Duration(cfg.MaxSeconds * float64(time.Second))
-	var mu sync.Mutex
-	n := 0
-	var srcErr error
-	stopped := false
-	next := func() (workload.Request, bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped || ctx.Err() != nil || (cfg.MaxRequests > 0 && n >= cfg.MaxRequests) || (limit > 0 && d.since() >= limit) {
-			stopped = true
-			return workload.Request{}, false
-		}
-		req, err := src.Next()
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				srcErr = err
-			}
-			stopped = true
-			return workload.Request{}, false
-		}
-		n++
-		return req, true
-	}
-	// Scheduling stops at the time limit or on ctx; from then on in-flight
-	// requests have cfg.Drain to finish (drain() bounds it).
-	for i := 0; i < cfg.Concurrency; i++ {
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			for {
-				req, ok := next()
-				if !ok {
-					return
-				}
-				d.launch(req, d.since())
-			}
-		}()
-	}
-	// Wait until scheduling has stopped (every loop idle or limit reached),
-	// so that drain() starts its bound then, not at the start of the run.
-	var deadline <-chan time.Time
-	if limit > 0 {
-		t := time.NewTimer(limit)
-		defer t.Stop()
-		deadline = t.C
-	}
-	allDone := make(chan struct{})
-	go func() { d.wg.Wait(); close(allDone) }()
-	select {
-	case <-allDone:
-	case <-deadline:
-	case <-ctx.Done():
-	}
-	mu.Lock()
-	stopped = true
-	err := srcErr
-	count := n
-	mu.Unlock()
-	return count, err
 }
