@@ -215,7 +215,7 @@ func targetBenchmark(name string, run *engine.Run, cfg engine.Config, saveReques
 		Name: name, Target: cfg.Target, Profile: cfg.Profile, Start: run.Start,
 		DurationS: run.Duration.Seconds(),
 		Config:    benchConfig(cfg),
-		Metrics:   stats.Summarize(run.Results, stats.Options{RequestedRate: requestedRate(cfg)}),
+		Metrics:   stats.Summarize(run.Results, stats.Options{RequestedRate: requestedRate(cfg), Dropped: int64(run.Dropped)}),
 	}
 	if saveRequests {
 		b.Requests = report.RequestRecords(run.Results)
