@@ -20,18 +20,13 @@ type scheduler struct {
 	waiting list.List // of chan struct{}, closed on admission
 }
 
-// acquire waits for a slot in FIFO order. It returns errQueueFull at once
-// when the queue is at its bound, or ctx's error if the client gave up while
-// waiting. accepted (may be nil) runs once the request is admitted or queued,
-// before any waiting, so a streaming response can send its headers.
-func (s *scheduler) acquire(ctx context.Context, accepted func()) error {
+// acquire waits for a slot. It returns errQueueFull when the queue is at its
+// bound, or ctx's error if the client gave up while waiting.
+func (s *scheduler) acquire(ctx context.Context) error {
 	s.mu.Lock()
 	if s.running < s.slots && s.waiting.Len() == 0 {
 		s.running++
 		s.mu.Unlock()
-		if accepted != nil {
-			accepted()
-		}
 		return nil
 	}
 	if s.maxWaiting > 0 && s.waiting.Len() >= s.maxWaiting {
@@ -41,9 +36,6 @@ func (s *scheduler) acquire(ctx context.Context, accepted func()) error {
 	ch := make(chan struct{})
 	el := s.waiting.PushBack(ch)
 	s.mu.Unlock()
-	if accepted != nil {
-		accepted()
-	}
 	select {
 	case <-ch:
 		return nil
@@ -60,7 +52,6 @@ func (s *scheduler) acquire(ctx context.Context, accepted func()) error {
 	}
 }
 
-// release frees a slot, handing it to the longest waiter if any.
 func (s *scheduler) release() {
 	s.mu.Lock()
 	s.releaseLocked()
@@ -98,17 +89,11 @@ func newPrefixCache(capacity int) *prefixCache {
 
 // lookupAndInsert returns how many leading blocks of ids (block tokens
 // each) were cached, then caches all full blocks.
-//
-// Like vLLM (v1 KVCacheManager.get_computed_blocks, max_cache_hit_length =
-// num_tokens - 1), a hit never covers the prompt's last token, which must be
-// computed to get the first output's logits: at most (len(ids)-1)/block
-// blocks hit, so a fully cached prompt of 32 tokens reports 16 cached.
 func (c *prefixCache) lookupAndInsert(ids []uint, block int) (hitBlocks, blocks int) {
 	blocks = len(ids) / block
 	if blocks == 0 {
 		return 0, 0
 	}
-	maxHit := (len(ids) - 1) / block
 	hashes := make([]uint64, blocks)
 	var h maphash.Hash
 	h.SetSeed(c.seed)
@@ -127,7 +112,7 @@ func (c *prefixCache) lookupAndInsert(ids []uint, block int) (hitBlocks, blocks 
 	for _, hv := range hashes {
 		if el, ok := c.items[hv]; ok {
 			c.order.MoveToFront(el)
-			if counting && hitBlocks < maxHit {
+			if counting {
 				hitBlocks++
 			}
 			continue

@@ -17,50 +17,38 @@ import (
 type Config struct {
 	// Model is the name /v1/models reports; requests may name any model.
 	Model string
-	// Slots is the number of sequences decoded at once (vLLM's
-	// max_num_seqs); later requests wait in FIFO order.
+	// Slots is the number of sequences decoded at once (vLLM's max_num_seqs).
 	Slots int
-	// MaxWaiting bounds the waiting queue (requests); beyond it requests
-	// get HTTP 429. 0 means unbounded.
+	// MaxWaiting bounds the waiting queue; beyond it requests get 429.
+	// 0 means unbounded.
 	MaxWaiting int
-	// TTFTBase is the fixed part of the time from admission to first token;
-	// queueing for a slot comes on top.
+	// TTFTBase is the fixed part of the time from admission to first token.
 	TTFTBase time.Duration
-	// PrefillPerToken is the prefill time per prompt token not served from
-	// the prefix cache (cl100k_base tokens of the message contents).
+	// PrefillPerToken is the prefill cost per prompt token not served from
+	// the prefix cache.
 	PrefillPerToken time.Duration
-	// ITLBase is the fixed part of the time between two tokens of a sequence.
+	// ITLBase is the time between tokens of one sequence with no others running.
 	ITLBase time.Duration
-	// ITLPerSeq is added to the time between tokens once per sequence
-	// running at that moment (this one included), so decoding slows as the
-	// batch fills.
+	// ITLPerSeq is added to the inter-token time per running sequence.
 	ITLPerSeq time.Duration
-	// DefaultMaxTokens is the output limit (tokens) of requests without
-	// max_tokens or max_completion_tokens.
+	// DefaultMaxTokens is the output limit of requests without max_tokens.
 	DefaultMaxTokens int
 	// NaturalOutputMean is the mean output length (tokens) of requests that
 	// may stop early (no ignore_eos): lengths are drawn from a geometric
 	// distribution with this mean, capped by max_tokens.
 	NaturalOutputMean int
-	// PrefixCache enables the prefix cache: leading full prompt blocks seen
-	// before skip prefill and are reported as
-	// usage.prompt_tokens_details.cached_tokens. As in vLLM, the block
-	// holding the prompt's last token is always computed.
+	// PrefixCache enables the prefix cache: prompt blocks seen before skip
+	// prefill and are reported as cached_tokens.
 	PrefixCache bool
 	// PrefixBlock is the prefix cache's block size in tokens (vLLM's 16).
 	PrefixBlock int
-	// PrefixCacheBlocks bounds the cache in blocks; the least recently used
-	// blocks are evicted first.
+	// PrefixCacheBlocks bounds the cache (least recently used blocks go first).
 	PrefixCacheBlocks int
-	// Jitter is a fraction: every delay is scaled by a uniform factor in
-	// [1-Jitter, 1+Jitter].
+	// Jitter scales every delay by a uniform factor in [1-Jitter, 1+Jitter].
 	Jitter float64
-	// ErrorRate is the fraction (0..1) of requests answered with HTTP 500,
-	// decided on arrival.
+	// ErrorRate is the fraction of requests answered with HTTP 500.
 	ErrorRate float64
-	// Seed makes jitter, output lengths, output text and errors
-	// reproducible: request n (in arrival order) draws from a generator
-	// seeded by (Seed, n).
+	// Seed makes jitter, output lengths and errors reproducible.
 	Seed int64
 }
 
@@ -80,8 +68,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxWaiting, "max-waiting", c.MaxWaiting, "waiting-queue bound; beyond it 429 (0: unbounded)")
 	fs.DurationVar(&c.TTFTBase, "ttft-base", c.TTFTBase, "fixed time from admission to first token")
 	fs.DurationVar(&c.PrefillPerToken, "prefill-per-token", c.PrefillPerToken, "prefill time per uncached prompt token")
-	fs.DurationVar(&c.ITLBase, "itl-base", c.ITLBase, "fixed time between two tokens of a sequence")
-	fs.DurationVar(&c.ITLPerSeq, "itl-per-seq", c.ITLPerSeq, "time between tokens added per running sequence")
+	fs.DurationVar(&c.ITLBase, "itl-base", c.ITLBase, "time between tokens with one sequence running")
+	fs.DurationVar(&c.ITLPerSeq, "itl-per-seq", c.ITLPerSeq, "inter-token time added per running sequence")
 	fs.IntVar(&c.DefaultMaxTokens, "default-max-tokens", c.DefaultMaxTokens, "output limit when a request sets no max_tokens")
 	fs.IntVar(&c.NaturalOutputMean, "natural-output-mean", c.NaturalOutputMean, "mean output length of requests without ignore_eos")
 	fs.BoolVar(&c.PrefixCache, "prefix-cache", c.PrefixCache, "reuse cached prompt prefixes (skip their prefill, report cached_tokens)")
@@ -95,38 +83,30 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // Validate reports every problem at once, naming the flags.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Model == "" {
-		errs = append(errs, errors.New("--model: must not be empty"))
-	}
 	if c.Slots < 1 {
 		errs = append(errs, fmt.Errorf("--slots %d: must be at least 1", c.Slots))
 	}
 	if c.MaxWaiting < 0 {
 		errs = append(errs, fmt.Errorf("--max-waiting %d: must not be negative", c.MaxWaiting))
 	}
-	for _, d := range []struct {
-		flag string
-		v    time.Duration
-	}{{"--ttft-base", c.TTFTBase}, {"--prefill-per-token", c.PrefillPerToken}, {"--itl-base", c.ITLBase}, {"--itl-per-seq", c.ITLPerSeq}} {
-		if d.v < 0 {
-			errs = append(errs, fmt.Errorf("%s %v: must not be negative", d.flag, d.v))
+	for name, d := range map[string]time.Duration{"--ttft-base": c.TTFTBase, "--prefill-per-token": c.PrefillPerToken, "--itl-base": c.ITLBase, "--itl-per-seq": c.ITLPerSeq} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s %v: must not be negative", name, d))
 		}
 	}
-	for _, n := range []struct {
-		flag string
-		v    int
-	}{{"--default-max-tokens", c.DefaultMaxTokens}, {"--natural-output-mean", c.NaturalOutputMean}, {"--prefix-block", c.PrefixBlock}, {"--prefix-cache-blocks", c.PrefixCacheBlocks}} {
-		if n.v < 1 {
-			errs = append(errs, fmt.Errorf("%s %d: must be at least 1", n.flag, n.v))
-		}
+	if c.DefaultMaxTokens < 1 {
+		errs = append(errs, fmt.Errorf("--default-max-tokens %d: must be at least 1", c.DefaultMaxTokens))
 	}
-	if c.DefaultMaxTokens > maxOutputTokens {
-		errs = append(errs, fmt.Errorf("--default-max-tokens %d: must be at most %d", c.DefaultMaxTokens, maxOutputTokens))
+	if c.NaturalOutputMean < 1 {
+		errs = append(errs, fmt.Errorf("--natural-output-mean %d: must be at least 1", c.NaturalOutputMean))
 	}
-	if !(c.Jitter >= 0 && c.Jitter < 1) { // also rejects NaN
+	if c.PrefixBlock < 1 || c.PrefixCacheBlocks < 1 {
+		errs = append(errs, errors.New("--prefix-block and --prefix-cache-blocks must be at least 1"))
+	}
+	if c.Jitter < 0 || c.Jitter >= 1 {
 		errs = append(errs, fmt.Errorf("--jitter %v: want 0 <= jitter < 1", c.Jitter))
 	}
-	if !(c.ErrorRate >= 0 && c.ErrorRate <= 1) {
+	if c.ErrorRate < 0 || c.ErrorRate > 1 {
 		errs = append(errs, fmt.Errorf("--error-rate %v: want 0..1", c.ErrorRate))
 	}
 	return errors.Join(errs...)

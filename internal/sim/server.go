@@ -1,93 +1,71 @@
 package sim
 
 import (
-	"context"
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
-	"sync"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/tiktoken-go/tokenizer"
+
+	"github.com/reprise-llm/reprise/internal/openai"
 )
 
 // maxOutputTokens is the largest max_tokens accepted (a model's context bound).
 const maxOutputTokens = 131072
 
-// maxBody is the largest request body read, in bytes.
-const maxBody = 64 << 20
-
-// cl100k is the cl100k_base codec, built once per process and shared by all
-// Servers: building one compiles its split regexp (the vocabulary is shared
-// by the tokenizer package itself). A Codec is safe for concurrent use.
-var cl100k = sync.OnceValues(func() (tokenizer.Codec, error) { return tokenizer.Get(tokenizer.Cl100kBase) })
-
-// Server is the simulator; it is an http.Handler serving POST
-// /v1/chat/completions and /v1/completions, GET /v1/models, /health and
-// /metrics.
+// Server is the simulator; it is an http.Handler.
 type Server struct {
 	cfg     Config
 	codec   tokenizer.Codec
 	sched   *scheduler
 	cache   *prefixCache
-	created int64 // Unix seconds, reported as "created"
+	created int64
 	seq     atomic.Uint64
 
-	// ctx is cancelled by Close; in-flight generations end with it.
-	ctx    context.Context
-	cancel context.CancelFunc
-
-	served, rejected, errored, cancelled atomic.Int64
-	promptTokens, genTokens              atomic.Int64
-	cacheHitTokens, cacheQueryTokens     atomic.Int64
+	served, rejected, errored, promptTokens, genTokens, cacheHitTokens, cacheQueryTokens atomic.Int64
 }
 
-// Stats are the simulator's gauges and counters since New.
+// Stats are the simulator's counters.
 type Stats struct {
-	Running int // sequences holding a slot
-	Waiting int // requests queued for a slot
-
-	Served    int64 // requests generated to the end
-	Rejected  int64 // requests answered 429 because the queue was full
-	Errored   int64 // requests answered 500 by ErrorRate
-	Cancelled int64 // requests whose client went away (or Close) before the end
-
-	PromptTokens      int64 // prompt tokens of admitted requests
-	GenerationTokens  int64 // tokens generated, including those of cancelled requests
-	PrefixHitTokens   int64 // prompt tokens served from the prefix cache
-	PrefixQueryTokens int64 // prompt tokens looked up in the prefix cache
+	Running, Waiting                   int
+	Served, Rejected, Errored          int64
+	PromptTokens, GenerationTokens     int64
+	PrefixHitTokens, PrefixQueryTokens int64
 }
 
 var _ http.Handler = (*Server)(nil)
 
-// New returns a simulator for cfg, which must be valid.
+// New returns a simulator for cfg.
 func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("sim config: %w", err)
+		return nil, err
 	}
-	codec, err := cl100k()
+	codec, err := tokenizer.Get(tokenizer.Cl100kBase)
 	if err != nil {
-		return nil, fmt.Errorf("loading cl100k_base tokenizer: %w", err)
+		return nil, fmt.Errorf("loading tokenizer: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
 		cfg: cfg, codec: codec, sched: &scheduler{slots: cfg.Slots, maxWaiting: cfg.MaxWaiting},
 		cache: newPrefixCache(cfg.PrefixCacheBlocks), created: time.Now().Unix(),
-		ctx: ctx, cancel: cancel,
 	}, nil
 }
 
-// Close ends in-flight generations (their slots are freed as they notice)
-// and makes later generation requests fail with 503. It is idempotent.
-func (s *Server) Close() { s.cancel() }
+// Close releases the simulator. In-flight requests end with their clients.
+func (s *Server) Close() {}
 
-// Stats returns the current gauges and counters.
+// Stats returns the current counters.
 func (s *Server) Stats() Stats {
 	r, w := s.sched.load()
-	return Stats{Running: r, Waiting: w,
-		Served: s.served.Load(), Rejected: s.rejected.Load(), Errored: s.errored.Load(), Cancelled: s.cancelled.Load(),
+	return Stats{Running: r, Waiting: w, Served: s.served.Load(), Rejected: s.rejected.Load(), Errored: s.errored.Load(),
 		PromptTokens: s.promptTokens.Load(), GenerationTokens: s.genTokens.Load(),
 		PrefixHitTokens: s.cacheHitTokens.Load(), PrefixQueryTokens: s.cacheQueryTokens.Load()}
 }
@@ -99,70 +77,302 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/models":
 		w.Header().Set("Content-Type", "application/json")
-		b, _ := json.Marshal(modelList{Object: "list", Data: []modelCard{{ID: s.cfg.Model, Object: "model", Created: s.created, OwnedBy: "reprise-sim"}}})
-		_, _ = w.Write(b)
+		fmt.Fprintf(w, `{"object":"list","data":[{"id":%q,"object":"model","created":%d,"owned_by":"reprise-sim"}]}`, s.cfg.Model, s.created)
 	case r.Method == http.MethodGet && r.URL.Path == "/metrics":
 		s.metrics(w)
-	case r.URL.Path == "/v1/chat/completions" || r.URL.Path == "/v1/completions":
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			writeError(w, http.StatusMethodNotAllowed, "invalid_request_error", "use POST")
-			return
-		}
+	case r.Method == http.MethodPost && (r.URL.Path == "/v1/chat/completions" || r.URL.Path == "/v1/completions"):
 		s.generate(w, r)
 	default:
 		writeError(w, http.StatusNotFound, "not_found_error", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 	}
 }
 
-type modelCard struct {
-	ID      string `json:"id"`
-	Object  string `json:"object"`
-	Created int64  `json:"created"`
-	OwnedBy string `json:"owned_by"`
-}
-
-type modelList struct {
-	Object string      `json:"object"`
-	Data   []modelCard `json:"data"`
-}
-
-type errorBody struct {
-	Error struct {
-		Message string `json:"message"`
-		Type    string `json:"type"`
-		Code    int    `json:"code"`
-	} `json:"error"`
-}
-
-// writeError answers with an OpenAI-style error object.
 func writeError(w http.ResponseWriter, status int, typ, msg string) {
-	var e errorBody
-	e.Error.Message, e.Error.Type, e.Error.Code = msg, typ, status
-	b, _ := json.Marshal(e)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": typ, "code": status}})
 	_, _ = w.Write(b)
+}
+
+type streamOpts struct {
+	StreamOptions *struct {
+		ContinuousUsageStats bool `json:"continuous_usage_stats"`
+	} `json:"stream_options"`
+}
+
+// job is one request's generation plan.
+type job struct {
+	chat           bool
+	id, model      string
+	stream         bool
+	includeUsage   bool
+	continuous     bool
+	prompt, cached int
+	tokens         int
+	finish         string
+	rng            *rand.Rand
+}
+
+func (s *Server) plan(r *http.Request) (*job, int, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	if err != nil {
+		return nil, http.StatusBadRequest, fmt.Errorf("reading body: %w", err)
+	}
+	info, err := openai.ParseRequest(r.URL.Path, body)
+	if err != nil {
+		return nil, http.StatusBadRequest, err
+	}
+	var so streamOpts
+	_ = json.Unmarshal(body, &so)
+	j := &job{chat: info.Endpoint == openai.Chat, model: info.Model, stream: info.Stream, includeUsage: info.IncludeUsage,
+		continuous: so.StreamOptions != nil && so.StreamOptions.ContinuousUsageStats}
+	if j.model == "" {
+		j.model = s.cfg.Model
+	}
+	if j.chat && info.NMessages == 0 {
+		return nil, http.StatusBadRequest, errors.New("messages: at least one message is required")
+	}
+	if info.MaxTokens < 0 || info.MaxTokens > maxOutputTokens {
+		return nil, http.StatusBadRequest, fmt.Errorf("max_tokens %d: want 1..%d", info.MaxTokens, maxOutputTokens)
+	}
+	// Prompt tokens: each message's content counted on its own (no chat
+	// template), as the replayer measures what it synthesises.
+	var ids []uint
+	for _, part := range strings.Split(info.Prompt, "\x1e") {
+		if _, content, ok := strings.Cut(part, "\x1f"); ok {
+			part = content
+		}
+		if part == "" {
+			continue
+		}
+		pids, _, err := s.codec.Encode(part)
+		if err != nil {
+			return nil, http.StatusBadRequest, fmt.Errorf("tokenizing prompt: %w", err)
+		}
+		ids = append(ids, pids...)
+	}
+	j.prompt = len(ids)
+	n := s.seq.Add(1)
+	j.id = strconv.FormatUint(n, 36)
+	j.rng = rand.New(rand.NewPCG(uint64(s.cfg.Seed), n))
+	if s.cfg.PrefixCache {
+		hit, _ := s.cache.lookupAndInsert(ids, s.cfg.PrefixBlock)
+		j.cached = hit * s.cfg.PrefixBlock
+		s.cacheHitTokens.Add(int64(j.cached))
+		s.cacheQueryTokens.Add(int64(j.prompt))
+	}
+	limit := info.MaxTokens
+	if limit == 0 {
+		limit = s.cfg.DefaultMaxTokens
+	}
+	j.tokens, j.finish = limit, "length"
+	if !info.IgnoreEOS {
+		// geometric with the configured mean: P(stop after each token) = 1/mean
+		p := 1 / float64(s.cfg.NaturalOutputMean)
+		natural := 1 + int(math.Floor(math.Log(1-j.rng.Float64())/math.Log(1-p+1e-12)))
+		if natural < limit {
+			j.tokens, j.finish = max(natural, 1), "stop"
+		}
+	}
+	return j, 0, nil
+}
+
+func (s *Server) jitter(rng *rand.Rand, d time.Duration) time.Duration {
+	if s.cfg.Jitter == 0 || d == 0 {
+		return d
+	}
+	return time.Duration(float64(d) * (1 + s.cfg.Jitter*(2*rng.Float64()-1)))
+}
+
+// sleep waits d on t or returns false when the client went away.
+func sleep(r *http.Request, t *time.Timer, d time.Duration) bool {
+	t.Reset(d)
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+func (s *Server) generate(w http.ResponseWriter, r *http.Request) {
+	j, status, err := s.plan(r)
+	if err != nil {
+		writeError(w, status, "invalid_request_error", err.Error())
+		return
+	}
+	if s.cfg.ErrorRate > 0 && j.rng.Float64() < s.cfg.ErrorRate {
+		s.errored.Add(1)
+		writeError(w, http.StatusInternalServerError, "internal_error", "simulated failure (--error-rate)")
+		return
+	}
+	if err := s.sched.acquire(r.Context()); err != nil {
+		if errors.Is(err, errQueueFull) {
+			s.rejected.Add(1)
+			writeError(w, http.StatusTooManyRequests, "rate_limit_error", "the simulator's waiting queue is full (--max-waiting)")
+		}
+		return
+	}
+	defer s.sched.release()
+	s.promptTokens.Add(int64(j.prompt))
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	prefill := s.cfg.TTFTBase + time.Duration(j.prompt-j.cached)*s.cfg.PrefillPerToken
+	if !sleep(r, timer, s.jitter(j.rng, prefill)) {
+		return
+	}
+	var fl http.Flusher
+	if j.stream {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.WriteHeader(http.StatusOK)
+		fl, _ = w.(http.Flusher)
+	}
+	var text strings.Builder
+	for i := 0; i < j.tokens; i++ {
+		if i > 0 {
+			running, _ := s.sched.load()
+			if !sleep(r, timer, s.jitter(j.rng, s.cfg.ITLBase+time.Duration(running)*s.cfg.ITLPerSeq)) {
+				return
+			}
+		}
+		tok := words[j.rng.IntN(len(words))]
+		s.genTokens.Add(1)
+		if !j.stream {
+			text.WriteString(tok)
+			continue
+		}
+		var usage *usageJSON
+		if j.continuous {
+			usage = j.usage(i + 1)
+		}
+		if _, err := w.Write(j.chunk(tok, i == 0, "", usage, s.created)); err != nil {
+			return
+		}
+		if fl != nil {
+			fl.Flush()
+		}
+	}
+	s.served.Add(1)
+	if !j.stream {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(j.response(text.String(), s.created))
+		return
+	}
+	var usage *usageJSON
+	if j.continuous {
+		usage = j.usage(j.tokens)
+	}
+	_, _ = w.Write(j.chunk("", false, j.finish, usage, s.created))
+	if j.includeUsage {
+		_, _ = w.Write(j.usageChunk(s.created))
+	}
+	_, _ = w.Write([]byte("data: [DONE]\n\n"))
+	if fl != nil {
+		fl.Flush()
+	}
+}
+
+type usageJSON struct {
+	PromptTokens        int `json:"prompt_tokens"`
+	CompletionTokens    int `json:"completion_tokens"`
+	TotalTokens         int `json:"total_tokens"`
+	PromptTokensDetails *struct {
+		CachedTokens int `json:"cached_tokens"`
+	} `json:"prompt_tokens_details,omitempty"`
+}
+
+func (j *job) usage(completion int) *usageJSON {
+	u := &usageJSON{PromptTokens: j.prompt, CompletionTokens: completion, TotalTokens: j.prompt + completion}
+	if j.cached > 0 {
+		u.PromptTokensDetails = &struct {
+			CachedTokens int `json:"cached_tokens"`
+		}{j.cached}
+	}
+	return u
+}
+
+func (j *job) object() (string, string) {
+	if j.chat {
+		return "chatcmpl-sim-" + j.id, "chat.completion"
+	}
+	return "cmpl-sim-" + j.id, "text_completion"
+}
+
+// chunk renders one SSE event: a token, or the final finish_reason event.
+func (j *job) chunk(tok string, first bool, finish string, usage *usageJSON, created int64) []byte {
+	id, obj := j.object()
+	if j.chat {
+		obj += ".chunk"
+	}
+	choice := map[string]any{"index": 0, "finish_reason": nil}
+	if finish != "" {
+		choice["finish_reason"] = finish
+	}
+	if j.chat {
+		delta := map[string]any{}
+		if tok != "" {
+			delta["content"] = tok
+		}
+		if first {
+			delta["role"] = "assistant"
+		}
+		choice["delta"] = delta
+	} else {
+		choice["text"] = tok
+	}
+	ev := map[string]any{"id": id, "object": obj, "created": created, "model": j.model, "choices": []any{choice}}
+	if usage != nil {
+		ev["usage"] = usage
+	}
+	return sse(ev)
+}
+
+func (j *job) usageChunk(created int64) []byte {
+	id, obj := j.object()
+	if j.chat {
+		obj += ".chunk"
+	}
+	return sse(map[string]any{"id": id, "object": obj, "created": created, "model": j.model, "choices": []any{}, "usage": j.usage(j.tokens)})
+}
+
+func sse(v any) []byte {
+	b, _ := json.Marshal(v)
+	var buf bytes.Buffer
+	buf.Grow(len(b) + 8)
+	buf.WriteString("data: ")
+	buf.Write(b)
+	buf.WriteString("\n\n")
+	return buf.Bytes()
+}
+
+func (j *job) response(text string, created int64) []byte {
+	id, obj := j.object()
+	choice := map[string]any{"index": 0, "finish_reason": j.finish}
+	if j.chat {
+		choice["message"] = map[string]any{"role": "assistant", "content": text}
+	} else {
+		choice["text"] = text
+	}
+	b, _ := json.Marshal(map[string]any{"id": id, "object": obj, "created": created, "model": j.model,
+		"choices": []any{choice}, "usage": j.usage(j.tokens)})
+	return b
 }
 
 // metrics writes vLLM-named gauges and counters in Prometheus text format.
 func (s *Server) metrics(w http.ResponseWriter) {
 	st := s.Stats()
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	m := s.cfg.Model
 	put := func(name, typ, help string, v float64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s{model_name=%q} %s\n", name, help, name, typ, name, m, strconv.FormatFloat(v, 'f', -1, 64))
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s{model_name=%q} %g\n", name, help, name, typ, name, m, v)
 	}
-	put("vllm:num_requests_running", "gauge", "Number of requests in model execution batches.", float64(st.Running))
-	put("vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.", float64(st.Waiting))
-	// vLLM V1 renamed gpu_cache_usage_perc to kv_cache_usage_perc; scrapers
-	// and gateway endpoint pickers of either era find the one they know.
-	kv := float64(st.Running) / float64(s.cfg.Slots)
-	put("vllm:kv_cache_usage_perc", "gauge", "KV-cache usage, 1 means 100 percent (the simulator uses the fraction of slots in use).", kv)
-	put("vllm:gpu_cache_usage_perc", "gauge", "GPU KV-cache usage, 1 means 100 percent (the older name of vllm:kv_cache_usage_perc).", kv)
-	put("vllm:prefix_cache_queries_total", "counter", "Prefix cache queries, in terms of number of queried tokens.", float64(st.PrefixQueryTokens))
-	put("vllm:prefix_cache_hits_total", "counter", "Prefix cache hits, in terms of number of cached tokens.", float64(st.PrefixHitTokens))
-	put("vllm:prompt_tokens_total", "counter", "Number of prefill tokens processed.", float64(st.PromptTokens))
-	put("vllm:generation_tokens_total", "counter", "Number of generation tokens processed.", float64(st.GenerationTokens))
-	put("vllm:request_success_total", "counter", "Count of successfully processed requests.", float64(st.Served))
+	put("vllm:num_requests_running", "gauge", "Sequences in the batch.", float64(st.Running))
+	put("vllm:num_requests_waiting", "gauge", "Requests waiting for a slot.", float64(st.Waiting))
+	put("vllm:kv_cache_usage_perc", "gauge", "Fraction of batch slots in use (the simulator's KV stand-in).", float64(st.Running)/float64(s.cfg.Slots))
+	put("vllm:prefix_cache_queries_total", "counter", "Prompt tokens looked up in the prefix cache.", float64(st.PrefixQueryTokens))
+	put("vllm:prefix_cache_hits_total", "counter", "Prompt tokens found in the prefix cache.", float64(st.PrefixHitTokens))
+	put("vllm:prompt_tokens_total", "counter", "Prompt tokens processed.", float64(st.PromptTokens))
+	put("vllm:generation_tokens_total", "counter", "Tokens generated.", float64(st.GenerationTokens))
+	put("vllm:request_success_total", "counter", "Requests completed.", float64(st.Served))
 }

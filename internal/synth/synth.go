@@ -5,16 +5,10 @@
 package synth
 
 import (
-	"encoding/json"
 	"fmt"
-	"hash/fnv"
-	"math/rand/v2"
-	"strings"
-	"sync"
 
 	"github.com/tiktoken-go/tokenizer"
 
-	"github.com/reprise-llm/reprise/internal/openai"
 	"github.com/reprise-llm/reprise/internal/workload"
 )
 
@@ -23,191 +17,202 @@ type Options struct {
 	// Encoding is the tiktoken encoding prompts are measured in
 	// (cl100k_base, o200k_base, r50k_base, p50k_base). Default cl100k_base.
 	Encoding string
-	// Seed makes prompts reproducible.
+	// Seed makes prompts reproducible: equal seeds give byte-identical
+	// prompts for equal requests.
 	Seed int64
 }
 
+// MaxPromptTokens bounds a synthesised prompt (about 25 MB of text): a
+// longer one is a corrupt trace, not a context window.
+const MaxPromptTokens = 4 << 20
+
+// DefaultBlockTokens is the block size used for requests with hash ids but
+// no BlockTokens (the Mooncake convention).
+const DefaultBlockTokens = 512
+
 // Builder synthesises prompts and request bodies. It is safe for concurrent use.
+//
+// A prompt is a run of words, each a single token under the encoding with
+// its leading space (" model", " river"). The encodings' pre-tokenizers
+// split text before every space-prefixed word and BPE never merges across
+// that split, so a run of n such words is exactly n tokens however the runs
+// are cut and joined: blocks can be cached and concatenated without ever
+// tokenizing a prompt.
 type Builder struct {
-	codec tokenizer.Codec
-	words []string // space-prefixed words that are exactly one token each
-	seed  uint64
-
-	mu     sync.Mutex
-	blocks map[blockKey]string // bounded cache of generated block texts
+	codec  tokenizer.Codec
+	words  []string // " word", one token each, ASCII letters only
+	avgLen float64  // mean bytes per word, to size buffers
+	seed   uint64
+	blocks *blockCache
 }
 
-type blockKey struct {
-	chain  uint64
-	tokens int
-}
+// maxCachedBlockTokens is the largest block size that is cached.
+const maxCachedBlockTokens = 16384
 
-// maxCachedBlocks bounds the block cache (about 512 words each).
-const maxCachedBlocks = 8192
+// cacheBytes bounds the block cache: about 9,000 blocks of 512 tokens.
+const cacheBytes = 32 << 20
 
 // New returns a Builder for opts.
 func New(opts Options) (*Builder, error) {
 	enc := opts.Encoding
 	if enc == "" {
-		enc = "cl100k_base"
+		enc = string(tokenizer.Cl100kBase)
 	}
 	codec, err := tokenizer.Get(tokenizer.Encoding(enc))
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer %q: %w", enc, err)
 	}
-	b := &Builder{codec: codec, seed: uint64(opts.Seed), blocks: map[blockKey]string{}}
-	// Keep the vocabulary words that are one token with a leading space.
-	// The encodings' pre-tokenizer splits text before every " word", so a
-	// prompt of n such words is exactly n tokens, however they are joined.
+	b := &Builder{codec: codec, seed: uint64(opts.Seed), blocks: newBlockCache(cacheBytes)}
+	total := 0
 	for _, w := range vocabulary {
-		if n, err := codec.Count(" " + w); err == nil && n == 1 {
-			b.words = append(b.words, " "+w)
+		if !plainWord(w) {
+			continue
 		}
+		// Keep the words that are one token with a leading space, and check
+		// the split the Builder relies on: two of them are two tokens.
+		if n, err := codec.Count(" " + w); err != nil || n != 1 {
+			continue
+		}
+		if n, err := codec.Count(" " + w + " " + w); err != nil || n != 2 {
+			continue
+		}
+		b.words = append(b.words, " "+w)
+		total += len(w) + 1
 	}
 	if len(b.words) < 64 {
 		return nil, fmt.Errorf("tokenizer %q: only %d single-token words in the vocabulary", enc, len(b.words))
 	}
+	b.avgLen = float64(total) / float64(len(b.words))
 	return b, nil
 }
 
-// CountTokens returns the token count of s under the Builder's encoding.
+// plainWord reports whether w is lowercase ASCII letters, so prompt text
+// never needs JSON escaping.
+func plainWord(w string) bool {
+	for i := 0; i < len(w); i++ {
+		if w[i] < 'a' || w[i] > 'z' {
+			return false
+		}
+	}
+	return w != ""
+}
+
+// CountTokens returns the token count of s under the Builder's encoding
+// (0 for text the encoding rejects).
 func (b *Builder) CountTokens(s string) int {
 	n, _ := b.codec.Count(s)
 	return n
 }
 
 // Prompt returns the synthesised prompt for req: exactly req.PromptTokens
-// tokens. With HashIDs, block i (BlockTokens tokens) depends only on the ids
-// up to i, so requests sharing k leading ids share exactly k blocks of text;
-// without, the prompt is unique to the request's index.
+// tokens (at least 1; servers reject empty prompts). With HashIDs, block i
+// (BlockTokens tokens) depends only on the ids up to and including i, so
+// requests sharing k leading ids share exactly k blocks of text; the last
+// block is cut to fit, and is then a prefix of the full block with the same
+// ids. Without HashIDs the prompt is unique to the request's Index.
 func (b *Builder) Prompt(req *workload.Request) (string, error) {
+	out, err := b.appendPrompt(make([]byte, 0, b.sizeHint(req)), req)
+	return string(out), err
+}
+
+func (b *Builder) sizeHint(req *workload.Request) int {
+	n := min(max(req.PromptTokens, 1), MaxPromptTokens)
+	return int(float64(n)*b.avgLen*1.1) + 64
+}
+
+// appendPrompt appends the prompt text for req to dst.
+func (b *Builder) appendPrompt(dst []byte, req *workload.Request) ([]byte, error) {
 	n := req.PromptTokens
-	if n < 0 {
-		return "", fmt.Errorf("request %d: negative prompt length %d", req.Index, n)
+	if n < 0 || n > MaxPromptTokens {
+		return dst, fmt.Errorf("request %d: prompt length %d: want 0 to %d tokens", req.Index, n, MaxPromptTokens)
 	}
-	if n == 0 {
-		n = 1 // an empty prompt is rejected by most servers
-	}
+	n = max(n, 1)
 	block := req.BlockTokens
 	if block <= 0 {
-		block = 512
+		block = DefaultBlockTokens
 	}
-	var sb strings.Builder
-	sb.Grow(n * 8)
-	chain := b.seed ^ 0x9e3779b97f4a7c15
+	chain := mix(b.seed, 0x243f6a8885a308d3)
 	if len(req.HashIDs) == 0 {
-		chain = mix(chain, uint64(req.Index)+1<<40) // unique per request
+		// A prompt of its own: generated straight into dst, never cached.
+		chain = mix(chain, uint64(req.Index)|1<<62)
+		return b.appendWords(dst, chain, block, n), nil
 	}
 	for i, left := 0, n; left > 0; i++ {
 		if i < len(req.HashIDs) {
 			chain = mix(chain, uint64(req.HashIDs[i]))
 		} else {
-			chain = mix(chain, uint64(i)|1<<32)
+			// Longer than its ids (an estimated block size): the extra
+			// blocks continue the same chain, so they still depend only on
+			// the ids and the position.
+			chain = mix(chain, uint64(i)|1<<63)
 		}
 		size := min(block, left)
-		sb.WriteString(b.block(chain, size))
+		dst = b.appendBlock(dst, chain, block, size)
 		left -= size
 	}
-	return sb.String(), nil
+	return dst, nil
 }
 
-func mix(h, v uint64) uint64 {
-	f := fnv.New64a()
-	var buf [16]byte
-	for i := 0; i < 8; i++ {
-		buf[i] = byte(h >> (8 * i))
-		buf[8+i] = byte(v >> (8 * i))
+// appendBlock appends the first size words of the block chain names.
+func (b *Builder) appendBlock(dst []byte, chain uint64, block, size int) []byte {
+	if block > maxCachedBlockTokens {
+		// Too large to cache (an odd capture block size): generate only
+		// what is needed; the word stream is the same, so it is still a
+		// prefix of the full block.
+		return b.appendWords(dst, chain, block, size)
 	}
-	_, _ = f.Write(buf[:])
-	return f.Sum64()
-}
-
-// block returns the text of `tokens` words determined by chain, cached.
-func (b *Builder) block(chain uint64, tokens int) string {
-	key := blockKey{chain, tokens}
-	b.mu.Lock()
-	s, ok := b.blocks[key]
-	b.mu.Unlock()
-	if ok {
-		return s
-	}
-	rng := rand.New(rand.NewPCG(chain, uint64(tokens)))
-	var sb strings.Builder
-	sb.Grow(tokens * 8)
-	for i := 0; i < tokens; i++ {
-		sb.WriteString(b.words[rng.IntN(len(b.words))])
-	}
-	s = sb.String()
-	b.mu.Lock()
-	if len(b.blocks) >= maxCachedBlocks {
-		clear(b.blocks) // bounded: start over rather than grow
-	}
-	b.blocks[key] = s
-	b.mu.Unlock()
-	return s
-}
-
-type chatMessage struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
-
-type streamOptions struct {
-	IncludeUsage bool `json:"include_usage"`
-}
-
-type body struct {
-	Model         string          `json:"model"`
-	Messages      json.RawMessage `json:"messages,omitempty"`
-	Prompt        *string         `json:"prompt,omitempty"`
-	MaxTokens     int             `json:"max_tokens,omitempty"`
-	IgnoreEOS     bool            `json:"ignore_eos,omitempty"`
-	Stream        bool            `json:"stream,omitempty"`
-	StreamOptions *streamOptions  `json:"stream_options,omitempty"`
-}
-
-// Body returns the JSON body for req: a chat or completions request with
-// the synthesised (or recorded) prompt, max_tokens = OutputTokens with
-// ignore_eos so the server produces exactly that many tokens, and
-// stream_options.include_usage on streams so token counts come from the
-// server. model overrides req.Model when non-empty.
-func (b *Builder) Body(req *workload.Request, model string) ([]byte, error) {
-	if model == "" {
-		model = req.Model
-	}
-	if model == "" {
-		model = "default"
-	}
-	out := body{Model: model, Stream: req.Stream}
-	if req.OutputTokens > 0 {
-		out.MaxTokens, out.IgnoreEOS = req.OutputTokens, true
-	}
-	if req.Stream {
-		out.StreamOptions = &streamOptions{IncludeUsage: true}
-	}
-	prompt := req.Prompt
-	if prompt == "" && len(req.Messages) == 0 {
-		var err error
-		if prompt, err = b.Prompt(req); err != nil {
-			return nil, err
+	key := blockKey{chain: chain, tokens: block}
+	if text, ok := b.blocks.get(key); ok {
+		if size < block {
+			text = firstWords(text, size)
 		}
+		return append(dst, text...)
 	}
-	switch req.Endpoint {
-	case openai.Completions:
-		if prompt == "" {
-			return nil, fmt.Errorf("request %d: a completions request needs a prompt, the workload has chat messages", req.Index)
-		}
-		out.Prompt = &prompt
-	default:
-		if len(req.Messages) > 0 {
-			out.Messages = req.Messages
-		} else {
-			msgs, err := json.Marshal([]chatMessage{{Role: "user", Content: prompt}})
-			if err != nil {
-				return nil, err
+	start := len(dst)
+	dst = b.appendWords(dst, chain, block, block)
+	b.blocks.put(key, string(dst[start:]))
+	if size < block {
+		dst = dst[:start+len(firstWords(string(dst[start:]), size))]
+	}
+	return dst
+}
+
+// appendWords appends the first n words of the word sequence seeded by
+// (chain, block). The same seed gives the same sequence, so fewer words are
+// a prefix of more.
+func (b *Builder) appendWords(dst []byte, chain uint64, block, n int) []byte {
+	// splitmix64 stream; the top 32 bits scaled to the vocabulary (a bias
+	// below 1e-6 is irrelevant to filler text).
+	state, nw := mix(chain, uint64(block)), uint64(len(b.words))
+	for range n {
+		state += 0x9e3779b97f4a7c15
+		r := mix(state, 0) >> 32
+		dst = append(dst, b.words[r*nw>>32]...)
+	}
+	return dst
+}
+
+// firstWords returns the first n space-prefixed words of text.
+func firstWords(text string, n int) string {
+	seen := 0
+	for i := 0; i < len(text); i++ {
+		if text[i] == ' ' {
+			if seen == n {
+				return text[:i]
 			}
-			out.Messages = msgs
+			seen++
 		}
 	}
-	return json.Marshal(out)
+	return text
+}
+
+// mix folds v into the chain h (splitmix64 finaliser over both).
+func mix(h, v uint64) uint64 {
+	x := h ^ (v + 0x9e3779b97f4a7c15 + h<<6 + h>>2)
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
 }

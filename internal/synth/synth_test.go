@@ -2,8 +2,12 @@ package synth
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/tiktoken-go/tokenizer"
 
 	"github.com/reprise-llm/reprise/internal/openai"
 	"github.com/reprise-llm/reprise/internal/workload"
@@ -18,59 +22,210 @@ func newBuilder(t testing.TB) *Builder {
 	return b
 }
 
+// encodeCount tokenizes s in full with a codec of its own, independent of
+// the Builder's.
+func encodeCount(t testing.TB, enc tokenizer.Encoding, s string) int {
+	t.Helper()
+	c, err := tokenizer.Get(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, _, err := c.Encode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ids)
+}
+
+func ids(n int, from uint32) []uint32 {
+	out := make([]uint32, n)
+	for i := range out {
+		out[i] = from + uint32(i)
+	}
+	return out
+}
+
 func TestPromptHasExactTokenCount(t *testing.T) {
 	b := newBuilder(t)
 	for _, n := range []int{1, 2, 17, 511, 512, 513, 1500, 12000} {
-		for _, ids := range [][]uint32{nil, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24}} {
-			req := &workload.Request{Index: n, PromptTokens: n, HashIDs: ids, BlockTokens: 512}
+		for _, hash := range [][]uint32{nil, ids(24, 1), ids(2, 1)} { // 2 ids: longer than its ids
+			req := &workload.Request{Index: n, PromptTokens: n, HashIDs: hash, BlockTokens: 512}
 			p, err := b.Prompt(req)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := b.CountTokens(p); got != n {
-				t.Errorf("%d tokens requested (ids %v): the encoding counts %d", n, ids != nil, got)
+			if got := encodeCount(t, tokenizer.Cl100kBase, p); got != n {
+				t.Errorf("%d tokens requested (%d ids): a full tokenization counts %d", n, len(hash), got)
+			}
+		}
+	}
+	p, _ := b.Prompt(&workload.Request{PromptTokens: 0})
+	if b.CountTokens(p) != 1 {
+		t.Errorf("an empty prompt must become one token, got %q", p)
+	}
+	for _, bad := range []int{-1, MaxPromptTokens + 1, 1 << 40} {
+		if _, err := b.Prompt(&workload.Request{PromptTokens: bad}); err == nil {
+			t.Errorf("length %d was accepted", bad)
+		}
+	}
+}
+
+func TestEveryEncodingIsExact(t *testing.T) {
+	for _, enc := range []tokenizer.Encoding{tokenizer.O200kBase, tokenizer.R50kBase, tokenizer.P50kBase} {
+		b, err := New(Options{Encoding: string(enc), Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{1, 513, 3000} {
+			p, _ := b.Prompt(&workload.Request{PromptTokens: n, HashIDs: ids(6, 9), BlockTokens: 512})
+			if got := encodeCount(t, enc, p); got != n {
+				t.Errorf("%s: %d tokens requested, %d counted", enc, n, got)
+			}
+		}
+	}
+	if _, err := New(Options{Encoding: "no_such_base"}); err == nil || !strings.Contains(err.Error(), "no_such_base") {
+		t.Errorf("unknown encoding: %v", err)
+	}
+}
+
+// blocksOf cuts a prompt into blocks of `block` words.
+func blocksOf(p string, block int) []string {
+	var out []string
+	for len(p) > 0 {
+		head := firstWords(p, block)
+		out = append(out, head)
+		p = p[len(head):]
+	}
+	return out
+}
+
+func TestSharedLeadingIDsShareExactlyThoseBlocks(t *testing.T) {
+	b := newBuilder(t)
+	for _, block := range []int{64, 512} {
+		base := []uint32{10, 11, 12, 13, 14}
+		pa, _ := b.Prompt(&workload.Request{Index: 1, PromptTokens: 5 * block, BlockTokens: block, HashIDs: base})
+		for k := 0; k < 5; k++ {
+			other := append([]uint32(nil), base...)
+			other[k] = 99 // equal ids before k, different from k on
+			pc, _ := b.Prompt(&workload.Request{Index: 2, PromptTokens: 5 * block, BlockTokens: block, HashIDs: other})
+			ba, bc := blocksOf(pa, block), blocksOf(pc, block)
+			if len(ba) != 5 || len(bc) != 5 {
+				t.Fatalf("block counts %d %d", len(ba), len(bc))
+			}
+			shared := strings.Join(ba[:k], "")
+			if !strings.HasPrefix(pc, shared) {
+				t.Errorf("block %d: the first %d blocks differ though the ids are equal", block, k)
+			}
+			for j := k; j < 5; j++ {
+				if ba[j] == bc[j] {
+					t.Errorf("block size %d, ids differ from %d: block %d is identical", block, k, j)
+				}
+			}
+			// and the text differs right after the shared blocks
+			if firstWords(pa[len(shared):], 8) == firstWords(pc[len(shared):], 8) {
+				t.Errorf("block size %d: prompts still agree right after %d shared blocks", block, k)
 			}
 		}
 	}
 }
 
-func TestSharedLeadingIDsShareExactlyThoseBlocks(t *testing.T) {
+func TestTrimmedLastBlockIsAPrefixOfTheFullBlock(t *testing.T) {
 	b := newBuilder(t)
-	const block = 64
-	a := &workload.Request{Index: 1, PromptTokens: 5 * block, BlockTokens: block, HashIDs: []uint32{10, 11, 12, 13, 14}}
-	c := &workload.Request{Index: 2, PromptTokens: 5 * block, BlockTokens: block, HashIDs: []uint32{10, 11, 99, 13, 14}}
-	pa, _ := b.Prompt(a)
-	pc, _ := b.Prompt(c)
-	// every word is one token with a leading space: blocks are runs of words
-	blocksA, blocksC := strings.Fields(pa), strings.Fields(pc)
-	if len(blocksA) != 5*block || len(blocksC) != 5*block {
-		t.Fatalf("word counts %d %d", len(blocksA), len(blocksC))
+	full, _ := b.Prompt(&workload.Request{PromptTokens: 3 * 512, BlockTokens: 512, HashIDs: []uint32{1, 2, 3}})
+	part, _ := b.Prompt(&workload.Request{PromptTokens: 2*512 + 100, BlockTokens: 512, HashIDs: []uint32{1, 2, 3}})
+	if !strings.HasPrefix(full, part) || b.CountTokens(part) != 1124 {
+		t.Error("a shorter prompt with the same ids must be a prefix of the longer one")
 	}
-	for k := 0; k < 5; k++ {
-		same := strings.Join(blocksA[k*block:(k+1)*block], " ") == strings.Join(blocksC[k*block:(k+1)*block], " ")
-		if k < 2 && !same {
-			t.Errorf("block %d differs though both requests have the same ids up to it", k)
-		}
-		if k >= 2 && same {
-			t.Errorf("block %d is identical after the ids diverged (the chain must differ)", k)
-		}
+	// the same holds when the full block is not cached yet
+	fresh := newBuilder(t)
+	part2, _ := fresh.Prompt(&workload.Request{PromptTokens: 2*512 + 100, BlockTokens: 512, HashIDs: []uint32{1, 2, 3}})
+	if part2 != part {
+		t.Error("a cut block depends on the cache state")
 	}
-	// a different request with no ids shares nothing at the start
-	u, _ := b.Prompt(&workload.Request{Index: 3, PromptTokens: block})
-	if strings.HasPrefix(pa, u[:40]) {
-		t.Error("a request without hash ids shares a prefix")
+}
+
+func TestPromptsWithoutIDsShareNothing(t *testing.T) {
+	b := newBuilder(t)
+	seen := map[string]int{}
+	for i := 0; i < 200; i++ {
+		p, _ := b.Prompt(&workload.Request{Index: i, PromptTokens: 600})
+		head := firstWords(p, 6)
+		if j, dup := seen[head]; dup {
+			t.Fatalf("requests %d and %d start with the same 6 words", j, i)
+		}
+		seen[head] = i
+	}
+	withIDs, _ := b.Prompt(&workload.Request{Index: 3, PromptTokens: 64, HashIDs: []uint32{0}})
+	noIDs, _ := b.Prompt(&workload.Request{Index: 3, PromptTokens: 64})
+	if firstWords(withIDs, 6) == firstWords(noIDs, 6) {
+		t.Error("a request without ids shares a prefix with hash id 0")
 	}
 }
 
 func TestDeterministicBySeed(t *testing.T) {
-	req := &workload.Request{Index: 4, PromptTokens: 300}
-	p1, _ := newBuilder(t).Prompt(req)
-	p2, _ := newBuilder(t).Prompt(req)
-	other, _ := New(Options{Seed: 8})
-	p3, _ := other.Prompt(req)
-	if p1 != p2 || p1 == p3 {
-		t.Fatal("prompts must depend on the seed and only on it")
+	for _, req := range []*workload.Request{{Index: 4, PromptTokens: 300}, {Index: 4, PromptTokens: 1300, HashIDs: []uint32{5, 6, 7}}} {
+		p1, _ := newBuilder(t).Prompt(req)
+		p2, _ := newBuilder(t).Prompt(req)
+		other, _ := New(Options{Seed: 8})
+		p3, _ := other.Prompt(req)
+		if p1 != p2 || p1 == p3 {
+			t.Fatalf("prompts must depend on the seed and only on it (ids %v)", req.HashIDs)
+		}
 	}
+}
+
+func TestConcurrentBodiesMatchSequentialOnes(t *testing.T) {
+	b := newBuilder(t)
+	reqs := make([]*workload.Request, 64)
+	want := make([]string, len(reqs))
+	for i := range reqs {
+		reqs[i] = &workload.Request{Index: i, PromptTokens: 700 + i, BlockTokens: 128, HashIDs: []uint32{uint32(i % 3), uint32(i % 5), uint32(i)}}
+		p, _ := newBuilder(t).Prompt(reqs[i])
+		want[i] = p
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Go(func() {
+			for i, r := range reqs {
+				if p, _ := b.Prompt(r); p != want[i] {
+					t.Errorf("request %d differs under concurrency", i)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestBlockCacheIsBounded(t *testing.T) {
+	c := newBlockCache(100)
+	for i := 0; i < 50; i++ {
+		c.put(blockKey{chain: uint64(i)}, strings.Repeat("x", 10))
+		if i == 5 {
+			c.get(blockKey{chain: 0}) // recently used: survives
+		}
+	}
+	if c.len() != 10 || c.use != 100 {
+		t.Fatalf("%d entries, %d bytes", c.len(), c.use)
+	}
+	if _, ok := c.get(blockKey{chain: 1}); ok {
+		t.Error("the least recently used block survived")
+	}
+	if _, ok := c.get(blockKey{chain: 49}); !ok {
+		t.Error("the newest block was evicted")
+	}
+	c.put(blockKey{chain: 99}, strings.Repeat("y", 101)) // larger than the cache
+	if _, ok := c.get(blockKey{chain: 99}); ok {
+		t.Error("an oversized block was cached")
+	}
+}
+
+func decode(t *testing.T, raw []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("%v: %s", err, raw)
+	}
+	return m
 }
 
 func TestBody(t *testing.T) {
@@ -86,37 +241,113 @@ func TestBody(t *testing.T) {
 	if info.Model != "m" || !info.Stream || !info.IncludeUsage || info.MaxTokens != 7 || !info.IgnoreEOS || info.NMessages != 1 {
 		t.Errorf("chat body: %+v", info)
 	}
+	m := decode(t, raw)
+	content := m["messages"].([]any)[0].(map[string]any)["content"].(string)
+	if b.CountTokens(content) != 20 {
+		t.Errorf("chat prompt has %d tokens", b.CountTokens(content))
+	}
+
 	raw, _ = b.Body(&workload.Request{Endpoint: openai.Completions, PromptTokens: 5}, "override")
-	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
-	if m["model"] != "override" || m["prompt"] == nil || m["max_tokens"] != nil || m["stream"] != nil {
+	m = decode(t, raw)
+	if m["model"] != "override" || m["max_tokens"] != nil || m["ignore_eos"] != nil || m["stream"] != false || m["stream_options"] != nil {
 		t.Errorf("completions body: %s", raw)
 	}
-	if b.CountTokens(m["prompt"].(string)) != 5 {
-		t.Error("completions prompt length")
+	if p, _ := m["prompt"].(string); b.CountTokens(p) != 5 {
+		t.Errorf("completions prompt %q", p)
 	}
-	raw, _ = b.Body(&workload.Request{Endpoint: openai.Chat, Messages: []byte(`[{"role":"user","content":"verbatim"}]`)}, "m")
-	if !strings.Contains(string(raw), "verbatim") {
+
+	raw, _ = b.Body(&workload.Request{Endpoint: openai.Chat, Messages: []byte(`[{"role":"user","content":"verbatim"}]`)}, "")
+	if m = decode(t, raw); m["model"] != "default" || !strings.Contains(string(raw), `"content":"verbatim"`) {
 		t.Errorf("recorded messages not sent verbatim: %s", raw)
+	}
+
+	odd := "quote \" backslash \\ newline \n tab \t unicode é 😀 <tag>"
+	raw, _ = b.Body(&workload.Request{Endpoint: openai.Completions, Prompt: odd, OutputTokens: 3}, "m")
+	if m = decode(t, raw); m["prompt"] != odd || m["max_tokens"] != float64(3) {
+		t.Errorf("recorded prompt not round-tripped: %s", raw)
+	}
+	raw, _ = b.Body(&workload.Request{Endpoint: openai.Chat, Prompt: odd}, "m")
+	if m = decode(t, raw); m["messages"].([]any)[0].(map[string]any)["content"] != odd {
+		t.Errorf("a recorded prompt on chat must become the user message: %s", raw)
+	}
+
+	if _, err := b.Body(&workload.Request{Endpoint: openai.Completions, Messages: []byte(`[]`)}, "m"); err == nil {
+		t.Error("completions from chat messages must fail")
+	}
+	if _, err := b.Body(&workload.Request{Endpoint: openai.Chat, Messages: []byte(`[{`)}, "m"); err == nil {
+		t.Error("invalid recorded messages were sent")
+	}
+	if _, err := b.Body(&workload.Request{Endpoint: openai.Chat, PromptTokens: -3}, "m"); err == nil {
+		t.Error("a negative prompt length was accepted")
 	}
 }
 
-// BenchmarkPrompt12k measures synthesis at Mooncake conversation lengths
-// with prefix sharing (the blocks come from the cache).
-func BenchmarkPrompt12k(b *testing.B) {
-	bl := newBuilder(b)
-	ids := make([]uint32, 24)
-	for i := range ids {
-		ids[i] = uint32(i)
-	}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		ids[23] = uint32(i) // the last block is new each time
-		i++
-		if _, err := bl.Body(&workload.Request{Index: i, PromptTokens: 12000, BlockTokens: 512, HashIDs: ids, Stream: true}, "m"); err != nil {
-			b.Fatal(err)
+func FuzzAppendJSONString(f *testing.F) {
+	f.Add("plain words")
+	f.Add("\"\\\x00\u2028\xff")
+	f.Fuzz(func(t *testing.T, s string) {
+		out := appendJSONString([]byte("x"), s)
+		var got string
+		if err := json.Unmarshal(out[1:], &got); err != nil {
+			t.Fatalf("%q → %s: %v", s, out, err)
 		}
+		want, _ := json.Marshal(s)
+		var wantS string
+		_ = json.Unmarshal(want, &wantS)
+		if got != wantS {
+			t.Fatalf("%q round-trips to %q, encoding/json gives %q", s, got, wantS)
+		}
+	})
+}
+
+// BenchmarkPrompt12k measures whole request bodies at Mooncake conversation
+// lengths (12,000 tokens, 24 blocks of 512). "shared" reuses 23 cached
+// blocks and makes the last one new, as a conversation's next turn does;
+// "fresh" makes every block new; "unique" has no hash ids.
+func BenchmarkPrompt12k(b *testing.B) {
+	for _, mode := range []string{"shared", "fresh", "unique"} {
+		b.Run(mode, func(b *testing.B) {
+			bl := newBuilder(b)
+			hash := ids(24, 0)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				req := &workload.Request{Index: i, PromptTokens: 12000, BlockTokens: 512, HashIDs: hash, Stream: true, OutputTokens: 100}
+				switch mode {
+				case "shared":
+					hash[23] = uint32(1000 + i)
+				case "fresh":
+					for j := range hash {
+						hash[j] = uint32(i*24 + j)
+					}
+				case "unique":
+					req.HashIDs = nil
+				}
+				if _, err := bl.Body(req, "m"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "prompts/s")
+		})
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "prompts/s")
+}
+
+func ExampleBuilder_Prompt() {
+	b, _ := New(Options{Seed: 1})
+	p, _ := b.Prompt(&workload.Request{PromptTokens: 8, HashIDs: []uint32{1}, BlockTokens: 512})
+	fmt.Println(b.CountTokens(p))
+	// Output: 8
+}
+
+func TestHugeBlocksAreNotCached(t *testing.T) {
+	b := newBuilder(t)
+	p, err := b.Prompt(&workload.Request{PromptTokens: 300, BlockTokens: 1 << 30, HashIDs: []uint32{1}})
+	if err != nil || b.CountTokens(p) != 300 || b.blocks.len() != 0 {
+		t.Fatalf("%v, %d tokens, %d cached", err, b.CountTokens(p), b.blocks.len())
+	}
+	longer, _ := b.Prompt(&workload.Request{PromptTokens: 400, BlockTokens: 1 << 30, HashIDs: []uint32{1}})
+	if !strings.HasPrefix(longer, p) {
+		t.Error("uncached blocks lost the prefix property")
+	}
 }

@@ -1,12 +1,8 @@
 package workload
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/openai"
@@ -15,83 +11,48 @@ import (
 // Azure reads the Azure LLM inference traces (Azure/AzurePublicDataset):
 // CSV with TIMESTAMP, ContextTokens, GeneratedTokens, found by header name.
 // Timestamps are date strings, 2023 with 7 fractional digits and no zone
-// (2023-11-16 18:17:03.9799600), 2024 with a zone offset; all 100 ns digits
-// are kept. Offsets are from the first row.
+// (2023-11-16 18:17:03.9799600), 2024 with a zone offset and varying
+// precision (2024-05-10 00:00:00.0071+00:00); every digit down to the
+// nanosecond is kept. Offsets are from the first row; a timestamp earlier
+// than its predecessor is kept as it is (its offset is clamped at 0 when it
+// precedes the first row) and counted in Warnings.
 type Azure struct {
-	*lineFile
-	n                      int
-	cTS, cCtx, cGen, width int
-	first, prev            time.Time
-	backwards              int
+	*csvFile
+	n                  int
+	cTS, cCtx, cGen    int
+	first, prev        time.Time
+	backwards, clamped int
 }
 
 var _ Source = (*Azure)(nil)
 
 // OpenAzure opens an Azure trace CSV and reads its header.
 func OpenAzure(path string, opts OpenOptions) (*Azure, error) {
-	l, err := openLines("azure", path, opts)
+	c, err := openCSV("azure", path, opts)
 	if err != nil {
 		return nil, err
 	}
-	a := &Azure{lineFile: l, cTS: -1, cCtx: -1, cGen: -1}
-	head, ok, err := l.next()
-	if err != nil || !ok {
-		l.Close()
-		if err == nil {
-			err = errors.New("empty file")
-		}
-		return nil, fmt.Errorf("azure %s: %w", path, err)
-	}
-	cols := strings.Split(strings.TrimSpace(strings.TrimPrefix(string(head), "\ufeff")), ",")
-	a.width = len(cols)
-	for i, c := range cols {
-		switch strings.ToLower(strings.TrimSpace(c)) {
-		case "timestamp":
-			a.cTS = i
-		case "contexttokens":
-			a.cCtx = i
-		case "generatedtokens":
-			a.cGen = i
-		}
-	}
-	if a.cTS < 0 || a.cCtx < 0 || a.cGen < 0 {
-		l.Close()
-		return nil, fmt.Errorf("azure %s line 1: header %q lacks TIMESTAMP, ContextTokens or GeneratedTokens", path, head)
+	a := &Azure{csvFile: c, cTS: c.col("TIMESTAMP"), cCtx: c.col("ContextTokens"), cGen: c.col("GeneratedTokens")}
+	if err := c.require([]int{a.cTS, a.cCtx, a.cGen}, "TIMESTAMP", "ContextTokens", "GeneratedTokens"); err != nil {
+		return nil, err
 	}
 	return a, nil
-}
-
-var azureLayouts = []string{
-	"2006-01-02 15:04:05Z07:00", // 2024: "2024-05-10 00:00:00.014+00:00" (fraction parsed implicitly)
-	"2006-01-02 15:04:05",       // 2023: "2023-11-16 18:17:03.9799600"
-	time.RFC3339Nano,
-}
-
-func parseAzureTime(s string) (time.Time, error) {
-	s = strings.TrimSpace(s)
-	for _, l := range azureLayouts {
-		if t, err := time.Parse(l, s); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("timestamp %q: want a date like 2023-11-16 18:17:03.9799600", s)
 }
 
 // Next returns the next request.
 func (a *Azure) Next() (Request, error) {
 	for {
-		line, ok, err := a.next()
+		fields, ok, err := a.row()
 		if err != nil {
 			return Request{}, err
 		}
 		if !ok {
 			if a.backwards > 0 {
-				a.warnings = append(a.warnings, fmt.Sprintf("azure %s: timestamps go backwards %d times; those requests were sent at the earlier offset (is the file sorted?)", a.path, a.backwards))
+				a.warnings = append(a.warnings, fmt.Sprintf("azure %s: timestamps go backwards %d times (%d before the first row, sent at offset 0); is the file sorted?", a.path, a.backwards, a.clamped))
 			}
 			return Request{}, io.EOF
 		}
-		fields := strings.Split(string(bytes.TrimRight(line, "\r")), ",")
-		req, err := a.row(fields)
+		req, err := a.parse(fields)
 		if err != nil {
 			if err := a.invalid("azure", err); err != nil {
 				return Request{}, err
@@ -102,21 +63,21 @@ func (a *Azure) Next() (Request, error) {
 	}
 }
 
-func (a *Azure) row(f []string) (Request, error) {
-	if len(f) != a.width {
-		return Request{}, fmt.Errorf("%d fields, the header has %d", len(f), a.width)
+func (a *Azure) parse(f [][]byte) (Request, error) {
+	if len(f) != len(a.header) {
+		return Request{}, fmt.Errorf("%d fields, the header has %d", len(f), len(a.header))
 	}
 	ts, err := parseAzureTime(f[a.cTS])
 	if err != nil {
 		return Request{}, err
 	}
-	ctx, err := strconv.Atoi(strings.TrimSpace(f[a.cCtx]))
-	if err != nil || ctx < 0 {
-		return Request{}, fmt.Errorf("ContextTokens %q: want a non-negative integer", f[a.cCtx])
+	ctx, err := count("ContextTokens", f[a.cCtx])
+	if err != nil {
+		return Request{}, err
 	}
-	gen, err := strconv.Atoi(strings.TrimSpace(f[a.cGen]))
-	if err != nil || gen < 0 {
-		return Request{}, fmt.Errorf("GeneratedTokens %q: want a non-negative integer", f[a.cGen])
+	gen, err := count("GeneratedTokens", f[a.cGen])
+	if err != nil {
+		return Request{}, err
 	}
 	if a.n == 0 {
 		a.first, a.prev = ts, ts
@@ -125,8 +86,94 @@ func (a *Azure) row(f []string) (Request, error) {
 		a.backwards++
 	}
 	a.prev = ts
-	off := max(ts.Sub(a.first), 0)
+	off := ts.Sub(a.first)
+	if off < 0 {
+		off = 0
+		a.clamped++
+	}
 	req := Request{Index: a.n, Offset: off, Endpoint: openai.Chat, Stream: true, PromptTokens: ctx, OutputTokens: gen}
 	a.n++
 	return req, nil
+}
+
+// parseAzureTime parses "YYYY-MM-DD HH:MM:SS[.fraction][Z|±HH:MM|±HHMM]"
+// ('T' may replace the space) by hand: it keeps every fractional digit up
+// to nanoseconds, and is several times faster than trying time.Parse
+// layouts in turn. Anything else is tried as RFC 3339.
+func parseAzureTime(b []byte) (time.Time, error) {
+	if t, ok := parseDateTime(b); ok {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, string(b)); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("timestamp %q: want a date like 2023-11-16 18:17:03.9799600", b)
+}
+
+func parseDateTime(b []byte) (time.Time, bool) {
+	if len(b) < 19 || b[4] != '-' || b[7] != '-' || (b[10] != ' ' && b[10] != 'T') || b[13] != ':' || b[16] != ':' {
+		return time.Time{}, false
+	}
+	num := func(s []byte) (int, bool) {
+		v := 0
+		for _, c := range s {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v, true
+	}
+	y, ok1 := num(b[0:4])
+	mo, ok2 := num(b[5:7])
+	d, ok3 := num(b[8:10])
+	h, ok4 := num(b[11:13])
+	mi, ok5 := num(b[14:16])
+	s, ok6 := num(b[17:19])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59 {
+		return time.Time{}, false
+	}
+	rest, ns := b[19:], 0
+	if len(rest) > 0 && rest[0] == '.' {
+		digits := 0
+		for rest = rest[1:]; len(rest) > 0 && rest[0] >= '0' && rest[0] <= '9'; rest = rest[1:] {
+			if digits < 9 { // finer digits than a nanosecond are dropped
+				ns = ns*10 + int(rest[0]-'0')
+				digits++
+			}
+		}
+		if digits == 0 {
+			return time.Time{}, false
+		}
+		for ; digits < 9; digits++ {
+			ns *= 10
+		}
+	}
+	zone := 0
+	switch {
+	case len(rest) == 0:
+	case len(rest) == 1 && rest[0] == 'Z':
+	case (len(rest) == 6 && rest[3] == ':' || len(rest) == 5 || len(rest) == 3) && (rest[0] == '+' || rest[0] == '-'):
+		zh, ok := num(rest[1:3])
+		zm := 0
+		if len(rest) > 3 {
+			var okm bool
+			zm, okm = num(rest[len(rest)-2:])
+			ok = ok && okm && (len(rest) == 6 || rest[3] != ':')
+		}
+		if !ok || zh > 23 || zm > 59 {
+			return time.Time{}, false
+		}
+		zone = (zh*60 + zm) * 60
+		if rest[0] == '-' {
+			zone = -zone
+		}
+	default:
+		return time.Time{}, false
+	}
+	t := time.Date(y, time.Month(mo), d, h, mi, s, ns, time.UTC)
+	if t.Day() != d { // 31 April
+		return time.Time{}, false
+	}
+	return t.Add(-time.Duration(zone) * time.Second), true
 }

@@ -1,10 +1,10 @@
 package workload
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/openai"
@@ -14,10 +14,22 @@ import (
 // traces): one JSON object a line with timestamp in MILLISECONDS from the
 // start, input_length and output_length in tokens, and hash_ids, one per
 // 512-token block, equal ids meaning a reusable KV prefix.
+//
+// It also reads AIPerf's extensions of the format (its mooncake_trace
+// dataset type): session_id groups rows into a conversation (Session, with
+// Turn counted from 0 in file order); delay is the think time in ms before
+// a turn (Delay); text_input or messages replace input_length with a
+// prompt sent verbatim; timestamp and output_length are optional. A row
+// without timestamp keeps the previous row's offset. Other keys are
+// ignored.
 type Mooncake struct {
 	*lineFile
-	n     int
-	maxTS float64
+	n        int
+	maxTS    float64
+	prev     time.Duration
+	turns    map[string]int
+	slab     []uint32 // hash ids are cut from shared slabs: one allocation per ~16k ids
+	mismatch int      // rows whose hash_ids length is not ceil(input_length/512)
 }
 
 var _ Source = (*Mooncake)(nil)
@@ -31,15 +43,18 @@ func OpenMooncake(path string, opts OpenOptions) (*Mooncake, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Mooncake{lineFile: l}, nil
+	return &Mooncake{lineFile: l, turns: map[string]int{}}, nil
 }
 
+// mooncakeRow is one line; has* say which keys were present and not null.
 type mooncakeRow struct {
-	Timestamp    *float64 `json:"timestamp"`
-	InputLength  *int     `json:"input_length"`
-	OutputLength *int     `json:"output_length"`
-	HashIDs      []uint32 `json:"hash_ids"`
-	SessionID    string   `json:"session_id"`
+	ts, delay                      float64
+	in, out                        int64
+	ids                            []uint32
+	session, text                  string
+	messages                       []byte
+	hasTS, hasIn, hasOut, hasDelay bool
+	hasText                        bool
 }
 
 // Next returns the next request.
@@ -50,45 +65,162 @@ func (m *Mooncake) Next() (Request, error) {
 			return Request{}, err
 		}
 		if !ok {
-			if m.n > 1000 && m.maxTS > 0 && m.maxTS < 10_000 {
-				m.warnings = append(m.warnings, fmt.Sprintf("%s: %d requests within %.0f timestamp units: Mooncake timestamps are milliseconds; this looks like seconds", m.path, m.n, m.maxTS))
-			}
+			m.finish()
 			return Request{}, io.EOF
 		}
 		var row mooncakeRow
-		if err := json.Unmarshal(line, &row); err != nil {
+		err = m.parse(line, &row)
+		if err == nil {
+			err = row.check()
+		}
+		if err != nil {
 			if err := m.invalid("mooncake", err); err != nil {
 				return Request{}, err
 			}
 			continue
 		}
-		if err := row.check(); err != nil {
-			if err := m.invalid("mooncake", err); err != nil {
-				return Request{}, err
+		return m.request(&row), nil
+	}
+}
+
+func (m *Mooncake) finish() {
+	if m.n > 1000 && m.maxTS > 0 && m.maxTS < 10_000 {
+		m.warnings = append(m.warnings, fmt.Sprintf("mooncake %s: %d requests within %.0f timestamp units: Mooncake timestamps are milliseconds; this looks like seconds", m.path, m.n, m.maxTS))
+	}
+	if m.mismatch > 0 {
+		m.warnings = append(m.warnings, fmt.Sprintf("mooncake %s: %d rows have a hash_ids length other than ceil(input_length/%d); prefix sharing is replayed as if blocks were %d tokens", m.path, m.mismatch, MooncakeBlockTokens, MooncakeBlockTokens))
+	}
+}
+
+func (m *Mooncake) request(row *mooncakeRow) Request {
+	if row.hasTS {
+		m.maxTS = max(m.maxTS, row.ts)
+		m.prev = time.Duration(math.Round(row.ts * float64(time.Millisecond)))
+	}
+	req := Request{
+		Index: m.n, Offset: m.prev, Endpoint: openai.Chat, Stream: true,
+		PromptTokens: int(row.in), OutputTokens: int(row.out), Prompt: row.text, Messages: row.messages,
+		Session: row.session, Delay: time.Duration(math.Round(row.delay * float64(time.Millisecond))),
+	}
+	if len(row.ids) > 0 {
+		req.HashIDs, req.BlockTokens = row.ids, MooncakeBlockTokens
+		if row.hasIn && len(row.ids) != int((row.in+MooncakeBlockTokens-1)/MooncakeBlockTokens) {
+			m.mismatch++
+		}
+	}
+	if row.session != "" {
+		req.Turn = m.turns[row.session]
+		m.turns[row.session]++
+	}
+	m.n++
+	return req
+}
+
+// maxTokens bounds token counts: larger ones are typos, and they would
+// overflow durations derived from them.
+const maxTokens = 1 << 40
+
+// parse reads one line into row.
+func (m *Mooncake) parse(line []byte, row *mooncakeRow) error {
+	s := scanner{b: line}
+	return s.object(func(key []byte) error {
+		if s.null() {
+			row.clear(key) // null is absent, as for a later duplicate key
+			return nil
+		}
+		var err error
+		switch string(key) {
+		case "timestamp":
+			row.ts, err = s.number()
+			row.hasTS = true
+		case "input_length":
+			row.in, err = s.integer()
+			row.hasIn = true
+		case "output_length":
+			row.out, err = s.integer()
+			row.hasOut = true
+		case "hash_ids":
+			if len(m.slab) > cap(m.slab)-4096 {
+				m.slab = make([]uint32, 0, 16384)
 			}
-			continue
+			start := len(m.slab)
+			m.slab, err = s.uint32s(m.slab)
+			// the full slice expression keeps a later row's ids from
+			// appending into this one's
+			row.ids = m.slab[start:len(m.slab):len(m.slab)]
+			if len(row.ids) == 0 {
+				row.ids = nil
+			}
+		case "session_id":
+			row.session, err = s.str()
+		case "delay":
+			row.delay, err = s.number()
+			row.hasDelay = true
+		case "text_input":
+			row.text, err = s.str()
+			row.hasText = true
+		case "messages":
+			var raw []byte
+			if raw, err = s.skip(); err == nil {
+				if len(raw) == 0 || raw[0] != '[' {
+					return errors.New("want an array of messages")
+				}
+				row.messages = append([]byte(nil), raw...) // the line buffer is reused
+			}
+		default:
+			_, err = s.skip()
 		}
-		m.maxTS = max(m.maxTS, *row.Timestamp)
-		req := Request{
-			Index: m.n, Offset: time.Duration(*row.Timestamp * float64(time.Millisecond)), Endpoint: openai.Chat,
-			Stream: true, PromptTokens: *row.InputLength, OutputTokens: *row.OutputLength,
-			HashIDs: row.HashIDs, BlockTokens: MooncakeBlockTokens, Session: row.SessionID,
-		}
-		m.n++
-		return req, nil
+		return err
+	})
+}
+
+// clear forgets key's value.
+func (r *mooncakeRow) clear(key []byte) {
+	switch string(key) {
+	case "timestamp":
+		r.ts, r.hasTS = 0, false
+	case "input_length":
+		r.in, r.hasIn = 0, false
+	case "output_length":
+		r.out, r.hasOut = 0, false
+	case "hash_ids":
+		r.ids = nil
+	case "session_id":
+		r.session = ""
+	case "delay":
+		r.delay, r.hasDelay = 0, false
+	case "text_input":
+		r.text, r.hasText = "", false
+	case "messages":
+		r.messages = nil
 	}
 }
 
 func (r *mooncakeRow) check() error {
 	var errs []error
-	if r.Timestamp == nil || *r.Timestamp < 0 {
-		errs = append(errs, errors.New("timestamp missing or negative"))
+	if r.hasTS && !(r.ts >= 0 && r.ts < maxTokens) {
+		errs = append(errs, fmt.Errorf("timestamp %v: want milliseconds >= 0", r.ts))
 	}
-	if r.InputLength == nil || *r.InputLength < 0 {
-		errs = append(errs, errors.New("input_length missing or negative"))
+	if r.hasDelay && !(r.delay >= 0 && r.delay < maxTokens) {
+		errs = append(errs, fmt.Errorf("delay %v: want milliseconds >= 0", r.delay))
 	}
-	if r.OutputLength == nil || *r.OutputLength < 0 {
-		errs = append(errs, errors.New("output_length missing or negative"))
+	inputs := 0
+	for _, has := range []bool{r.hasIn, r.hasText, r.messages != nil} {
+		if has {
+			inputs++
+		}
+	}
+	if inputs != 1 {
+		errs = append(errs, errors.New("want exactly one of input_length, text_input and messages"))
+	}
+	if r.hasIn && (r.in < 0 || r.in > maxTokens) {
+		errs = append(errs, fmt.Errorf("input_length %d: want a token count >= 0", r.in))
+	}
+	if r.hasOut && (r.out < 0 || r.out > maxTokens) {
+		errs = append(errs, fmt.Errorf("output_length %d: want a token count >= 0", r.out))
+	}
+	if len(r.ids) > 0 && !r.hasIn {
+		errs = append(errs, errors.New("hash_ids needs input_length"))
 	}
 	return errors.Join(errs...)
 }

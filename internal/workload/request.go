@@ -34,6 +34,13 @@ type Request struct {
 	Messages []byte
 	Session  string // conversation key; empty when none
 	Turn     int    // position within the session, from 0
+	// Delay is the think time before this turn is sent, counted from the
+	// end of the session's previous turn (AIPerf's "delay", milliseconds in
+	// the trace); 0 when the trace has none.
+	Delay time.Duration
+	// TraceModel is the model the trace names (BurstGPT's "ChatGPT" or
+	// "GPT-4"): informational, for filters and reports, never sent.
+	TraceModel string
 	// Recorded is the capture record this request came from (nil for other
 	// sources): production's own timings for this request.
 	Recorded *capture.Record

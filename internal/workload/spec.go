@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/reprise-llm/reprise/internal/openai"
 )
 
 // OpenOptions configures how a workload is read.
@@ -14,55 +16,98 @@ type OpenOptions struct {
 	// SkipInvalid skips malformed lines (counted by Skipped) instead of
 	// stopping at the first with an error naming file and line.
 	SkipInvalid bool
+	// Endpoint, when set (openai.Chat or openai.Completions), replaces
+	// every request's endpoint.
+	Endpoint openai.Endpoint
+	// Stream, when set, replaces every request's stream flag.
+	Stream *bool
 }
 
 // Open returns the source a workload spec names:
 //
 //	DIR or FILE.jsonl.zst    a Reprise capture (directory with manifest.json, or one segment)
-//	mooncake:PATH            Mooncake JSONL (timestamp ms, input_length, output_length, hash_ids)
+//	capture:PATH             the same, explicitly
+//	mooncake:PATH            Mooncake JSONL (timestamp ms, input_length, output_length, hash_ids), AIPerf's variant too
 //	azure:PATH               Azure LLM inference trace CSV (2023 and 2024 layouts)
+//	burstgpt:PATH            BurstGPT CSV (Timestamp s, Request tokens, Response tokens, ...)
 //	synthetic:k=v,...        synthetic lengths (prompt_tokens, output_tokens, ..._stdev/_min/_max, samples, seed)
-//	PATH.jsonl               detected as Mooncake when its first line has input_length
+//	PATH.jsonl               Mooncake when its first line has input_length or hash_ids
+//	PATH.csv                 Azure or BurstGPT, told apart by the header
+//
+// The returned source also implements io.Closer when it holds files, and
+// Warnings() []string and Skipped() int where they apply.
 func Open(spec string, opts OpenOptions) (Source, error) {
+	src, err := open(spec, opts)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Endpoint == "" && opts.Stream == nil {
+		return src, nil
+	}
+	if opts.Endpoint != "" && opts.Endpoint != openai.Chat && opts.Endpoint != openai.Completions {
+		closeSource(src)
+		return nil, fmt.Errorf("workload %s: endpoint %q: want %s or %s", spec, opts.Endpoint, openai.Chat, openai.Completions)
+	}
+	return Map(src, func(r *Request) {
+		if opts.Endpoint != "" {
+			r.Endpoint = opts.Endpoint
+		}
+		if opts.Stream != nil {
+			r.Stream = *opts.Stream
+		}
+	}), nil
+}
+
+func open(spec string, opts OpenOptions) (Source, error) {
 	kind, arg, ok := strings.Cut(spec, ":")
-	if ok && !strings.ContainsAny(kind, `/\.`) {
+	if ok && !strings.ContainsAny(kind, `/\.`) && len(kind) > 1 { // not C:\ on Windows
 		switch kind {
 		case "mooncake":
 			return OpenMooncake(arg, opts)
 		case "azure":
 			return OpenAzure(arg, opts)
+		case "burstgpt":
+			return OpenBurstGPT(arg, opts)
 		case "synthetic":
 			return ParseSynthetic(arg)
 		case "capture":
 			return OpenCapture(arg)
 		default:
-			return nil, fmt.Errorf("workload %q: unknown kind %q (want a capture path, mooncake:, azure:, synthetic: or capture:)", spec, kind)
+			return nil, fmt.Errorf("workload %q: unknown kind %q (want a capture path, capture:, mooncake:, azure:, burstgpt: or synthetic:)", spec, kind)
 		}
 	}
 	st, err := os.Stat(spec)
 	if err != nil {
 		return nil, fmt.Errorf("workload %s: %w", spec, err)
 	}
-	if st.IsDir() || strings.HasSuffix(spec, ".jsonl.zst") {
-		if st.IsDir() {
-			if _, err := os.Stat(filepath.Join(spec, "manifest.json")); err != nil {
-				return nil, fmt.Errorf("workload %s: a directory that is not a capture (no manifest.json)", spec)
-			}
+	if st.IsDir() {
+		if _, err := os.Stat(filepath.Join(spec, "manifest.json")); err != nil {
+			return nil, fmt.Errorf("workload %s: a directory that is not a capture (no manifest.json)", spec)
 		}
 		return OpenCapture(spec)
 	}
-	if strings.HasSuffix(spec, ".jsonl") && firstLineHas(spec, `"input_length"`) {
-		return OpenMooncake(spec, opts)
+	if strings.HasSuffix(spec, ".jsonl.zst") {
+		return OpenCapture(spec)
 	}
-	return nil, fmt.Errorf("workload %s: cannot tell its format; prefix it with mooncake:, azure: or synthetic:", spec)
+	first := firstLine(spec)
+	switch {
+	case strings.HasSuffix(spec, ".jsonl") && (bytes.Contains(first, []byte(`"input_length"`)) || bytes.Contains(first, []byte(`"hash_ids"`))):
+		return OpenMooncake(spec, opts)
+	case strings.HasSuffix(spec, ".csv") && bytes.Contains(bytes.ToLower(first), []byte("contexttokens")):
+		return OpenAzure(spec, opts)
+	case strings.HasSuffix(spec, ".csv") && bytes.Contains(bytes.ToLower(first), []byte("request tokens")):
+		return OpenBurstGPT(spec, opts)
+	}
+	return nil, fmt.Errorf("workload %s: cannot tell its format; prefix it with mooncake:, azure:, burstgpt: or synthetic:", spec)
 }
 
-func firstLineHas(path, needle string) bool {
+// firstLine returns up to 64 KiB of the file's first line.
+func firstLine(path string) []byte {
 	f, err := os.Open(path)
 	if err != nil {
-		return false
+		return nil
 	}
 	defer f.Close()
-	line, _ := bufio.NewReader(f).ReadBytes('\n')
-	return bytes.Contains(line, []byte(needle))
+	line, _, _ := bufio.NewReaderSize(f, 64<<10).ReadLine()
+	return line
 }

@@ -50,6 +50,9 @@ func (l Lengths) draw(rng *rand.Rand) int {
 	return max(n, 1)
 }
 
+// maxSynthetic bounds every number in a synthetic spec.
+const maxSynthetic = 1e12
+
 // ParseSynthetic parses "prompt_tokens=256,output_tokens=128,..." with keys
 // prompt_tokens, output_tokens, each with _stdev, _min, _max; samples; seed.
 func ParseSynthetic(spec string) (*Synthetic, error) {
@@ -68,8 +71,8 @@ func ParseSynthetic(spec string) (*Synthetic, error) {
 		}
 		seen[k] = true
 		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f < 0 {
-			errs = append(errs, fmt.Errorf("%s=%q: want a non-negative number", k, v))
+		if err != nil || !(f >= 0 && f <= maxSynthetic) {
+			errs = append(errs, fmt.Errorf("%s=%q: want a number in [0, 1e12]", k, v))
 			continue
 		}
 		switch k {
@@ -105,6 +108,14 @@ func ParseSynthetic(spec string) (*Synthetic, error) {
 	}
 	if s.Samples <= 0 {
 		errs = append(errs, errors.New("samples must be positive"))
+	}
+	for _, l := range []struct {
+		name string
+		Lengths
+	}{{"prompt_tokens", s.Prompt}, {"output_tokens", s.Output}} {
+		if l.Max > 0 && l.Max < l.Min {
+			errs = append(errs, fmt.Errorf("%s_max %d is below %s_min %d", l.name, l.Max, l.name, l.Min))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("synthetic workload %q: %w", spec, err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +105,8 @@ func TestReplayReproducesCapture(t *testing.T) {
 	if len(recs) != n {
 		t.Fatalf("%d records, want %d", len(recs), n)
 	}
+	// segments are in completion order; replay goes by arrival
+	sort.Slice(recs, func(i, j int) bool { return recs[i].T < recs[j].T })
 
 	out := filepath.Join(t.TempDir(), "results")
 	runReplay(t, "run", "--target", cand.addr, "--workload", dir, "--profile", "trace", "--output-dir", out, "--save-requests")
@@ -196,7 +199,7 @@ func TestBadInputGivesClearErrors(t *testing.T) {
 		px := start(t, bin("proxy"), "--listen", "127.0.0.1:0", "--upstream", sim.addr, "--capture-dir", dir)
 		for i := 0; i < 50; i++ {
 			if _, _, err := chat(px.addr, words(50), 4, true); err != nil {
-				t.Fatal(err)
+				t.Fatalf("request %d: %v\nproxy:\n%s\nsim:\n%s", i, err, px.stderr.String(), sim.stderr.String())
 			}
 		}
 		if err := px.stop(t); err != nil {

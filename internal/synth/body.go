@@ -1,0 +1,98 @@
+package synth
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/reprise-llm/reprise/internal/openai"
+	"github.com/reprise-llm/reprise/internal/workload"
+)
+
+// Body returns the JSON body for req:
+//
+//	chat:        {"model","messages":[{"role":"user","content":PROMPT}],"max_tokens","ignore_eos","stream","stream_options"}
+//	completions: {"model","prompt":PROMPT,"max_tokens","ignore_eos","stream","stream_options"}
+//
+// PROMPT is req.Prompt or req.Messages verbatim when the workload recorded
+// them, else synthesised (Prompt). max_tokens = OutputTokens with
+// ignore_eos makes the server produce exactly that many tokens; both are
+// left out when OutputTokens is 0. stream_options.include_usage is set on
+// streams so token counts come from the server. model overrides req.Model
+// when non-empty.
+//
+// The body is written by hand, not by encoding/json: a 12,000-token prompt
+// is about 70 KB and synthesised text never needs escaping.
+func (b *Builder) Body(req *workload.Request, model string) ([]byte, error) {
+	if model == "" {
+		model = req.Model
+	}
+	if model == "" {
+		model = "default"
+	}
+	out := make([]byte, 0, b.sizeHint(req)+len(req.Prompt)+len(req.Messages)+256)
+	out = append(out, `{"model":`...)
+	out = appendJSONString(out, model)
+	var err error
+	switch req.Endpoint {
+	case openai.Completions:
+		if req.Prompt == "" && len(req.Messages) > 0 {
+			return nil, fmt.Errorf("request %d: a completions request needs a prompt, the workload has chat messages", req.Index)
+		}
+		out = append(out, `,"prompt":`...)
+		if out, err = b.appendPromptString(out, req); err != nil {
+			return nil, err
+		}
+	default:
+		if len(req.Messages) > 0 {
+			if !json.Valid(req.Messages) {
+				return nil, fmt.Errorf("request %d: recorded messages are not valid JSON", req.Index)
+			}
+			out = append(out, `,"messages":`...)
+			out = append(out, req.Messages...)
+		} else {
+			out = append(out, `,"messages":[{"role":"user","content":`...)
+			if out, err = b.appendPromptString(out, req); err != nil {
+				return nil, err
+			}
+			out = append(out, "}]"...)
+		}
+	}
+	if req.OutputTokens > 0 {
+		out = append(out, `,"max_tokens":`...)
+		out = strconv.AppendInt(out, int64(req.OutputTokens), 10)
+		out = append(out, `,"ignore_eos":true`...)
+	}
+	if req.Stream {
+		out = append(out, `,"stream":true,"stream_options":{"include_usage":true}}`...)
+	} else {
+		out = append(out, `,"stream":false}`...)
+	}
+	return out, nil
+}
+
+// appendPromptString appends the prompt as a JSON string: the recorded one
+// escaped, or the synthesised one, which is plain ASCII words.
+func (b *Builder) appendPromptString(out []byte, req *workload.Request) ([]byte, error) {
+	if req.Prompt != "" {
+		return appendJSONString(out, req.Prompt), nil
+	}
+	out = append(out, '"')
+	out, err := b.appendPrompt(out, req)
+	return append(out, '"'), err
+}
+
+// appendJSONString appends s as a JSON string. Printable ASCII without
+// quotes or backslashes is copied; anything else goes through
+// encoding/json (which also replaces invalid UTF-8).
+func appendJSONString(out []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(out, q...)
+		}
+	}
+	out = append(out, '"')
+	out = append(out, s...)
+	return append(out, '"')
+}
