@@ -42,7 +42,7 @@ type benchOptions struct {
 func benchFlags(o *benchOptions) *flag.FlagSet {
 	fs := flag.NewFlagSet("replay run", flag.ContinueOnError)
 	fs.StringVar(&o.target, "target", "", "base URL of the deployment to benchmark, e.g. http://candidate:8000 (required)")
-	fs.StringVar(&o.workload, "workload", "", "capture directory, mooncake:PATH, azure:PATH or synthetic:k=v,... (required)")
+	fs.StringVar(&o.workload, "workload", "", "capture directory, mooncake:PATH, azure:PATH, burstgpt:PATH or synthetic:k=v,... (required)")
 	fs.StringVar(&o.profile, "profile", "trace", "load model: trace, constant, poisson, synchronous, concurrent or throughput")
 	fs.Float64Var(&o.rate, "rate", 0, "requests per second for constant and poisson")
 	fs.Float64Var(&o.timeScale, "time-scale", 1, "trace: multiply recorded offsets by this (0.5 replays twice as fast)")
