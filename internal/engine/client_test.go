@@ -191,8 +191,16 @@ func TestTraceOverRealServer(t *testing.T) {
 	if got := strings.Join(srv.order, ","); got != "0,1,2,3,4" {
 		t.Errorf("server saw requests in order %s", got)
 	}
-	if run.Duration < 500*ms || run.Late != 0 || run.Dropped != 0 {
-		t.Errorf("duration %v late %d dropped %d", run.Duration, run.Late, run.Dropped)
+	// Five requests, free slots: nothing waits or is dropped. Late depends
+	// on how promptly this machine wakes, so only its meaning is checked.
+	late := 0
+	for _, r := range run.Results {
+		if r.Sent-r.Intended > LateAfter {
+			late++
+		}
+	}
+	if run.Duration < 500*ms || run.Late != late || run.Waited != 0 || run.Dropped != 0 {
+		t.Errorf("duration %v late %d (want %d) waited %d dropped %d", run.Duration, run.Late, late, run.Waited, run.Dropped)
 	}
 }
 

@@ -49,7 +49,7 @@ type Config struct {
 	Concurrency int
 	// MaxConcurrency caps requests in flight for open-loop profiles (trace,
 	// constant, poisson): a request due while the cap is full waits for a
-	// free slot, is sent late and its lag recorded (Run.Late counts them),
+	// free slot, is sent late and its lag recorded (Run.Waited and Run.Late count them),
 	// or with DropWhenFull is not sent at all (Run.Dropped). It is also the
 	// level throughput keeps. 0 means 1024.
 	MaxConcurrency int
@@ -156,6 +156,16 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--timeout %v: must not be negative", c.Timeout))
 	}
 	return errors.Join(errs...)
+}
+
+// closedLoop reports whether the profile sends each request when a loop's
+// previous one ends, rather than at scheduled times.
+func (c *Config) closedLoop() bool {
+	switch c.Profile {
+	case ProfileSynchronous, ProfileConcurrent, ProfileThroughput:
+		return true
+	}
+	return false
 }
 
 // limit is MaxSeconds as a duration; 0 for none, including limits beyond

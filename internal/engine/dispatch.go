@@ -61,7 +61,7 @@ func (d *dispatcher) openLoop(ctx context.Context, src workload.Source) error {
 			}
 			select {
 			case slots <- struct{}{}:
-				d.late++
+				d.waited++
 			case <-ctx.Done():
 				d.dropOverdue(src, sched, &req)
 				return nil

@@ -116,8 +116,8 @@ func TestTraceDispatchSendsLateWhenTheCapIsFull(t *testing.T) {
 		// request 1 at 250 ms; request 4 finds a free slot.
 		equalDurations(t, "intended", offsets(run, intended), []time.Duration{0, 50 * ms, 50 * ms, 200 * ms, 500 * ms})
 		equalDurations(t, "sent", offsets(run, sent), []time.Duration{0, 50 * ms, 200 * ms, 250 * ms, 500 * ms})
-		if run.Late != 2 || run.Dropped != 0 || run.Scheduled != 5 || run.Duration != 700*ms {
-			t.Errorf("late %d dropped %d scheduled %d duration %v", run.Late, run.Dropped, run.Scheduled, run.Duration)
+		if run.Late != 2 || run.Waited != 2 || run.Dropped != 0 || run.Scheduled != 5 || run.Duration != 700*ms {
+			t.Errorf("late %d waited %d dropped %d scheduled %d duration %v", run.Late, run.Waited, run.Dropped, run.Scheduled, run.Duration)
 		}
 		for i, r := range run.Results {
 			if r.Index != i {
@@ -162,11 +162,45 @@ func TestMaxSecondsBoundsASaturatedOpenLoop(t *testing.T) {
 			evenly(1000, 0), 700*ms)
 		equalDurations(t, "intended", offsets(run, intended), []time.Duration{0, 10 * ms, 20 * ms, 30 * ms})
 		equalDurations(t, "sent", offsets(run, sent), []time.Duration{0, 10 * ms, 700 * ms, 710 * ms})
-		if run.Late != 2 || run.Dropped != 96 || run.Scheduled != 100 {
-			t.Errorf("late %d dropped %d scheduled %d; want 2, 96, 100", run.Late, run.Dropped, run.Scheduled)
+		if run.Late != 2 || run.Waited != 2 || run.Dropped != 96 || run.Scheduled != 100 {
+			t.Errorf("late %d waited %d dropped %d scheduled %d; want 2, 2, 96, 100", run.Late, run.Waited, run.Dropped, run.Scheduled)
 		}
 		if run.Duration != 1410*ms {
 			t.Errorf("duration %v: in-flight requests should finish within the drain", run.Duration)
+		}
+	})
+}
+
+func TestGeneratorLagCountsAsLate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Free slots, but building a body takes 3 ms for odd requests and
+		// 1 ms (not more than LateAfter) for even ones: the odd ones are
+		// late although no request waited for a slot, and later requests
+		// keep their absolute due times.
+		c := (&Config{Target: "http://x", Profile: ProfileTrace}).withDefaults()
+		origin := time.Now()
+		inner := fakeSend(10*ms, origin)
+		build := func(ctx context.Context, req *workload.Request, intended time.Duration) Result {
+			time.Sleep(time.Duration(1+2*(req.Index%2)) * ms)
+			return inner(ctx, req, intended)
+		}
+		run, err := execute(context.Background(), c, evenly(6, 100*ms), origin, build)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equalDurations(t, "intended", offsets(run, intended), []time.Duration{0, 100 * ms, 200 * ms, 300 * ms, 400 * ms, 500 * ms})
+		equalDurations(t, "sent", offsets(run, sent), []time.Duration{ms, 103 * ms, 201 * ms, 303 * ms, 401 * ms, 503 * ms})
+		if run.Late != 3 || run.Waited != 0 || run.Dropped != 0 {
+			t.Errorf("late %d waited %d dropped %d; want 3, 0, 0", run.Late, run.Waited, run.Dropped)
+		}
+
+		// A closed loop has no due time to miss.
+		c = (&Config{Target: "http://x", Profile: ProfileSynchronous}).withDefaults()
+		origin = time.Now()
+		inner = fakeSend(10*ms, origin)
+		run, err = execute(context.Background(), c, evenly(3, 0), origin, build)
+		if err != nil || run.Late != 0 || len(run.Results) != 3 {
+			t.Errorf("synchronous: err %v, late %d, %d results", err, run.Late, len(run.Results))
 		}
 	})
 }

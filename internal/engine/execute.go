@@ -38,17 +38,28 @@ type Run struct {
 	// Scheduled counts the requests whose due time came before scheduling
 	// stopped: len(Results) + Dropped.
 	Scheduled int
-	// Late counts open-loop requests that found MaxConcurrency requests in
-	// flight at their due time and waited for a slot; each one's lag
+	// Late counts open-loop requests sent more than LateAfter after their
+	// due time, whatever held them back: every slot busy (see Waited), or
+	// the generator itself lagging (a late timer, slow body building, a
+	// workload read slower than its arrivals). Each one's lag
 	// (Sent − Intended) is in its Result, and latency is also measured from
-	// Intended, so the wait is never hidden (coordinated omission).
+	// Intended, so the delay is never hidden (coordinated omission).
+	// Closed-loop profiles have no schedule to be late for: always 0.
 	Late int
+	// Waited counts open-loop requests that found MaxConcurrency requests
+	// in flight at their due time and waited for a slot (most are also
+	// Late; one whose slot freed within LateAfter is not).
+	Waited int
 	// Dropped counts open-loop requests that were due but never sent
 	// because every slot stayed busy: with DropWhenFull, each one that found
 	// the cap full; otherwise those still waiting for a slot (or overdue
 	// behind one) when scheduling stopped.
 	Dropped int
 }
+
+// LateAfter is the lag (Sent − Intended) beyond which an open-loop request
+// counts in Run.Late: below it, the lag is timer and scheduler noise.
+const LateAfter = time.Millisecond
 
 // Progress is a snapshot passed to Config.Progress about once a second.
 type Progress struct {
@@ -83,7 +94,7 @@ func Execute(ctx context.Context, cfg Config, src workload.Source, bodies BodyBu
 }
 
 // dispatcher holds one run's shared state. The scheduling loops own
-// scheduled, late and dropped; the counters read by Progress are atomic.
+// scheduled, waited and dropped; the counters read by Progress are atomic.
 type dispatcher struct {
 	cfg    Config
 	origin time.Time
@@ -100,7 +111,7 @@ type dispatcher struct {
 	cancelFlight context.CancelCauseFunc
 	wg           sync.WaitGroup // one per in-flight request or closed loop
 
-	scheduled, late, dropped int
+	scheduled, waited, dropped int
 
 	sent, done, errs atomic.Int64
 }
@@ -116,10 +127,9 @@ func execute(ctx context.Context, cfg Config, src workload.Source, origin time.T
 	}
 	stopProgress := d.progress()
 	var srcErr error
-	switch cfg.Profile {
-	case ProfileSynchronous, ProfileConcurrent, ProfileThroughput:
+	if cfg.closedLoop() {
 		srcErr = d.closedLoop(sched, src)
-	default:
+	} else {
 		srcErr = d.openLoop(sched, src)
 	}
 	stopSched()
@@ -127,10 +137,15 @@ func execute(ctx context.Context, cfg Config, src workload.Source, origin time.T
 	stopProgress()
 
 	cfg.Headers = nil
-	run := &Run{Config: cfg, Start: origin, Results: d.results, Scheduled: d.scheduled, Late: d.late, Dropped: d.dropped}
+	run := &Run{Config: cfg, Start: origin, Results: d.results, Scheduled: d.scheduled, Waited: d.waited, Dropped: d.dropped}
 	slices.SortFunc(run.Results, func(a, b Result) int { return cmp.Compare(a.Index, b.Index) })
+	open := !cfg.closedLoop()
 	for i := range run.Results {
-		run.Duration = max(run.Duration, run.Results[i].End)
+		r := &run.Results[i]
+		run.Duration = max(run.Duration, r.End)
+		if open && r.Sent-r.Intended > LateAfter {
+			run.Late++
+		}
 	}
 	if srcErr != nil {
 		return run, fmt.Errorf("reading the workload: %w", srcErr)

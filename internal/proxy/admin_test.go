@@ -20,7 +20,7 @@ func get(t *testing.T, url, token string) (int, string) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +35,7 @@ func TestAdminProbesAndMetrics(t *testing.T) {
 	out := &memWriter{}
 	p, px := newTestProxy(t, backend.URL, out, nil)
 	post(t, px.URL, chatBody, nil)
+	p.Wait()
 	ws := &fixedStats{capture.WriterStats{Healthy: true, Written: 1}}
 	admin := httptest.NewServer(p.AdminHandler(ws, "s3cret"))
 	defer admin.Close()

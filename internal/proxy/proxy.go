@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -139,6 +140,7 @@ func New(cfg Config, out RecordWriter, hasher *capture.Hasher, origin time.Time,
 				}
 			}
 		},
+		Transport:      upstreamTransport(),
 		FlushInterval:  -1, // flush every write: SSE events reach the client as they arrive
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
@@ -289,4 +291,21 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		ex.tr.ResponseStart(time.Now(), http.StatusBadGateway, "", "")
 	}
 	w.WriteHeader(http.StatusBadGateway)
+}
+
+// upstreamTransport is the proxy's own connection pool to the upstream, not
+// http.DefaultTransport: sized for a gateway's concurrency (the default keeps
+// two idle connections per host, so every burst would redial), never behind
+// an environment proxy, and never decompressing (bodies pass through as
+// received; the tracker parses what it sees).
+func upstreamTransport() *http.Transport {
+	return &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          0,
+		MaxIdleConnsPerHost:   1024,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+	}
 }

@@ -82,6 +82,11 @@ func newTestProxy(t *testing.T, upstream string, out RecordWriter, log *zap.Logg
 
 const chatBody = `{"model":"m1","stream":true,"max_tokens":5,"messages":[{"role":"system","content":"you are terse"},{"role":"user","content":"hello"}]}`
 
+// testClient never reuses connections: httptest servers of earlier tests
+// may have had the same port, and a stale keep-alive connection to a closed
+// server would fail a POST (which the transport does not retry).
+var testClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 func post(t *testing.T, url, body string, hdr map[string]string) (*http.Response, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", url+"/v1/chat/completions", strings.NewReader(body))
@@ -89,7 +94,7 @@ func post(t *testing.T, url, body string, hdr map[string]string) (*http.Response
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,10 +110,11 @@ func TestForwardsBytesUnchangedAndRecordsOnce(t *testing.T) {
 	backend := httptest.NewServer(sseBackend(5, time.Millisecond))
 	defer backend.Close()
 	out := &memWriter{}
-	_, px := newTestProxy(t, backend.URL, out, nil)
+	p, px := newTestProxy(t, backend.URL, out, nil)
 
 	_, direct := post(t, backend.URL, chatBody, nil)
 	resp, via := post(t, px.URL, chatBody, nil)
+	p.Wait() // the record is written as the handler returns
 	if !bytes.Equal(direct, via) {
 		t.Fatalf("bytes through the proxy differ from direct:\n%q\n%q", via, direct)
 	}
@@ -151,19 +157,20 @@ func TestRequestReachesUpstreamUnchanged(t *testing.T) {
 	}))
 	defer backend.Close()
 	out := &memWriter{}
-	_, px := newTestProxy(t, backend.URL, out, nil)
+	p, px := newTestProxy(t, backend.URL, out, nil)
 
 	req, _ := http.NewRequest("PUT", px.URL+"/some/other/path?x=1&y=2", strings.NewReader("not json at all"))
 	req.Host = "gateway.example"
 	req.Header.Set("X-Custom", "v1")
 	req.Header.Set("X-Forwarded-For", "192.0.2.1")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	s := <-got
+	p.Wait()
 	if s.method != "PUT" || s.uri != "/some/other/path?x=1&y=2" || s.host != "gateway.example" || s.body != "not json at all" {
 		t.Errorf("upstream saw %+v", s)
 	}
@@ -194,7 +201,7 @@ func TestStreamsBeforeUpstreamFinishes(t *testing.T) {
 	defer close(release)
 	_, px := newTestProxy(t, backend.URL, &memWriter{}, nil)
 	req, _ := http.NewRequest("POST", px.URL+"/v1/chat/completions", strings.NewReader(chatBody))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,15 +219,16 @@ func TestSecretsNeverRecordedOrLogged(t *testing.T) {
 	var logs bytes.Buffer
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&logs), zap.DebugLevel))
 	out := &memWriter{}
-	_, px := newTestProxy(t, backend.URL, out, log)
+	p1, px := newTestProxy(t, backend.URL, out, log)
 	post(t, px.URL, chatBody, map[string]string{
 		"Authorization": "Bearer " + secret, "Cookie": "session=" + secret,
 		"X-Api-Key": secret, "Api-Key": secret,
 	})
 	// and an upstream failure, which is logged
 	p2, px2 := newTestProxy(t, "http://127.0.0.1:1", out, log)
-	_ = p2
 	post(t, px2.URL, chatBody, map[string]string{"Authorization": "Bearer " + secret})
+	p1.Wait()
+	p2.Wait()
 	all, _ := json.Marshal(out.records())
 	if bytes.Contains(all, []byte(secret)) || bytes.Contains(all, []byte("PLANTED")) {
 		t.Fatalf("secret in records: %s", all)
@@ -240,6 +248,7 @@ func TestUnreachableUpstreamIs502AndRecorded(t *testing.T) {
 	out := &memWriter{}
 	p, px := newTestProxy(t, "http://"+addr, out, nil)
 	resp, _ := post(t, px.URL, chatBody, nil)
+	p.Wait()
 	if resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("status %d, want 502", resp.StatusCode)
 	}
@@ -263,6 +272,7 @@ func TestFullWriterNeverBreaksTraffic(t *testing.T) {
 			t.Fatal("traffic altered while capture fails")
 		}
 	}
+	p.Wait()
 	if st := p.Stats(); st.Dropped != 5 || st.Recorded != 0 || st.Requests != 5 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -289,7 +299,7 @@ func TestClientDisconnectMidStreamAborts(t *testing.T) {
 	out := &memWriter{}
 	p, px := newTestProxy(t, backend.URL, out, nil)
 	req, _ := http.NewRequest("POST", px.URL+"/v1/chat/completions", strings.NewReader(chatBody))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +326,6 @@ func TestClientDisconnectMidStreamAborts(t *testing.T) {
 	}
 	px.Close()
 	backend.Close()
-	http.DefaultClient.CloseIdleConnections()
 }
 
 func TestUpstreamResetMidStreamReachesClient(t *testing.T) {
@@ -334,7 +343,7 @@ func TestUpstreamResetMidStreamReachesClient(t *testing.T) {
 	out := &memWriter{}
 	p, px := newTestProxy(t, backend.URL, out, nil)
 	req, _ := http.NewRequest("POST", px.URL+"/v1/chat/completions", strings.NewReader(chatBody))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,11 @@ func readCapture(t *testing.T, dir string) []*capture.Record {
 	return out
 }
 
+// testClient never reuses connections: a program started by an earlier
+// test may have listened on the same port, and a stale keep-alive
+// connection would fail a POST (the transport does not retry it).
+var testClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 // chat sends one streaming chat request and returns the body and whether the
 // stream ended with [DONE].
 func chat(url, prompt string, maxTokens int, stream bool) (int, []byte, error) {
@@ -47,7 +52,7 @@ func chat(url, prompt string, maxTokens int, stream bool) (int, []byte, error) {
 	if !stream {
 		body = fmt.Sprintf(`{"model":"m","messages":[{"role":"user","content":%q}],"max_tokens":%d,"ignore_eos":true}`, prompt, maxTokens)
 	}
-	resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	resp, err := testClient.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
