@@ -63,7 +63,10 @@ func run() error {
 		return err
 	}
 	target, _ := url.Parse(upstream)
-	plain := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.Out.Host = pr.In.Host }, FlushInterval: -1}
+	// The baseline gets the same connection pool as the capturing proxy, so
+	// the ratio measures capture, not pool sizing.
+	plain := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.Out.Host = pr.In.Host }, FlushInterval: -1,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 1024, DisableCompression: true}}
 	plainURL, err := serve(plain)
 	if err != nil {
 		return err
