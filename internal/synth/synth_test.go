@@ -351,3 +351,30 @@ func TestHugeBlocksAreNotCached(t *testing.T) {
 		t.Error("uncached blocks lost the prefix property")
 	}
 }
+
+// TestTokenCountsAddAcrossBlockJoins checks the property caching relies
+// on: a prompt's blocks, tokenized one by one, add up to the whole prompt
+// tokenized at once, for every encoding and for cuts at any word.
+func TestTokenCountsAddAcrossBlockJoins(t *testing.T) {
+	for _, enc := range []tokenizer.Encoding{tokenizer.Cl100kBase, tokenizer.O200kBase} {
+		b, err := New(Options{Encoding: string(enc), Seed: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := b.Prompt(&workload.Request{PromptTokens: 8*100 + 37, BlockTokens: 100, HashIDs: ids(9, 40)})
+		sum := 0
+		for _, blk := range blocksOf(p, 100) {
+			sum += encodeCount(t, enc, blk)
+		}
+		if whole := encodeCount(t, enc, p); sum != whole || whole != 837 {
+			t.Errorf("%s: blocks count %d tokens one by one, %d together (want 837)", enc, sum, whole)
+		}
+		// every pair of vocabulary words stays two tokens when joined
+		for i, w := range b.words {
+			v := b.words[(i*7+3)%len(b.words)]
+			if n := b.CountTokens(w + v); n != 2 {
+				t.Errorf("%s: %q+%q is %d tokens", enc, w, v, n)
+			}
+		}
+	}
+}

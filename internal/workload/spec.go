@@ -98,7 +98,8 @@ func open(spec string, opts OpenOptions) (Source, error) {
 	case strings.HasSuffix(spec, ".csv") && bytes.Contains(bytes.ToLower(first), []byte("request tokens")):
 		return OpenBurstGPT(spec, opts)
 	}
-	return nil, fmt.Errorf("workload %s: cannot tell its format; prefix it with mooncake:, azure:, burstgpt: or synthetic:", spec)
+	return nil, fmt.Errorf("workload %s: cannot tell its format (want a capture directory with manifest.json, a capture segment .jsonl.zst, "+
+		"a Mooncake .jsonl whose first line has input_length, an Azure or BurstGPT .csv, or a prefixed spec: capture:, mooncake:, azure:, burstgpt:, synthetic:)", spec)
 }
 
 // firstLine returns up to 64 KiB of the file's first line.

@@ -75,7 +75,7 @@ func TestSyntheticErrors(t *testing.T) {
 	}
 }
 
-func FuzzSynthetic(f *testing.F) {
+func FuzzSyntheticSpec(f *testing.F) {
 	f.Add("prompt_tokens=256,output_tokens=128,samples=3")
 	f.Add("prompt_tokens=1,prompt_tokens_stdev=1e9,output_tokens=1,samples=2")
 	f.Add("prompt_tokens=10,prompt_tokens_min=3,prompt_tokens_max=5,output_tokens=2,output_tokens_stdev=4,seed=-1")
