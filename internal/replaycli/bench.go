@@ -144,8 +144,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	file := &report.File{Tool: "reprise", Created: time.Now().UTC(), Command: append([]string{"replay", "run"}, args...), Labels: labels(o.labels)}
-	if isCapture(o.workload) && !o.noBaseline {
-		base, err := capturedBenchmark(o.workload, run, cfg)
+	if path, ok := workload.CapturePath(o.workload); ok && !o.noBaseline {
+		base, err := capturedBenchmark(path, run)
 		if err != nil {
 			return fmt.Errorf("reading production's timings from the capture: %w", err)
 		}

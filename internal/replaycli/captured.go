@@ -3,9 +3,6 @@ package replaycli
 import (
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/capture"
@@ -16,22 +13,12 @@ import (
 	"github.com/reprise-llm/reprise/internal/workload"
 )
 
-// isCapture reports whether a workload spec names a Reprise capture (a
-// directory with a manifest, or a segment file) rather than a typed source.
-func isCapture(spec string) bool {
-	if strings.HasSuffix(spec, ".jsonl.zst") {
-		return true
-	}
-	_, err := os.Stat(filepath.Join(spec, "manifest.json"))
-	return err == nil
-}
-
 // capturedBenchmark is production as captured: the recorded timings of the
 // same requests the run replayed (the first len(run.Results) replayable
 // records, in order), measured by the proxy from arrival. It lets a report
 // put "what production did with these requests" next to the candidate.
-func capturedBenchmark(spec string, run *engine.Run, cfg engine.Config) (report.Benchmark, error) {
-	src, err := workload.OpenCapture(spec)
+func capturedBenchmark(path string, run *engine.Run) (report.Benchmark, error) {
+	src, err := workload.OpenCapture(path)
 	if err != nil {
 		return report.Benchmark{}, err
 	}
@@ -60,7 +47,7 @@ func capturedBenchmark(spec string, run *engine.Run, cfg engine.Config) (report.
 	return report.Benchmark{
 		Name: "production (captured)", Baseline: true, Target: "production (as captured by the proxy)", Profile: "captured",
 		Start: start, DurationS: dur.Seconds(),
-		Config:  map[string]any{"capture": spec},
+		Config:  map[string]any{"capture": path},
 		Metrics: stats.Summarize(results, stats.Options{}),
 	}, nil
 }

@@ -58,7 +58,27 @@ func Open(spec string, opts OpenOptions) (Source, error) {
 	}), nil
 }
 
+// CapturePath reports whether spec names a Reprise capture — "capture:PATH",
+// a directory holding manifest.json, or a .jsonl.zst segment — and its path.
+// Open and the replay CLI (which adds production's recorded timings as a
+// baseline for captures) decide the same way through it.
+func CapturePath(spec string) (string, bool) {
+	if p, ok := strings.CutPrefix(spec, "capture:"); ok {
+		return p, true
+	}
+	if strings.HasSuffix(spec, ".jsonl.zst") {
+		return spec, true
+	}
+	if _, err := os.Stat(filepath.Join(spec, "manifest.json")); err == nil {
+		return spec, true
+	}
+	return "", false
+}
+
 func open(spec string, opts OpenOptions) (Source, error) {
+	if path, ok := CapturePath(spec); ok {
+		return OpenCapture(path)
+	}
 	kind, arg, ok := strings.Cut(spec, ":")
 	if ok && !strings.ContainsAny(kind, `/\.`) && len(kind) > 1 { // not C:\ on Windows
 		switch kind {
@@ -70,8 +90,6 @@ func open(spec string, opts OpenOptions) (Source, error) {
 			return OpenBurstGPT(arg, opts)
 		case "synthetic":
 			return ParseSynthetic(arg)
-		case "capture":
-			return OpenCapture(arg)
 		default:
 			return nil, fmt.Errorf("workload %q: unknown kind %q (want a capture path, capture:, mooncake:, azure:, burstgpt: or synthetic:)", spec, kind)
 		}
@@ -81,13 +99,7 @@ func open(spec string, opts OpenOptions) (Source, error) {
 		return nil, fmt.Errorf("workload %s: %w", spec, err)
 	}
 	if st.IsDir() {
-		if _, err := os.Stat(filepath.Join(spec, "manifest.json")); err != nil {
-			return nil, fmt.Errorf("workload %s: a directory that is not a capture (no manifest.json)", spec)
-		}
-		return OpenCapture(spec)
-	}
-	if strings.HasSuffix(spec, ".jsonl.zst") {
-		return OpenCapture(spec)
+		return nil, fmt.Errorf("workload %s: a directory that is not a capture (no manifest.json)", spec)
 	}
 	first := firstLine(spec)
 	switch {

@@ -188,3 +188,18 @@ func TestLimitAndTimeScale(t *testing.T) {
 		t.Error("a scaled offset overflowed")
 	}
 }
+
+func TestCapturePath(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "manifest.json"), []byte("{}"), 0o644)
+	for spec, want := range map[string]string{"capture:/x/cap": "/x/cap", "seg-000001.jsonl.zst": "seg-000001.jsonl.zst", dir: dir} {
+		if got, ok := CapturePath(spec); !ok || got != want {
+			t.Errorf("CapturePath(%q) = %q, %v; want %q", spec, got, ok, want)
+		}
+	}
+	for _, spec := range []string{"mooncake:/x.jsonl", "synthetic:prompt_tokens=1,output_tokens=1", t.TempDir()} {
+		if _, ok := CapturePath(spec); ok {
+			t.Errorf("CapturePath(%q) says capture", spec)
+		}
+	}
+}
