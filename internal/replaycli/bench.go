@@ -18,6 +18,7 @@ import (
 	"github.com/reprise-llm/reprise/internal/report"
 	"github.com/reprise-llm/reprise/internal/stats"
 	"github.com/reprise-llm/reprise/internal/synth"
+	"github.com/reprise-llm/reprise/internal/tokenizer"
 	"github.com/reprise-llm/reprise/internal/workload"
 )
 
@@ -55,7 +56,7 @@ func benchFlags(o *benchOptions) *flag.FlagSet {
 	fs.StringVar(&o.model, "model", "", "model name to send, overriding the workload's")
 	fs.StringVar(&o.outputDir, "output-dir", "results", "directory for benchmarks.json, benchmarks.csv and report.html")
 	fs.StringVar(&o.name, "name", "candidate", "name of this benchmark in the results")
-	fs.StringVar(&o.encoding, "tokenizer", "cl100k_base", "tiktoken encoding used to synthesise prompts of exact token counts")
+	fs.StringVar(&o.encoding, "tokenizer", "cl100k_base", "tokenizer prompts are synthesised to exact lengths with: a tiktoken encoding (cl100k_base, o200k_base, p50k_base, r50k_base), hf:PATH to a Hugging Face tokenizer.json, or server (the target's /tokenize, vLLM)")
 	fs.StringVar(&o.apiKey, "api-key", "", "bearer token for the target (also OPENAI_API_KEY); never written to results or logs")
 	fs.Var(&o.headers, "header", "extra request header 'Name: value' (repeatable)")
 	fs.Var(&o.labels, "label", "key=value carried into every output (repeatable)")
@@ -128,7 +129,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if c, ok := src.(io.Closer); ok {
 		defer c.Close()
 	}
-	bodies, err := synth.New(synth.Options{Encoding: o.encoding, Seed: o.seed})
+	tok, err := tokenizer.Open(o.encoding, tokenizer.Options{Target: cfg.Target, Model: cfg.Model, Header: cfg.Headers})
+	if err != nil {
+		return fmt.Errorf("%w: --tokenizer %s: %v", cli.ErrUsage, o.encoding, err)
+	}
+	bodies, err := synth.New(synth.Options{Tokenizer: tok, Seed: o.seed})
 	if err != nil {
 		return fmt.Errorf("--tokenizer %s: %w", o.encoding, err)
 	}

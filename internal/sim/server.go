@@ -80,6 +80,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"object":"list","data":[{"id":%q,"object":"model","created":%d,"owned_by":"reprise-sim"}]}`, s.cfg.Model, s.created)
 	case r.Method == http.MethodGet && r.URL.Path == "/metrics":
 		s.metrics(w)
+	case r.Method == http.MethodPost && r.URL.Path == "/tokenize":
+		s.tokenize(w, r)
 	case r.Method == http.MethodPost && (r.URL.Path == "/v1/chat/completions" || r.URL.Path == "/v1/completions"):
 		s.generate(w, r)
 	default:

@@ -33,28 +33,32 @@ type Metrics struct {
 	ConcurrencyMax  int64   `json:"concurrency_max"`
 
 	// Latency distributions, milliseconds, successful requests only.
-	TimeToFirstToken             Distribution   `json:"time_to_first_token_ms"`
-	TimeToFirstTokenFromIntended Distribution   `json:"time_to_first_token_from_intended_ms"`
-	InterTokenLatency            Distribution   `json:"inter_token_latency_ms"`
-	InterChunkLatency            Distribution   `json:"inter_chunk_latency_ms"`
-	NormalizedTimePerOutputToken Distribution   `json:"normalized_time_per_output_token_ms"`
-	TimePerOutputToken           Distribution   `json:"time_per_output_token_ms"`
-	RequestLatency               Distribution   `json:"request_latency_ms"`
-	RequestLatencyFromIntended   Distribution   `json:"request_latency_from_intended_ms"`
-	PromptTokens                 Distribution   `json:"prompt_tokens"` // tokens per successful request
-	OutputTokens                 Distribution   `json:"output_tokens"`
-	CachedTokens                 Distribution   `json:"cached_tokens"` // prompt tokens served from the prefix cache
-	TimeToFirstByte              Distribution   `json:"time_to_first_byte_ms"`
-	SendLag                      Distribution   `json:"send_lag_ms"`      // sent − intended, every request
-	RequestedRate                float64        `json:"requested_rate"`   // req/s the profile asked for (Options); 0 if none
-	ScheduledRate                float64        `json:"scheduled_rate"`   // req/s implied by the intended send times
-	AchievedRate                 float64        `json:"achieved_rate"`    // req/s of the actual send times
-	DroppedRequests              int64          `json:"dropped_requests"` // never sent: no free worker (Options)
-	TokensFromUsageFraction      float64        `json:"tokens_from_usage_fraction"`
-	Goodput                      *Goodput       `json:"goodput,omitempty"`
-	CDF                          map[string]CDF `json:"cdf"`
-	SeriesBucketS                float64        `json:"series_bucket_s"`
-	Series                       []Bucket       `json:"series"`
+	TimeToFirstToken             Distribution `json:"time_to_first_token_ms"`
+	TimeToFirstTokenFromIntended Distribution `json:"time_to_first_token_from_intended_ms"`
+	InterTokenLatency            Distribution `json:"inter_token_latency_ms"`
+	InterChunkLatency            Distribution `json:"inter_chunk_latency_ms"`
+	NormalizedTimePerOutputToken Distribution `json:"normalized_time_per_output_token_ms"`
+	TimePerOutputToken           Distribution `json:"time_per_output_token_ms"`
+	RequestLatency               Distribution `json:"request_latency_ms"`
+	RequestLatencyFromIntended   Distribution `json:"request_latency_from_intended_ms"`
+	PromptTokens                 Distribution `json:"prompt_tokens"` // tokens per successful request
+	OutputTokens                 Distribution `json:"output_tokens"`
+	CachedTokens                 Distribution `json:"cached_tokens"` // prompt tokens served from the prefix cache
+	TimeToFirstByte              Distribution `json:"time_to_first_byte_ms"`
+	SendLag                      Distribution `json:"send_lag_ms"`      // sent − intended, every request
+	RequestedRate                float64      `json:"requested_rate"`   // req/s the profile asked for (Options); 0 if none
+	ScheduledRate                float64      `json:"scheduled_rate"`   // req/s implied by the intended send times
+	AchievedRate                 float64      `json:"achieved_rate"`    // req/s of the actual send times
+	DroppedRequests              int64        `json:"dropped_requests"` // never sent: no free worker (Options)
+	TokensFromUsageFraction      float64      `json:"tokens_from_usage_fraction"`
+	// PromptTokenMismatch and OutputTokenMismatch compare requested with
+	// server-reported token counts (nil when no request had both).
+	PromptTokenMismatch *TokenMismatch `json:"prompt_token_mismatch,omitempty"`
+	OutputTokenMismatch *TokenMismatch `json:"output_token_mismatch,omitempty"`
+	Goodput             *Goodput       `json:"goodput,omitempty"`
+	CDF                 map[string]CDF `json:"cdf"`
+	SeriesBucketS       float64        `json:"series_bucket_s"`
+	Series              []Bucket       `json:"series"`
 }
 
 // RequestCounts partitions every request of a benchmark.

@@ -26,6 +26,7 @@ type Recorder struct {
 	ttft, ttftIntended, itl, icl, ntpot, tpot *Histogram
 	e2e, e2eIntended, ttfb, lag               *Histogram
 	prompt, output, cached                    *Histogram
+	promptMismatch, outputMismatch            *mismatch
 
 	counts              RequestCounts
 	inTok, outTok       int64
@@ -59,6 +60,7 @@ func NewRecorder(opts Options) *Recorder {
 		e2e: NewLatencyHistogram(), e2eIntended: NewLatencyHistogram(),
 		ttfb: NewLatencyHistogram(), lag: NewLatencyHistogram(),
 		prompt: NewCountHistogram(), output: NewCountHistogram(), cached: NewCountHistogram(),
+		promptMismatch: newMismatch(), outputMismatch: newMismatch(),
 		buckets: map[int64]*bucketAcc{},
 	}
 }
@@ -143,6 +145,7 @@ func (rec *Recorder) Record(r *engine.Result) {
 	if r.TokensFromUsage {
 		rec.fromUsage++
 	}
+	rec.recordMismatch(r)
 
 	hasFirst := r.FirstToken > 0
 	first, last := r.FirstToken, max(r.LastToken, r.FirstToken)
@@ -245,6 +248,8 @@ func (rec *Recorder) Merge(o *Recorder) {
 	rec.inTok += o.inTok
 	rec.outTok += o.outTok
 	rec.fromUsage += o.fromUsage
+	rec.promptMismatch.merge(o.promptMismatch)
+	rec.outputMismatch.merge(o.outputMismatch)
 	rec.sloMet += o.sloMet
 	rec.spans = append(rec.spans, o.spans...)
 	if o.haveTimes {
@@ -294,6 +299,8 @@ func (rec *Recorder) Metrics() Metrics {
 		RequestedRate:                rec.opts.RequestedRate,
 		DroppedRequests:              rec.opts.Dropped,
 		TokensFromUsageFraction:      ratio(float64(rec.fromUsage), float64(rec.counts.Successful)),
+		PromptTokenMismatch:          rec.promptMismatch.result(),
+		OutputTokenMismatch:          rec.outputMismatch.result(),
 		CDF: map[string]CDF{
 			CDFTimeToFirstToken:  rec.ttft.CDF(),
 			CDFInterTokenLatency: rec.itl.CDF(),

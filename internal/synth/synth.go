@@ -6,16 +6,19 @@ package synth
 
 import (
 	"fmt"
+	"sync"
 
-	"github.com/tiktoken-go/tokenizer"
-
+	"github.com/reprise-llm/reprise/internal/tokenizer"
 	"github.com/reprise-llm/reprise/internal/workload"
 )
 
 // Options configures a Builder.
 type Options struct {
-	// Encoding is the tiktoken encoding prompts are measured in
-	// (cl100k_base, o200k_base, r50k_base, p50k_base). Default cl100k_base.
+	// Tokenizer measures prompts. Nil means the tiktoken Encoding.
+	Tokenizer tokenizer.Tokenizer
+	// Encoding is the tiktoken encoding prompts are measured in when
+	// Tokenizer is nil (cl100k_base, o200k_base, r50k_base, p50k_base).
+	// Default cl100k_base.
 	Encoding string
 	// Seed makes prompts reproducible: equal seeds give byte-identical
 	// prompts for equal requests.
@@ -32,15 +35,18 @@ const DefaultBlockTokens = 512
 
 // Builder synthesises prompts and request bodies. It is safe for concurrent use.
 //
-// A prompt is a run of words, each a single token under the encoding with
-// its leading space (" model", " river"). The encodings' pre-tokenizers
-// split text before every space-prefixed word and BPE never merges across
-// that split, so a run of n such words is exactly n tokens however the runs
-// are cut and joined: blocks can be cached and concatenated without ever
-// tokenizing a prompt.
+// A prompt is a run of words, each a single token under the tokenizer with
+// its leading space (" model", " river"). Byte-level pre-tokenizers (tiktoken,
+// Llama 3, Qwen) split text before every space-prefixed word and BPE never
+// merges across that split, so a run of n such words is exactly n tokens
+// however the runs are cut and joined: blocks can be cached and concatenated
+// without ever tokenizing a prompt. Metaspace tokenizers (Llama 2, Mistral)
+// add one token in front of the whole text; Offset accounts for it. New
+// verifies the property on a long random run before it accepts a tokenizer.
 type Builder struct {
-	codec  tokenizer.Codec
+	tok    tokenizer.Tokenizer
 	words  []string // " word", one token each, ASCII letters only
+	offset int      // tokens a prompt has beyond its words (metaspace's leading ▁)
 	avgLen float64  // mean bytes per word, to size buffers
 	seed   uint64
 	blocks *blockCache
@@ -54,37 +60,100 @@ const cacheBytes = 32 << 20
 
 // New returns a Builder for opts.
 func New(opts Options) (*Builder, error) {
-	enc := opts.Encoding
-	if enc == "" {
-		enc = string(tokenizer.Cl100kBase)
+	tok := opts.Tokenizer
+	if tok == nil {
+		enc := opts.Encoding
+		if enc == "" {
+			enc = "cl100k_base"
+		}
+		var err error
+		if tok, err = tokenizer.Tiktoken(enc); err != nil {
+			return nil, err
+		}
 	}
-	codec, err := tokenizer.Get(tokenizer.Encoding(enc))
+	b := &Builder{tok: tok, seed: uint64(opts.Seed), blocks: newBlockCache(cacheBytes)}
+	base, err := tok.Count(" the")
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer %q: %w", enc, err)
+		return nil, fmt.Errorf("tokenizer %s: %w", tok.Name(), err)
 	}
-	b := &Builder{codec: codec, seed: uint64(opts.Seed), blocks: newBlockCache(cacheBytes)}
-	total := 0
-	for _, w := range vocabulary {
+	b.offset = base - 1
+	if err := b.chooseWords(); err != nil {
+		return nil, err
+	}
+	if err := b.verify(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// chooseWords keeps the vocabulary words that are one token with a leading
+// space, and checks the split the Builder relies on: two of them are two
+// tokens. A server tokenizer answers over the network, so the words are
+// counted concurrently; the order kept is the vocabulary's.
+func (b *Builder) chooseWords() error {
+	var (
+		keep = make([]bool, len(vocabulary))
+		errs = make([]error, len(vocabulary))
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, 8)
+	)
+	for i, w := range vocabulary {
 		if !plainWord(w) {
 			continue
 		}
-		// Keep the words that are one token with a leading space, and check
-		// the split the Builder relies on: two of them are two tokens.
-		if n, err := codec.Count(" " + w); err != nil || n != 1 {
-			continue
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			n1, err := b.tok.Count(" " + w)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			n2, err := b.tok.Count(" " + w + " " + w)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			keep[i] = n1 == 1+b.offset && n2 == 2+b.offset
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for i, w := range vocabulary {
+		if errs[i] != nil {
+			return fmt.Errorf("tokenizer %s: counting %q: %w", b.tok.Name(), w, errs[i])
 		}
-		if n, err := codec.Count(" " + w + " " + w); err != nil || n != 2 {
-			continue
+		if keep[i] {
+			b.words = append(b.words, " "+w)
+			total += len(w) + 1
 		}
-		b.words = append(b.words, " "+w)
-		total += len(w) + 1
 	}
 	if len(b.words) < 64 {
-		return nil, fmt.Errorf("tokenizer %q: only %d single-token words in the vocabulary", enc, len(b.words))
+		return fmt.Errorf("tokenizer %s: only %d single-token words in the vocabulary; it cannot synthesise exact prompt lengths", b.tok.Name(), len(b.words))
 	}
 	b.avgLen = float64(total) / float64(len(b.words))
-	return b, nil
+	return nil
 }
+
+// verify counts a long random run of words: it must be exactly its word
+// count plus the offset, or the tokenizer merges across words and prompts
+// would not have the lengths asked for.
+func (b *Builder) verify() error {
+	const n = 2000
+	text := string(b.appendWords(nil, 0x5eed, n, n))
+	got, err := b.tok.Count(text)
+	if err != nil {
+		return fmt.Errorf("tokenizer %s: %w", b.tok.Name(), err)
+	}
+	if got != n+b.offset {
+		return fmt.Errorf("tokenizer %s: %d words count as %d tokens, not %d: it merges across words, so prompts cannot be synthesised to exact lengths", b.tok.Name(), n, got, n+b.offset)
+	}
+	return nil
+}
+
+// Tokenizer returns the tokenizer prompts are measured with.
+func (b *Builder) Tokenizer() tokenizer.Tokenizer { return b.tok }
 
 // plainWord reports whether w is lowercase ASCII letters, so prompt text
 // never needs JSON escaping.
@@ -97,10 +166,10 @@ func plainWord(w string) bool {
 	return w != ""
 }
 
-// CountTokens returns the token count of s under the Builder's encoding
-// (0 for text the encoding rejects).
+// CountTokens returns the token count of s under the Builder's tokenizer
+// (0 for text it cannot count).
 func (b *Builder) CountTokens(s string) int {
-	n, _ := b.codec.Count(s)
+	n, _ := b.tok.Count(s)
 	return n
 }
 
@@ -126,7 +195,8 @@ func (b *Builder) appendPrompt(dst []byte, req *workload.Request) ([]byte, error
 	if n < 0 || n > MaxPromptTokens {
 		return dst, fmt.Errorf("request %d: prompt length %d: want 0 to %d tokens", req.Index, n, MaxPromptTokens)
 	}
-	n = max(n, 1)
+	// A metaspace tokenizer's leading token is part of the count.
+	n = max(n-b.offset, 1)
 	block := req.BlockTokens
 	if block <= 0 {
 		block = DefaultBlockTokens

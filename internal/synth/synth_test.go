@@ -7,9 +7,15 @@ import (
 	"sync"
 	"testing"
 
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+
 	"github.com/tiktoken-go/tokenizer"
 
 	"github.com/reprise-llm/reprise/internal/openai"
+	"github.com/reprise-llm/reprise/internal/sim"
+	hf "github.com/reprise-llm/reprise/internal/tokenizer"
 	"github.com/reprise-llm/reprise/internal/workload"
 )
 
@@ -375,6 +381,82 @@ func TestTokenCountsAddAcrossBlockJoins(t *testing.T) {
 			if n := b.CountTokens(w + v); n != 2 {
 				t.Errorf("%s: %q+%q is %d tokens", enc, w, v, n)
 			}
+		}
+	}
+}
+
+// TestHuggingFaceTokenizers synthesises prompts under real tokenizer.json
+// files (Llama 3, Qwen 3: byte-level; Llama 2: metaspace with a leading
+// token) and checks every length is exact under that tokenizer.
+func TestHuggingFaceTokenizers(t *testing.T) {
+	dir := os.Getenv("REPRISE_TOKENIZERS")
+	if dir == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("REPRISE_TOKENIZERS must be set under CI (make test sets it)")
+		}
+		t.Skip("REPRISE_TOKENIZERS unset: run through make test")
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*", "tokenizer.json"))
+	if len(files) == 0 {
+		t.Fatalf("no */tokenizer.json under %s", dir)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(filepath.Dir(f)), func(t *testing.T) {
+			tok, err := hf.LoadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := New(Options{Tokenizer: tok, Seed: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, req := range []workload.Request{
+				{Index: 1, PromptTokens: 1},
+				{Index: 2, PromptTokens: 37},
+				{Index: 3, PromptTokens: 1500, HashIDs: []uint32{1, 2, 3}, BlockTokens: 512},
+				{Index: 4, PromptTokens: 700, HashIDs: []uint32{1, 9}, BlockTokens: 512},
+			} {
+				p, err := b.Prompt(&req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The shortest prompt is one word, plus a metaspace
+				// tokenizer's leading token.
+				want := max(req.PromptTokens, 1+b.offset)
+				if n, _ := tok.Count(p); n != want {
+					t.Errorf("request %d: %d tokens, want %d", req.Index, n, want)
+				}
+			}
+			t.Logf("%d single-token words, offset %d", len(b.words), b.offset)
+		})
+	}
+}
+
+// TestServerTokenizer calibrates against a real /tokenize endpoint (the
+// sim's, which counts with cl100k_base) and checks prompts count exactly
+// there.
+func TestServerTokenizer(t *testing.T) {
+	s, err := sim.New(sim.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	tok, err := hf.Open("server", hf.Options{Target: srv.URL, Model: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Options{Tokenizer: tok, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 64, 999} {
+		p, err := b.Prompt(&workload.Request{Index: n, PromptTokens: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := tok.Count(p); err != nil || got != n {
+			t.Errorf("%d-token prompt: server counts %d, %v", n, got, err)
 		}
 	}
 }
