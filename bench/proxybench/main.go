@@ -21,6 +21,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,7 @@ var (
 	duration    = flag.Duration("duration", 5*time.Second, "length of each closed-loop pass")
 	rate        = flag.Float64("rate", 1000, "open-loop requests per second for the TTFT pass")
 	rateFor     = flag.Duration("rate-duration", 5*time.Second, "length of each open-loop pass")
+	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of the capturing proxy's closed-loop pass to this file")
 )
 
 func run() error {
@@ -102,7 +104,20 @@ func run() error {
 	for _, p := range paths { // warm up connections
 		closedLoop(client, p.url, body, *concurrency, 500*time.Millisecond)
 	}
-	for _, p := range paths {
+	for i, p := range paths {
+		if i == 2 && *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			tput[p.name] = closedLoop(client, p.url, body, *concurrency, *duration)
+			pprof.StopCPUProfile()
+			f.Close()
+			continue
+		}
 		tput[p.name] = closedLoop(client, p.url, body, *concurrency, *duration)
 	}
 	for _, p := range paths {

@@ -15,107 +15,267 @@ import (
 // It exists because the proxy and the replay client parse every SSE event
 // of every stream on the request path.
 func fastChunk(b []byte) (c Chunk, ok bool) {
-	s := scanner{b: b}
-	var content []byte // concatenated raw content, unescaped
-	var usage Usage
-	haveUsage := false
-	var prompt, input, completion, output int
-	okObj := s.object(func(key []byte) bool {
+	p := chunkParser{s: scanner{b: b}}
+	if !p.top() {
+		return Chunk{}, false
+	}
+	p.s.ws()
+	if p.s.i != len(p.s.b) {
+		return Chunk{}, false
+	}
+	c = p.c
+	if len(p.content) > 0 {
+		c.Content = string(p.content)
+	}
+	if p.haveUsage {
+		c.Usage = &Usage{PromptTokens: p.prompt + p.input, CompletionTokens: p.completion + p.output}
+	}
+	return c, true
+}
+
+// chunkParser holds fastChunk's state. Its walk is written as loops over
+// the scanner's object and array steps rather than with callbacks: closures
+// would escape to the heap, and this runs for every event of every stream.
+type chunkParser struct {
+	s         scanner
+	c         Chunk
+	content   []byte // concatenated content, unescaped; may alias the input (capacity capped)
+	haveUsage bool
+
+	prompt, input, completion, output int
+}
+
+// top walks the chunk object.
+func (p *chunkParser) top() bool {
+	s := &p.s
+	empty, ok := s.objStart()
+	if !ok || empty {
+		return ok
+	}
+	for {
+		key, ok := s.objKey()
+		if !ok {
+			return false
+		}
 		switch string(key) {
 		case "choices":
 			// encoding/json keeps the last of duplicate keys; so does this.
-			content, c.FinishReason = content[:0], ""
-			return s.array(func() bool {
-				// Per choice, the full decoder concatenates text, content,
-				// reasoning_content and reasoning in that order.
-				var text, dContent, dRC, dR []byte
-				ok := s.object(func(key []byte) bool {
-					switch string(key) {
-					case "text":
-						text = text[:0]
-						return s.appendString(&text)
-					case "finish_reason":
-						v, isNull, ok := s.stringOrNull()
-						if ok && !isNull && len(v) > 0 {
-							c.FinishReason = v
-						}
-						return ok
-					case "delta":
-						dContent, dRC, dR = dContent[:0], dRC[:0], dR[:0]
-						return s.objectOrNull(func(key []byte) bool {
-							switch string(key) {
-							case "content":
-								dContent = dContent[:0]
-								return s.appendString(&dContent)
-							case "reasoning_content":
-								dRC = dRC[:0]
-								return s.appendString(&dRC)
-							case "reasoning":
-								dR = dR[:0]
-								return s.appendString(&dR)
-							}
-							return s.skip()
-						})
-					}
-					return s.skip()
-				})
-				content = append(append(append(append(content, text...), dContent...), dRC...), dR...)
-				return ok
-			})
+			p.content, p.c.FinishReason = p.content[:0], ""
+			if !p.choices() {
+				return false
+			}
 		case "usage":
 			isNull, ok := s.null()
-			if isNull {
-				haveUsage = false
-				return ok
+			if !ok {
+				return false
 			}
-			if haveUsage {
+			if isNull {
+				p.haveUsage = false
+				break
+			}
+			if p.haveUsage {
 				return false // merged duplicate usage objects: leave to encoding/json
 			}
-			haveUsage = true
-			return s.object(func(key []byte) bool {
-				var ok bool
-				switch string(key) {
-				case "prompt_tokens":
-					prompt, ok = s.int()
-				case "input_tokens":
-					input, ok = s.int()
-				case "completion_tokens":
-					completion, ok = s.int()
-				case "output_tokens":
-					output, ok = s.int()
-				case "prompt_tokens_details", "input_tokens_details":
-					if isNull, ok := s.null(); isNull {
-						return ok
-					}
-					return false // cached tokens: the full decoder's precedence rules apply
-				default:
-					return s.skip()
-				}
-				return ok
-			})
+			p.haveUsage = true
+			if !p.usage() {
+				return false
+			}
 		case "object":
-			v, _, ok := s.stringOrNull()
-			return ok && v != "error" // vLLM's old error shape: the full decoder
+			v, _, ok := s.rawStringOrNull()
+			if !ok || string(v) == "error" {
+				return false // vLLM's old error shape: the full decoder
+			}
 		case "type", "delta", "response", "error", "message":
 			return false // shapes the full decoder handles
+		default:
+			if !s.skip() {
+				return false
+			}
 		}
-		return s.skip()
-	})
-	usage = Usage{PromptTokens: prompt + input, CompletionTokens: completion + output}
-	if !okObj {
-		return Chunk{}, false
+		more, ok := s.objNext()
+		if !ok || !more {
+			return ok
+		}
 	}
-	s.ws()
-	if s.i != len(s.b) {
-		return Chunk{}, false
+}
+
+// choices walks the choices array (or null).
+func (p *chunkParser) choices() bool {
+	s := &p.s
+	if isNull, ok := s.null(); isNull {
+		return ok
 	}
-	if len(content) > 0 {
-		c.Content = string(content)
+	empty, ok := s.arrStart()
+	if !ok || empty {
+		return ok
 	}
-	if haveUsage {
-		c.Usage = &usage
+	for {
+		if !p.choice() {
+			return false
+		}
+		more, ok := s.arrNext()
+		if !ok || !more {
+			return ok
+		}
 	}
-	return c, true
+}
+
+// field is a string value as found: raw bytes between the quotes, and
+// whether they hold escapes. A zero field is an absent or null string.
+type field struct {
+	raw []byte
+	esc bool
+}
+
+// appendTo appends the field's decoded text to dst.
+func (f field) appendTo(dst []byte) ([]byte, bool) {
+	if !f.esc {
+		return append(dst, f.raw...), true
+	}
+	var v string
+	// raw sits between quotes in the input, so the quoted form is raw's
+	// surroundings; rebuild it to decode the escapes.
+	q := make([]byte, 0, len(f.raw)+2)
+	q = append(append(append(q, '"'), f.raw...), '"')
+	if json.Unmarshal(q, &v) != nil {
+		return dst, false
+	}
+	return append(dst, v...), true
+}
+
+// choice walks one element of choices. Per choice, the full decoder
+// concatenates text, content, reasoning_content and reasoning in that order.
+func (p *chunkParser) choice() bool {
+	s := &p.s
+	var text, dContent, dRC, dR field
+	empty, ok := s.objStart()
+	if !ok {
+		return false
+	}
+	for !empty {
+		key, ok := s.objKey()
+		if !ok {
+			return false
+		}
+		switch string(key) {
+		case "text":
+			if text, ok = s.stringField(); !ok {
+				return false
+			}
+		case "finish_reason":
+			v, isNull, ok := s.stringOrNull()
+			if !ok {
+				return false
+			}
+			if !isNull && len(v) > 0 {
+				p.c.FinishReason = v
+			}
+		case "delta":
+			dContent, dRC, dR = field{}, field{}, field{}
+			if !p.delta(&dContent, &dRC, &dR) {
+				return false
+			}
+		default:
+			if !s.skip() {
+				return false
+			}
+		}
+		more, ok := s.objNext()
+		if !ok {
+			return false
+		}
+		empty = !more
+	}
+	for _, f := range [...]field{text, dContent, dRC, dR} {
+		if len(f.raw) > 0 && !f.esc && len(p.content) == 0 {
+			// The common case, one plain string: no copy until string().
+			// The capacity cap makes a later append copy, never write
+			// into the input.
+			p.content = f.raw[:len(f.raw):len(f.raw)]
+			continue
+		}
+		if len(f.raw) > 0 {
+			if p.content, ok = f.appendTo(p.content); !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// delta walks choices[].delta (or null).
+func (p *chunkParser) delta(content, rc, r *field) bool {
+	s := &p.s
+	if isNull, ok := s.null(); isNull {
+		return ok
+	}
+	empty, ok := s.objStart()
+	if !ok || empty {
+		return ok
+	}
+	for {
+		key, ok := s.objKey()
+		if !ok {
+			return false
+		}
+		switch string(key) {
+		case "content":
+			*content, ok = s.stringField()
+		case "reasoning_content":
+			*rc, ok = s.stringField()
+		case "reasoning":
+			*r, ok = s.stringField()
+		default:
+			ok = s.skip()
+		}
+		if !ok {
+			return false
+		}
+		more, ok := s.objNext()
+		if !ok || !more {
+			return ok
+		}
+	}
+}
+
+// usage walks a non-null usage object.
+func (p *chunkParser) usage() bool {
+	s := &p.s
+	empty, ok := s.objStart()
+	if !ok || empty {
+		return ok
+	}
+	for {
+		key, ok := s.objKey()
+		if !ok {
+			return false
+		}
+		switch string(key) {
+		case "prompt_tokens":
+			p.prompt, ok = s.int()
+		case "input_tokens":
+			p.input, ok = s.int()
+		case "completion_tokens":
+			p.completion, ok = s.int()
+		case "output_tokens":
+			p.output, ok = s.int()
+		case "prompt_tokens_details", "input_tokens_details":
+			isNull, nok := s.null()
+			if !isNull {
+				return false // cached tokens: the full decoder's precedence rules apply
+			}
+			ok = nok
+		default:
+			ok = s.skip()
+		}
+		if !ok {
+			return false
+		}
+		more, ok := s.objNext()
+		if !ok || !more {
+			return ok
+		}
+	}
 }
 
 // scanner is a minimal JSON walker over a byte slice.
@@ -143,74 +303,67 @@ func (s *scanner) peek() byte {
 	return 0
 }
 
-// object walks {"k": v, ...}, calling field for each key with the scanner
-// positioned at the value; field must consume the value.
-func (s *scanner) object(field func(key []byte) bool) bool {
+// objStart consumes an object's '{', and its '}' when it is empty.
+func (s *scanner) objStart() (empty, ok bool) {
 	if s.peek() != '{' {
-		return false
+		return false, false
 	}
 	s.i++
 	if s.peek() == '}' {
 		s.i++
-		return true
+		return true, true
 	}
-	for {
-		key, esc, ok := s.rawString()
-		if !ok || esc {
-			return false
-		}
-		if s.peek() != ':' {
-			return false
-		}
+	return false, true
+}
+
+// objKey reads a member's key and its ':', leaving the scanner at the
+// value. Keys with escapes are left to encoding/json.
+func (s *scanner) objKey() ([]byte, bool) {
+	key, esc, ok := s.rawString()
+	if !ok || esc || s.peek() != ':' {
+		return nil, false
+	}
+	s.i++
+	return key, true
+}
+
+// objNext consumes the ',' before another member or the closing '}'.
+func (s *scanner) objNext() (more, ok bool) {
+	switch s.peek() {
+	case ',':
 		s.i++
-		if !field(key) {
-			return false
-		}
-		switch s.peek() {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return true
-		default:
-			return false
-		}
+		return true, true
+	case '}':
+		s.i++
+		return false, true
 	}
+	return false, false
 }
 
-func (s *scanner) objectOrNull(field func(key []byte) bool) bool {
-	if isNull, ok := s.null(); isNull {
-		return ok
-	}
-	return s.object(field)
-}
-
-func (s *scanner) array(elem func() bool) bool {
-	if isNull, ok := s.null(); isNull {
-		return ok
-	}
+// arrStart consumes an array's '[', and its ']' when it is empty.
+func (s *scanner) arrStart() (empty, ok bool) {
 	if s.peek() != '[' {
-		return false
+		return false, false
 	}
 	s.i++
 	if s.peek() == ']' {
 		s.i++
-		return true
+		return true, true
 	}
-	for {
-		if !elem() {
-			return false
-		}
-		switch s.peek() {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return true
-		default:
-			return false
-		}
+	return false, true
+}
+
+// arrNext consumes the ',' before another element or the closing ']'.
+func (s *scanner) arrNext() (more, ok bool) {
+	switch s.peek() {
+	case ',':
+		s.i++
+		return true, true
+	case ']':
+		s.i++
+		return false, true
 	}
+	return false, false
 }
 
 func (s *scanner) null() (isNull, ok bool) {
@@ -231,6 +384,18 @@ func (s *scanner) rawString() (raw []byte, escaped, ok bool) {
 		return nil, false, false
 	}
 	start := s.i + 1
+	// Fast path: a plain string (no escape, no control character) is one
+	// tight loop; anything else is rescanned by the full loop below.
+	for j := start; j < len(s.b); j++ {
+		c := s.b[j]
+		if c == '"' {
+			s.i = j + 1
+			return s.b[start:j], false, true
+		}
+		if c == '\\' || c < 0x20 {
+			break
+		}
+	}
 	for j := start; j < len(s.b); j++ {
 		switch c := s.b[j]; {
 		case c == '"':
@@ -264,37 +429,34 @@ func (s *scanner) rawString() (raw []byte, escaped, ok bool) {
 	return nil, false, false
 }
 
-// appendString appends a string value (or nothing for null) to dst.
-func (s *scanner) appendString(dst *[]byte) bool {
+// stringField reads a string value or null (a zero field).
+func (s *scanner) stringField() (field, bool) {
 	if isNull, ok := s.null(); isNull {
-		return ok
+		return field{}, ok
 	}
-	start := s.i
 	raw, esc, ok := s.rawString()
-	if !ok {
-		return false
+	return field{raw: raw, esc: esc}, ok
+}
+
+// rawStringOrNull reads a string value's raw bytes, or null.
+func (s *scanner) rawStringOrNull() (raw []byte, isNull, ok bool) {
+	if isNull, ok := s.null(); isNull {
+		return nil, true, ok
 	}
-	if !esc {
-		*dst = append(*dst, raw...)
-		return true
-	}
-	var v string
-	if json.Unmarshal(s.b[start:s.i], &v) != nil {
-		return false
-	}
-	*dst = append(*dst, v...)
-	return true
+	raw, _, ok = s.rawString()
+	return raw, false, ok
 }
 
 func (s *scanner) stringOrNull() (v string, isNull, ok bool) {
-	if isNull, ok := s.null(); isNull {
-		return "", true, ok
-	}
-	var b []byte
-	if !s.appendString(&b) {
+	f, ok := s.stringField()
+	if !ok {
 		return "", false, false
 	}
-	return string(b), false, true
+	if f.raw == nil {
+		return "", true, true
+	}
+	b, ok := f.appendTo(nil)
+	return string(b), false, ok
 }
 
 // int reads a JSON number that must be an integer (or null, read as 0).
@@ -325,9 +487,27 @@ func (s *scanner) int() (int, bool) {
 func (s *scanner) skip() bool {
 	switch c := s.peek(); {
 	case c == '{':
-		return s.object(func([]byte) bool { return s.skip() })
+		empty, ok := s.objStart()
+		for ok && !empty {
+			if _, ok = s.objKey(); !ok || !s.skip() {
+				return false
+			}
+			var more bool
+			more, ok = s.objNext()
+			empty = !more
+		}
+		return ok
 	case c == '[':
-		return s.array(s.skip)
+		empty, ok := s.arrStart()
+		for ok && !empty {
+			if !s.skip() {
+				return false
+			}
+			var more bool
+			more, ok = s.arrNext()
+			empty = !more
+		}
+		return ok
 	case c == '"':
 		_, _, ok := s.rawString()
 		return ok
@@ -356,7 +536,46 @@ func (s *scanner) skip() bool {
 			}
 			break
 		}
-		return json.Valid(s.b[start:s.i])
+		return validNumber(s.b[start:s.i])
 	}
 	return false
+}
+
+// validNumber reports whether b is a JSON number:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func validNumber(b []byte) bool {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		n := 0
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case digits() == 0:
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(b)
 }
