@@ -30,8 +30,11 @@ type Decoder struct {
 	buf   []byte // unconsumed input
 	off   int    // start of unconsumed input in buf
 	cur   Event
-	has   bool // cur has at least one field
-	data  []byte
+	has   bool   // cur has at least one field
+	lines int    // data lines in cur
+	first []byte // cur's only data line, aliasing buf unless owned
+	owned bool   // first is a copy, safe across Feed
+	data  []byte // cur's data lines joined, once it has two
 	lastC bool // previous Feed ended with '\r' (a following '\n' belongs to it)
 	skip  bool // discarding the rest of an overlong line
 	// MaxLine bounds a single line; longer lines are dropped and counted in
@@ -43,6 +46,11 @@ type Decoder struct {
 
 // Feed appends bytes read from the stream.
 func (d *Decoder) Feed(p []byte) {
+	if d.lines == 1 && !d.owned {
+		// The event in progress has one data line aliasing buf, which is
+		// about to be reused: own it (only when an event spans Feeds).
+		d.first, d.owned = append([]byte{}, d.first...), true
+	}
 	if d.off > 0 && d.off == len(d.buf) {
 		d.buf = d.buf[:0]
 		d.off = 0
@@ -73,7 +81,14 @@ func (d *Decoder) Next() (ev Event, ok bool) {
 				continue
 			}
 		}
-		i := bytes.IndexAny(rest, "\r\n")
+		// Two vectorised scans beat IndexAny's byte loop: the first '\n',
+		// then a '\r' before it.
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			i = bytes.IndexByte(rest, '\r')
+		} else if j := bytes.IndexByte(rest[:i], '\r'); j >= 0 {
+			i = j
+		}
 		if i < 0 {
 			if !d.skip && len(rest) > max {
 				d.Overflows++
@@ -115,15 +130,18 @@ func (d *Decoder) Next() (ev Event, ok bool) {
 	}
 }
 
-// dispatch returns the event being built and starts a new one. The data
-// buffer is handed to the caller and not reused, so every returned Data
-// stays valid.
+// dispatch returns the event being built and starts a new one. A single
+// data line (the common case) aliases the input buffer, which only Feed
+// reuses; joined lines are a buffer handed to the caller and never reused.
 func (d *Decoder) dispatch() Event {
 	ev := d.cur
-	if len(d.data) > 0 {
-		ev.Data = d.data[:len(d.data)-1] // drop the final "\n"
+	switch {
+	case d.lines == 1:
+		ev.Data = d.first
+	case d.lines > 1:
+		ev.Data = d.data
 	}
-	d.cur, d.data, d.has = Event{}, nil, false
+	d.cur, d.first, d.owned, d.data, d.lines, d.has = Event{}, nil, false, nil, 0, false
 	return ev
 }
 
@@ -172,8 +190,18 @@ func (d *Decoder) field(line []byte) {
 	}
 	switch string(name) {
 	case "data":
-		d.data = append(d.data, value...)
-		d.data = append(d.data, '\n')
+		switch d.lines {
+		case 0:
+			if value == nil {
+				value = []byte{} // "data" without a colon: empty, not absent
+			}
+			d.first = value[:len(value):len(value)]
+		case 1:
+			d.data = append(append(append([]byte(nil), d.first...), '\n'), value...)
+		default:
+			d.data = append(append(d.data, '\n'), value...)
+		}
+		d.lines++
 		d.has = true
 	case "event":
 		d.cur.Event = string(value)

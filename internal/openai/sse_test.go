@@ -254,3 +254,22 @@ func FuzzDecoder(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecoder feeds a 128-event chat stream one event per Feed, as an
+// upstream flushing every token delivers it.
+func BenchmarkDecoder(b *testing.B) {
+	ev := []byte("data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" tok\"}}]}\n\n")
+	b.ReportAllocs()
+	b.SetBytes(int64(128 * len(ev)))
+	for b.Loop() {
+		var d Decoder
+		for range 128 {
+			d.Feed(ev)
+			for {
+				if _, ok := d.Next(); !ok {
+					break
+				}
+			}
+		}
+	}
+}
