@@ -280,9 +280,14 @@ func (p *chunkParser) usage() bool {
 
 // scanner is a minimal JSON walker over a byte slice.
 type scanner struct {
-	b []byte
-	i int
+	b     []byte
+	i     int
+	depth int // nesting of skip, bounded by maxDepth
 }
+
+// maxDepth bounds nesting as encoding/json does (it refuses deeper input),
+// so hostile input cannot make skip recurse without limit.
+const maxDepth = 10000
 
 func (s *scanner) ws() {
 	for s.i < len(s.b) {
@@ -485,6 +490,11 @@ func (s *scanner) int() (int, bool) {
 
 // skip consumes any JSON value.
 func (s *scanner) skip() bool {
+	if s.depth >= maxDepth {
+		return false
+	}
+	s.depth++
+	defer func() { s.depth-- }()
 	switch c := s.peek(); {
 	case c == '{':
 		empty, ok := s.objStart()

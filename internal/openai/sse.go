@@ -35,8 +35,8 @@ type Decoder struct {
 	first []byte // cur's only data line, aliasing buf unless owned
 	owned bool   // first is a copy, safe across Feed
 	data  []byte // cur's data lines joined, once it has two
-	lastC bool // previous Feed ended with '\r' (a following '\n' belongs to it)
-	skip  bool // discarding the rest of an overlong line
+	lastC bool   // previous Feed ended with '\r' (a following '\n' belongs to it)
+	skip  bool   // discarding the rest of an overlong line
 	// MaxLine bounds a single line; longer lines are dropped and counted in
 	// Overflows so that a misbehaving upstream cannot grow memory unboundedly.
 	// Zero means 1 MiB.

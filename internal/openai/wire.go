@@ -110,6 +110,12 @@ type contentPart struct {
 // or a field has the wrong type; callers that only observe traffic must still
 // forward such a request unchanged.
 func ParseRequest(path string, body []byte) (RequestInfo, error) {
+	return parseRequest(path, body, true)
+}
+
+// parseRequest is ParseRequest; fast=false forces encoding/json throughout,
+// for the tests that hold the fast paths to it.
+func parseRequest(path string, body []byte, fast bool) (RequestInfo, error) {
 	info := RequestInfo{Endpoint: EndpointForPath(path)}
 	if info.Endpoint == Other {
 		return info, nil
@@ -119,8 +125,14 @@ func ParseRequest(path string, body []byte) (RequestInfo, error) {
 		return info, fmt.Errorf("parsing %s request body: want a JSON object, got %.20q", info.Endpoint, t)
 	}
 	var rb requestBody
-	if err := json.Unmarshal(body, &rb); err != nil {
-		return info, fmt.Errorf("parsing %s request body: %w", info.Endpoint, err)
+	ok := false
+	if fast {
+		rb, ok = fastRequest(body)
+	}
+	if !ok {
+		if err := json.Unmarshal(body, &rb); err != nil {
+			return info, fmt.Errorf("parsing %s request body: %w", info.Endpoint, err)
+		}
 	}
 	info.Model = rb.Model
 	info.Stream = rb.Stream
@@ -144,7 +156,7 @@ func ParseRequest(path string, body []byte) (RequestInfo, error) {
 	switch info.Endpoint {
 	case Chat:
 		info.Messages = rb.Messages
-		info.NMessages, err = appendMessages(&sb, rb.Messages)
+		info.NMessages, err = appendMessages(&sb, rb.Messages, fast)
 	case Completions:
 		err = appendPrompt(&sb, rb.Prompt)
 	case Embeddings:
@@ -158,7 +170,7 @@ func ParseRequest(path string, body []byte) (RequestInfo, error) {
 			err = appendPrompt(&sb, rb.Input)
 			info.NMessages = 1
 		} else {
-			info.NMessages, err = appendMessages(&sb, rb.Input)
+			info.NMessages, err = appendMessages(&sb, rb.Input, fast)
 		}
 	}
 	if err != nil {
@@ -180,9 +192,14 @@ func contentChars(s string) int {
 	return n
 }
 
-func appendMessages(sb *strings.Builder, raw json.RawMessage) (int, error) {
+func appendMessages(sb *strings.Builder, raw json.RawMessage, fast bool) (int, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return 0, nil
+	}
+	if fast {
+		if n, ok := fastMessages(sb, raw); ok {
+			return n, nil
+		}
 	}
 	var msgs []message
 	if err := json.Unmarshal(raw, &msgs); err != nil {

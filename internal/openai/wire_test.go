@@ -2,6 +2,7 @@ package openai
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -315,4 +316,75 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("endpoint %q for path %q", info.Endpoint, path)
 		}
 	})
+}
+
+// requestSeeds are request bodies of every shape ParseRequest meets.
+var requestSeeds = []struct{ path, body string }{
+	{"/v1/chat/completions", `{"model":"m","stream":true,"stream_options":{"include_usage":true},"max_tokens":128,"temperature":0.7,"top_p":1,"n":1,"user":"u1","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi \"there\"\n","name":"x"}]}`},
+	{"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"x"}}]}]}`},
+	{"/v1/chat/completions", `{"Model":"m","messages":[]}`},
+	{"/v1/chat/completions", `{"model":"m","model":"n","messages":null}`},
+	{"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":null},{"role":"assistant","tool_calls":[{"id":"1"}]}]}`},
+	{"/v1/chat/completions", "{\"model\":\"m\xff\",\"messages\":[{\"role\":\"user\",\"content\":\"\xfe\"}]}"},
+	{"/v1/chat/completions", `{"model":"m","max_tokens":1.0,"messages":[]}`},
+	{"/v1/chat/completions", `{"model":"m","max_completion_tokens":99999999999999999999,"messages":[]}`},
+	{"/v1/chat/completions", `{"model":"m","stream":"yes"}`},
+	{"/v1/chat/completions", `{"model":"m","stream_options":{"include_usage":true,"continuous_usage_stats":true},"ignore_eos":true} `},
+	{"/v1/chat/completions", `{"model":"m"} trailing`},
+	{"/v1/chat/completions", `[[[[[[[[`},
+	{"/v1/completions", `{"model":"m","prompt":["a","b"],"max_tokens":5,"temperature":null}`},
+	{"/v1/completions", `{"model":"m","prompt":[1,2,3]}`},
+	{"/v1/responses", `{"model":"m","instructions":"sys","input":[{"role":"user","content":[{"type":"input_text","text":"q"}]}],"max_output_tokens":7}`},
+	{"/v1/responses", `{"model":"m","input":"hello"}`},
+	{"/v1/embeddings", `{"model":"e","input":["x","y"]}`},
+}
+
+// TestFastRequestMatchesEncodingJSON holds the reflection-free request path
+// to encoding/json's on every seed.
+func TestFastRequestMatchesEncodingJSON(t *testing.T) {
+	for _, s := range requestSeeds {
+		checkFastRequest(t, s.path, []byte(s.body))
+	}
+	// The common chat body takes the fast path.
+	if _, ok := fastRequest([]byte(requestSeeds[0].body)); !ok {
+		t.Error("fastRequest refused a plain chat body")
+	}
+	var sb strings.Builder
+	if _, ok := fastMessages(&sb, []byte(`[{"role":"user","content":"x"}]`)); !ok {
+		t.Error("fastMessages refused plain string messages")
+	}
+}
+
+func checkFastRequest(t *testing.T, path string, body []byte) {
+	t.Helper()
+	fast, ferr := parseRequest(path, body, true)
+	slow, serr := parseRequest(path, body, false)
+	if (ferr == nil) != (serr == nil) || (ferr != nil && ferr.Error() != serr.Error()) {
+		t.Fatalf("%s %q: errors differ:\n fast %v\n slow %v", path, body, ferr, serr)
+	}
+	if !reflect.DeepEqual(fast, slow) {
+		t.Fatalf("%s %q:\n fast %+v\n slow %+v", path, body, fast, slow)
+	}
+}
+
+func FuzzFastRequest(f *testing.F) {
+	for _, s := range requestSeeds {
+		f.Add(s.path, s.body)
+	}
+	f.Fuzz(func(t *testing.T, path, body string) {
+		checkFastRequest(t, path, []byte(body))
+	})
+}
+
+func BenchmarkParseRequest(b *testing.B) {
+	body := []byte(`{"model":"m","stream":true,"max_tokens":128,"stream_options":{"include_usage":true},"messages":[{"role":"system","content":"You are a helpful assistant that answers briefly."},{"role":"user","content":"Summarise the plot of a long novel in one paragraph, please, with names."}]}`)
+	for _, fast := range []bool{true, false} {
+		name := map[bool]string{true: "fast", false: "encoding-json"}[fast]
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = parseRequest("/v1/chat/completions", body, fast)
+			}
+		})
+	}
 }
