@@ -41,10 +41,12 @@ func main() {
 var (
 	events      = flag.Int("events", 128, "SSE content events per response")
 	concurrency = flag.Int("concurrency", 32, "closed-loop clients")
-	duration    = flag.Duration("duration", 5*time.Second, "length of each closed-loop pass")
+	duration    = flag.Duration("duration", 2*time.Second, "length of each closed-loop pass")
+	rounds      = flag.Int("rounds", 5, "closed-loop rounds; each round runs every path once, in rotating order, and the median round counts")
 	rate        = flag.Float64("rate", 1000, "open-loop requests per second for the TTFT pass")
 	rateFor     = flag.Duration("rate-duration", 5*time.Second, "length of each open-loop pass")
-	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of the capturing proxy's closed-loop pass to this file")
+	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of one closed-loop pass to this file")
+	profilePass = flag.Int("profile-pass", 2, "the pass -cpuprofile covers: 0 direct, 1 plain ReverseProxy, 2 capturing proxy")
 )
 
 func run() error {
@@ -97,29 +99,46 @@ func run() error {
 	paths := []struct{ name, url string }{{"direct", upstream}, {"httputil.ReverseProxy", plainURL}, {"reprise proxy (capturing)", capURL}}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4096, MaxConnsPerHost: 0, DisableCompression: true}}
 
-	fmt.Printf("proxybench: %d SSE events per response, %d closed-loop clients for %v, open loop at %.0f req/s for %v\n\n",
-		*events, *concurrency, *duration, *rate, *rateFor)
+	fmt.Printf("proxybench: %d SSE events per response, %d closed-loop clients, %d rounds of %v per path, open loop at %.0f req/s for %v\n\n",
+		*events, *concurrency, *rounds, *duration, *rate, *rateFor)
 	tput := map[string]float64{}
 	ttft := map[string][2]time.Duration{}
 	for _, p := range paths { // warm up connections
 		closedLoop(client, p.url, body, *concurrency, 500*time.Millisecond)
 	}
-	for i, p := range paths {
-		if i == 2 && *cpuProfile != "" {
-			f, err := os.Create(*cpuProfile)
-			if err != nil {
-				return err
+	// Rounds interleave the paths so that drift in the machine's load hits
+	// them alike; each path's figure is its median round, and the ratio's
+	// spread across rounds is printed so noise is visible.
+	perRound := make(map[string][]float64)
+	for r := 0; r < *rounds; r++ {
+		for k := range paths {
+			i := (k + r) % len(paths)
+			p := paths[i]
+			profiling := r == 0 && i == *profilePass && *cpuProfile != ""
+			if profiling {
+				f, err := os.Create(*cpuProfile)
+				if err != nil {
+					return err
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer f.Close()
 			}
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return err
+			perRound[p.name] = append(perRound[p.name], closedLoop(client, p.url, body, *concurrency, *duration))
+			if profiling {
+				pprof.StopCPUProfile()
 			}
-			tput[p.name] = closedLoop(client, p.url, body, *concurrency, *duration)
-			pprof.StopCPUProfile()
-			f.Close()
-			continue
 		}
-		tput[p.name] = closedLoop(client, p.url, body, *concurrency, *duration)
 	}
+	for _, p := range paths {
+		tput[p.name] = median(perRound[p.name])
+	}
+	var ratios []float64
+	for r := 0; r < *rounds; r++ {
+		ratios = append(ratios, perRound[paths[2].name][r]/perRound[paths[1].name][r])
+	}
+	sort.Float64s(ratios)
 	for _, p := range paths {
 		p50, p99, missed := openLoop(client, p.url, body, *rate, *rateFor)
 		ttft[p.name] = [2]time.Duration{p50, p99}
@@ -137,7 +156,7 @@ func run() error {
 	}
 	c, pl, d := paths[2].name, paths[1].name, paths[0].name
 	fmt.Println()
-	fmt.Printf("throughput  capturing / plain ReverseProxy = %.3f   (floor 0.95)\n", tput[c]/tput[pl])
+	fmt.Printf("throughput  capturing / plain ReverseProxy = %.3f   (floor 0.95; per-round ratios %.3f … %.3f over %d rounds)\n", tput[c]/tput[pl], ratios[0], ratios[len(ratios)-1], len(ratios))
 	fmt.Printf("throughput  capturing / direct               = %.3f\n", tput[c]/tput[d])
 	fmt.Printf("added TTFT vs direct at %.0f req/s: p50 %+.3f ms (ceiling 0.2), p99 %+.3f ms (ceiling 1)\n", *rate,
 		ms(ttft[c][0]-ttft[d][0]), ms(ttft[c][1]-ttft[d][1]))
@@ -150,6 +169,15 @@ func run() error {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
 
 func serve(h http.Handler) (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
