@@ -10,7 +10,7 @@ GUIDELLM := $(VENV)/bin/guidellm
 TRACES   ?= $(abspath ../shared/traces)
 PKGS     := ./...
 
-.PHONY: all build test test-short demo bench bench-proxy bench-replay bench-workload lint fuzz peers clean
+.PHONY: all build test test-short demo bench bench-proxy bench-replay bench-workload lint fuzz peers browser clean
 
 all: build
 
@@ -39,6 +39,12 @@ $(TOKENIZERS)/%/tokenizer.json:
 
 peers: $(GUIDELLM) $(TOKENIZER_FILES)
 
+# Headless Chromium from Debian's packages, for test/browser (report.html in a
+# real browser). apt-get runs only when chromium is missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -46,7 +52,7 @@ lint:
 
 # The full suite: vet, the race detector, real servers (the built-in sim,
 # httptest and GuideLLM's mock server), fuzz seed corpora.
-test: lint build peers
+test: lint build peers browser
 	REPRISE_GUIDELLM=$(GUIDELLM) REPRISE_TRACES=$(TRACES) REPRISE_BIN=$(abspath $(BIN)) REPRISE_TOKENIZERS=$(TOKENIZERS) \
 	  $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
@@ -74,6 +80,7 @@ bench-proxy: build
 
 bench-replay: build
 	bash bench/replay.sh
+	TRACES=$(TRACES) bash bench/replay-memory.sh
 
 bench-workload:
 	REPRISE_TRACES=$(TRACES) $(GO) test -run '^$$' -bench . -benchmem ./internal/workload/ ./internal/synth/
