@@ -34,6 +34,10 @@ type Record struct {
 	Wall    time.Time `json:"wall"`              // arrival wall-clock time (RFC 3339)
 	Session string    `json:"session,omitempty"` // keyed hash of the session/user key
 	Shadow  bool      `json:"shadow,omitempty"`  // this is the shadow candidate's response to request ID
+	// RequestID is the client's X-Request-Id when it sent a usable one: the
+	// id the proxy's log lines carry (without one they carry ID). A shadow
+	// record has its request's ID and RequestID.
+	RequestID string `json:"request_id,omitempty"`
 
 	Method      string   `json:"method,omitempty"`
 	Path        string   `json:"path"`

@@ -116,6 +116,9 @@ func (t *Tracker) RequestBody(body []byte, complete bool) {
 	r.Temperature, r.TopP, r.N = info.Temperature, info.TopP, info.N
 	r.NMessages, r.PromptChars = info.NMessages, info.PromptChars
 	t.reqPrompt = openai.EstimateTokens(info.Prompt)
+	if info.PromptTokenIDs > 0 {
+		t.reqPrompt = info.PromptTokenIDs // sent as token ids: exact
+	}
 	if t.content == ContentNone {
 		return
 	}
@@ -146,6 +149,14 @@ func (t *Tracker) SetSession(key string) {
 	if h := t.hasher(); h != nil && key != "" {
 		t.rec.Session = h.Session(key)
 		t.sessionSet = true
+	}
+}
+
+// SetRequestID records the request id the client sent (X-Request-Id),
+// when it differs from the record's id.
+func (t *Tracker) SetRequestID(id string) {
+	if id != t.rec.ID {
+		t.rec.RequestID = id
 	}
 }
 

@@ -80,6 +80,9 @@ type Config struct {
 	// Progress, when set, is called about once a second from its own
 	// goroutine while the run lasts.
 	Progress func(Progress)
+	// OnResult, when set, is called with each request's Result as it ends,
+	// from the goroutine that sent it (concurrently; it must be quick).
+	OnResult func(Result)
 	// Now is the clock every offset is read from (nil: time.Now). It must
 	// carry a monotonic reading, as time.Now's does; timers still use the
 	// runtime's clock, which testing/synctest fakes together with time.Now.

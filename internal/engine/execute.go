@@ -162,6 +162,9 @@ func (d *dispatcher) launch(req *workload.Request, intended time.Duration) {
 	d.mu.Lock()
 	d.results = append(d.results, r)
 	d.mu.Unlock()
+	if d.cfg.OnResult != nil {
+		d.cfg.OnResult(r)
+	}
 	if !r.OK() {
 		d.errs.Add(1)
 	}

@@ -71,6 +71,9 @@ type RequestInfo struct {
 	Prompt       string
 	User         string          // the OpenAI "user" field, raw (hash before storing)
 	Messages     json.RawMessage // chat messages / responses input, raw
+	// PromptTokenIDs counts the prompt's tokens when it was sent as token
+	// ids (completions prompt, embeddings input); 0 for text.
+	PromptTokenIDs int
 }
 
 type streamOptions struct {
@@ -159,8 +162,10 @@ func parseRequest(path string, body []byte, fast bool) (RequestInfo, error) {
 		info.NMessages, err = appendMessages(&sb, rb.Messages, fast)
 	case Completions:
 		err = appendPrompt(&sb, rb.Prompt)
+		info.PromptTokenIDs = countTokenIDs(rb.Prompt)
 	case Embeddings:
 		err = appendPrompt(&sb, rb.Input)
+		info.PromptTokenIDs = countTokenIDs(rb.Input)
 	case Responses:
 		if rb.Instructions != "" {
 			sb.WriteString("system\x1f" + rb.Instructions + "\x1e")
@@ -368,6 +373,9 @@ func ParseChunk(data []byte) (Chunk, error) {
 	if c, ok := fastChunk(data); ok {
 		return c, nil
 	}
+	if c, ok := fastResponseEvent(data); ok {
+		return c, nil
+	}
 	return parseChunkSlow(data)
 }
 
@@ -394,7 +402,7 @@ func parseChunkSlow(data []byte) (Chunk, error) {
 			c.FinishReason = *ch.FinishReason
 		}
 	}
-	if strings.HasSuffix(w.Type, ".delta") && strings.Contains(w.Type, "output_text") {
+	if isTextDelta(w.Type) {
 		sb.WriteString(w.Delta)
 	}
 	c.Content = sb.String()
@@ -403,10 +411,8 @@ func parseChunkSlow(data []byte) (Chunk, error) {
 		if u := w.Response.Usage.usage(); u != nil {
 			c.Usage = u
 		}
-		if w.Type == "response.completed" {
-			c.FinishReason = "stop"
-		} else if w.Type == "response.incomplete" {
-			c.FinishReason = "length"
+		if f := finishForEvent(w.Type); f != "" {
+			c.FinishReason = f
 		}
 		if len(w.Response.Error) > 0 && string(w.Response.Error) != "null" {
 			c.Error = errorText(w.Response.Error) // response.failed

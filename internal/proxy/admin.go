@@ -119,6 +119,9 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 func (p *Proxy) AdminHandler(w WriterStatser, token string) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(statsCollector{p: p, w: w}, p.metrics.ttft, p.metrics.e2e, p.metrics.toks)
+	if p.shadow != nil {
+		reg.MustRegister(p.shadow)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(rw, "ok")

@@ -27,6 +27,9 @@ type teeBody struct {
 	max      int
 	overflow bool
 	eof      bool
+	// onEnd, when set, is called once when the body reaches EOF, with a
+	// copy of it and whether that copy is all of it (the shadow's body).
+	onEnd func(body []byte, complete bool)
 }
 
 func (p *Proxy) newTee(rc io.ReadCloser) *teeBody {
@@ -51,10 +54,19 @@ func (t *teeBody) Read(b []byte) (int, error) {
 			t.overflow = true
 		}
 	}
+	var end func([]byte, bool)
+	var body []byte
+	complete := false
 	if err == io.EOF {
 		t.eof = true
+		if end, t.onEnd = t.onEnd, nil; end != nil && t.buf != nil && !t.overflow {
+			body, complete = bytes.Clone(t.buf.Bytes()), true
+		}
 	}
 	t.mu.Unlock()
+	if end != nil {
+		end(body, complete)
+	}
 	return n, err
 }
 

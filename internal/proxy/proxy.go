@@ -10,6 +10,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	stdlog "log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -53,6 +55,12 @@ type Config struct {
 	// MaxBody caps how many request/response body bytes are parsed per
 	// request (forwarding is never capped). Bytes; default 16 MiB.
 	MaxBody int
+	// EnsureUsage asks the upstream for usage (stream_options.include_usage)
+	// on streamed chat/completions requests that did not, and removes what
+	// that adds from the stream the client receives (usage.go).
+	EnsureUsage bool
+	// Shadow mirrors a sample of requests to a candidate (shadow.go).
+	Shadow ShadowConfig
 }
 
 // Validate reports every problem with c at once.
@@ -71,6 +79,7 @@ func (c *Config) Validate() error {
 	if c.MaxBody < 0 {
 		errs = append(errs, fmt.Errorf("--max-parse-bytes %d: must not be negative", c.MaxBody))
 	}
+	errs = append(errs, c.Shadow.Validate())
 	return errors.Join(errs...)
 }
 
@@ -97,6 +106,7 @@ type Proxy struct {
 	wg      sync.WaitGroup
 	bufPool sync.Pool
 	metrics *metrics
+	shadow  *shadower // nil: no --shadow
 
 	requests, inFlight, recorded, dropped, aborted, upstreamErr atomic.Int64
 }
@@ -128,6 +138,9 @@ func New(cfg Config, out RecordWriter, hasher *capture.Hasher, origin time.Time,
 		idBase:  hex.EncodeToString(b[:]),
 		metrics: newMetrics(),
 	}
+	if cfg.Shadow.URL != "" {
+		p.shadow = newShadower(cfg.Shadow, out, origin, &p.opts, cfg.UpstreamHeader, log)
+	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -144,7 +157,9 @@ func New(cfg Config, out RecordWriter, hasher *capture.Hasher, origin time.Time,
 		FlushInterval:  -1, // flush every write: SSE events reach the client as they arrive
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
-		ErrorLog:       zap.NewStdLog(log.Named("reverseproxy")),
+		// Its one per-request message (a read error during the body copy)
+		// carries no request id; finish logs that outcome with one.
+		ErrorLog: stdlog.New(io.Discard, "", 0),
 	}
 	return p, nil
 }
@@ -175,6 +190,9 @@ type exchange struct {
 	upstreamEOF bool
 	proxErr     error // transport error before a response
 	status      int
+	reqID       string     // the client's X-Request-Id, else the record id
+	usageAdded  bool       // --ensure-usage edited the request (usage.go)
+	shadow      *shadowJob // waiting for the request body (shadow.go)
 }
 
 func (p *Proxy) newID() string {
@@ -190,15 +208,23 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer p.wg.Done()
 	defer p.inFlight.Add(-1)
 
-	ex := &exchange{tr: capture.NewTracker(p.origin, arrival, p.newID(), r.Method, r.URL.Path, &p.opts)}
+	id := p.newID()
+	ex := &exchange{tr: capture.NewTracker(p.origin, arrival, id, r.Method, r.URL.Path, &p.opts), reqID: requestID(r.Header, id)}
+	ex.tr.SetRequestID(ex.reqID)
 	if p.cfg.SessionHeader != "" {
 		if v := r.Header.Get(p.cfg.SessionHeader); v != "" {
 			ex.tr.SetSession(v)
 		}
 	}
+	if p.cfg.EnsureUsage {
+		ex.usageAdded = p.ensureUsage(r)
+	}
 	if r.Body != nil && r.Body != http.NoBody {
 		ex.body = p.newTee(r.Body)
 		r.Body = ex.body
+	}
+	if p.shadow != nil {
+		p.startShadow(ex, r, id)
 	}
 	r = r.WithContext(contextWith(r.Context(), ex))
 
@@ -247,10 +273,14 @@ func (p *Proxy) finish(ex *exchange, r *http.Request, panicked bool) {
 			err = errors.New("response aborted")
 		}
 	}
+	if ex.shadow != nil {
+		p.shadow.giveUp(ex.shadow) // no-op once the body ended
+	}
 	rec := ex.tr.Finish(now, err, aborted)
 	if aborted {
 		p.aborted.Add(1)
 	}
+	p.logFinish(ex, r, rec)
 	p.metrics.observe(rec)
 	if p.out == nil {
 		return
@@ -276,6 +306,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	ex.tr.ResponseStart(now, resp.StatusCode, resp.Header.Get("Content-Type"), upstream)
 	if resp.Body != nil && resp.Body != http.NoBody {
 		resp.Body = &observedBody{rc: resp.Body, ex: ex, want: resp.ContentLength}
+		if ex.usageAdded {
+			filterUsage(resp)
+		}
 	}
 	return nil
 }
@@ -284,7 +317,7 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	ex := exchangeFrom(r.Context())
 	if r.Context().Err() == nil {
 		p.upstreamErr.Add(1)
-		p.log.Warn("upstream request failed", zap.String("path", r.URL.Path), zap.Error(err))
+		p.log.Warn("upstream request failed", zap.String("request_id", requestIDOf(ex)), zap.String("path", r.URL.Path), zap.Error(err))
 	}
 	if ex != nil {
 		ex.proxErr = err

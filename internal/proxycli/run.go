@@ -50,6 +50,14 @@ func flags(o *options) *flag.FlagSet {
 	fs.StringVar(&o.proxy.SessionHeader, "session-header", "", "request header naming a conversation/user key (stored hashed); default: the body's \"user\" field")
 	fs.StringVar(&o.proxy.UpstreamHeader, "upstream-header", "x-gateway-destination-endpoint", "response header naming the endpoint that served the request")
 	fs.IntVar(&o.proxy.MaxBody, "max-parse-bytes", 16<<20, "bytes of each body parsed for capture (forwarding is never capped)")
+	fs.BoolVar(&o.proxy.EnsureUsage, "ensure-usage", false, "ask the upstream for usage (stream_options.include_usage) on streamed chat/completions requests that did not, and remove the extra usage event before the client sees it")
+	fs.StringVar(&o.proxy.Shadow.URL, "shadow", "", "base URL of a candidate to mirror a sample of requests to (responses are timed and recorded with shadow: true, never sent to clients)")
+	fs.Float64Var(&o.proxy.Shadow.Fraction, "shadow-fraction", 1, "fraction of requests mirrored to --shadow, 0..1")
+	fs.IntVar(&o.proxy.Shadow.MaxInFlight, "shadow-max-inflight", 64, "concurrent shadow requests at most; beyond it a sampled request is not mirrored (counted)")
+	fs.Uint64Var(&o.proxy.Shadow.Seed, "shadow-seed", 1, "seed of the shadow sample (the same seed and request order pick the same requests)")
+	fs.DurationVar(&o.proxy.Shadow.Timeout, "shadow-timeout", 2*time.Minute, "bound on one shadow exchange; a slower candidate is recorded as aborted")
+	fs.BoolVar(&o.proxy.Shadow.ForwardAuth, "shadow-forward-auth", false, "forward the client's Authorization, Cookie, X-Api-Key, Api-Key and api_key-style query parameters to --shadow (removed by default)")
+	fs.Var(&o.proxy.Shadow.Headers, "shadow-header", "\"Name: value\" header set on shadow requests, replacing the client's (repeatable), e.g. the candidate's Authorization")
 	fs.StringVar(&o.hashKeyFile, "hash-key-file", "", "file holding the HMAC key for prefix hashes (default: a fresh random key per capture)")
 	fs.IntVar(&o.queueSize, "queue-size", 4096, "records buffered for the writer; beyond it records are dropped and counted, never blocking traffic")
 	fs.Int64Var(&o.segmentBytes, "segment-bytes", 64<<20, "rotate a segment after this many compressed bytes")
@@ -144,6 +152,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "proxy listening on http://%s, forwarding to %s, capturing to %s\n", ln.Addr(), o.proxy.Upstream, o.captureDir)
 	log.Info("proxy started", zap.String("listen", ln.Addr().String()), zap.String("upstream", o.proxy.Upstream),
 		zap.String("capture_dir", o.captureDir), zap.String("capture_content", o.proxy.Content))
+	if o.proxy.Shadow.URL != "" {
+		cand, _ := url.Parse(o.proxy.Shadow.URL) // valid: checked above
+		cand.RawQuery = ""                       // neither a query key nor a password reaches the log
+		log.Info("shadow testing", zap.String("candidate", cand.Redacted()), zap.Float64("fraction", o.proxy.Shadow.Fraction),
+			zap.Int("max_inflight", o.proxy.Shadow.MaxInFlight))
+	}
 
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -179,6 +193,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		_ = admin.Close()
 	}
 	p.Wait()
+	shadowCtx, cancelShadow := context.WithTimeout(context.Background(), min(o.drainTimeout, 5*time.Second))
+	p.StopShadow(shadowCtx) // running shadows finish or are recorded aborted
+	cancelShadow()
 	closeErr := w.Close()
 	st, ws := p.Stats(), w.Stats()
 	log.Info("proxy stopped", zap.Int64("requests", st.Requests), zap.Int64("recorded", st.Recorded),

@@ -38,13 +38,14 @@ type benchOptions struct {
 	timeout, drain                                                      time.Duration
 	headers, labels                                                     listFlag
 	saveRequests, quiet, skipInvalid, noBaseline                        bool
+	gate                                                                gateOptions // --detect-saturation, --slo, --sweep-points (gate.go)
 }
 
 func benchFlags(o *benchOptions) *flag.FlagSet {
 	fs := flag.NewFlagSet("replay run", flag.ContinueOnError)
 	fs.StringVar(&o.target, "target", "", "base URL of the deployment to benchmark, e.g. http://candidate:8000 (required)")
 	fs.StringVar(&o.workload, "workload", "", "capture directory, mooncake:PATH, azure:PATH, burstgpt:PATH or synthetic:k=v,... (required)")
-	fs.StringVar(&o.profile, "profile", "trace", "load model: trace, constant, poisson, synchronous, concurrent or throughput")
+	fs.StringVar(&o.profile, "profile", "trace", "load model: trace, constant, poisson, synchronous, concurrent, throughput or sweep")
 	fs.Float64Var(&o.rate, "rate", 0, "requests per second for constant and poisson")
 	fs.Float64Var(&o.timeScale, "time-scale", 1, "trace: multiply recorded offsets by this (0.5 replays twice as fast)")
 	fs.IntVar(&o.concurrency, "concurrency", 1, "concurrent: number of closed-loop streams")
@@ -65,6 +66,7 @@ func benchFlags(o *benchOptions) *flag.FlagSet {
 	fs.BoolVar(&o.skipInvalid, "skip-invalid", false, "skip malformed workload lines (counted) instead of stopping")
 	fs.BoolVar(&o.noBaseline, "no-baseline", false, "for a capture workload, do not report production's recorded timings next to the target")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines")
+	registerGateFlags(fs, &o.gate)
 	return fs
 }
 
@@ -106,6 +108,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := o.validate(); err != nil {
 		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
+	if err := o.gate.parse(); err != nil {
+		return err
+	}
+	if o.profile == profileSweep {
+		return runSweep(ctx, &o, args, stdout, stderr)
+	}
 	cfg := engine.Config{
 		Target: strings.TrimRight(o.target, "/"), Model: o.model, Profile: o.profile, Rate: o.rate,
 		TimeScale: o.timeScale, Concurrency: o.concurrency, MaxConcurrency: o.maxConcurrency,
@@ -143,7 +151,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !o.quiet {
 		cfg.Progress = progressPrinter(stderr, o.name)
 	}
-	run, err := engine.Execute(ctx, cfg, src, bodies)
+	run, sat, err := executeGated(ctx, o.gate.detector, cfg, src, bodies)
 	if err != nil {
 		return err
 	}
@@ -157,6 +165,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		file.Benchmarks = append(file.Benchmarks, base)
 	}
 	bench := targetBenchmark(o.name, run, cfg, o.saveRequests)
+	attachGate(&bench, run, sat, o.gate.spec)
 	file.Benchmarks = append(file.Benchmarks, bench)
 	if err := report.WriteAll(o.outputDir, file); err != nil {
 		return fmt.Errorf("writing results: %w", err)
@@ -165,7 +174,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	fmt.Fprintf(stdout, "\nresults in %s (benchmarks.json, benchmarks.csv, report.html)\n", o.outputDir)
-	return failureSummary(run)
+	gateSummary(stdout, &bench)
+	if err := failureSummary(run); err != nil {
+		return err
+	}
+	return sloError(&bench)
 }
 
 // failureSummary turns a run in which nothing succeeded into an error, so a

@@ -20,9 +20,12 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"run":     {"run one benchmark of a workload against a target", runBench},
-	"sim":     {"serve the built-in OpenAI-compatible simulator", runSim},
-	"inspect": {"summarise what a capture or trace holds", runInspect},
+	"run":      {"run one benchmark of a workload against a target", runBench},
+	"sim":      {"serve the built-in OpenAI-compatible simulator", runSim},
+	"inspect":  {"summarise what a capture or trace holds", runInspect},
+	"capacity": {"find the highest rate that meets --slo, by bisection", runCapacity},
+	"report":   {"re-render report.html, benchmarks.csv and the table from a saved benchmarks.json", runReport},
+	"export":   {"write saved results in another tool's format (--format guidellm)", runExport},
 }
 
 // Run dispatches to the subcommand named by args[0].

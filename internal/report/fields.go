@@ -101,6 +101,34 @@ func summaryRows(bs []Benchmark) []row {
 		distRow("send lag p99 (ms)", lag, p99),
 	}
 	for i := range bs {
+		if bs[i].SLO != nil {
+			rows = append(rows, row{"SLO", func(b *Benchmark) string {
+				switch {
+				case b.SLO == nil:
+					return "-"
+				case b.SLO.Pass:
+					return "PASS"
+				}
+				return "FAIL"
+			}})
+			break
+		}
+	}
+	for i := range bs {
+		if bs[i].Saturation != nil {
+			rows = append(rows, row{"over-saturated", func(b *Benchmark) string {
+				switch s := b.Saturation; {
+				case s == nil:
+					return "-"
+				case s.Detected:
+					return fmt.Sprintf("yes, %.1fs", s.DetectedAtS)
+				}
+				return "no"
+			}})
+			break
+		}
+	}
+	for i := range bs {
 		if bs[i].Metrics.Goodput != nil {
 			rows = append(rows,
 				row{"goodput req/s", func(b *Benchmark) string {

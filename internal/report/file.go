@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/engine"
+	"github.com/reprise-llm/reprise/internal/saturation"
+	"github.com/reprise-llm/reprise/internal/slo"
 	"github.com/reprise-llm/reprise/internal/stats"
 )
 
@@ -47,6 +49,10 @@ type Benchmark struct {
 	Start     time.Time      `json:"start"`            // wall time of the run origin
 	DurationS float64        `json:"duration_s"`       // seconds from the run origin to the last response
 	Metrics   stats.Metrics  `json:"metrics"`
+	// Saturation is the over-saturation detector's report (--detect-saturation).
+	Saturation *saturation.Report `json:"over_saturation,omitempty"`
+	// SLO is the verdict against --slo.
+	SLO *slo.Report `json:"slo,omitempty"`
 	// Requests holds per-request records when the run asked for them.
 	Requests []RequestRecord `json:"requests,omitempty"`
 }

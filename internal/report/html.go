@@ -18,7 +18,9 @@ import (
 var htmlSource string
 
 // htmlTemplate renders the report. html/template escapes every value for
-// its context; the page loads nothing (no scripts, no external URLs).
+// its context; the page loads nothing (no scripts, no external URLs, no
+// fonts) and needs no script to draw: every chart is inline SVG, every
+// tooltip an SVG <title>.
 var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"c": coord,
 }).Parse(htmlSource))
@@ -29,14 +31,19 @@ type htmlPage struct {
 	Labels                 []kv
 	Benchmarks             []htmlBench
 	Summary                []htmlRow
-	CDFs, Series           []*chart
+	CDFs, Series, Sweep    []*chart
 	DistHeader             []string
+	SLO                    *htmlSLO
+	Saturation             []htmlSat
+	Comparisons            []htmlComparison
+	OpenDetails            bool // benchmark details start expanded (few benchmarks)
 }
 
 type kv struct{ Key, Value string }
 
 type htmlBench struct {
 	Name, Class, Target, Profile, Start, Duration string
+	Index                                         int
 	Baseline                                      bool
 	Config                                        []kv
 	Fidelity                                      []kv
@@ -84,11 +91,17 @@ func buildPage(f *File) htmlPage {
 	for i := range bs {
 		p.Benchmarks = append(p.Benchmarks, benchData(&bs[i], i))
 	}
+	p.OpenDetails = len(bs) <= 3
+	slos := sloLines(bs)
+	p.Comparisons = comparisonTables(comparisonRows(f))
+	p.Sweep = sweepCharts(bs, sweepGroups(bs), slos)
+	p.SLO = sloSection(bs)
+	p.Saturation = saturationRows(bs)
 	p.CDFs = []*chart{
-		cdfChart("Time to first token", stats.CDFTimeToFirstToken, bs),
-		cdfChart("Inter-token latency", stats.CDFInterTokenLatency, bs),
-		cdfChart("Inter-chunk latency", stats.CDFInterChunkLatency, bs),
-		cdfChart("Request latency", stats.CDFRequestLatency, bs),
+		cdfChart("Time to first token", stats.CDFTimeToFirstToken, bs, slos),
+		cdfChart("Inter-token latency", stats.CDFInterTokenLatency, bs, slos),
+		cdfChart("Inter-chunk latency", stats.CDFInterChunkLatency, bs, slos),
+		cdfChart("Request latency", stats.CDFRequestLatency, bs, slos),
 	}
 	p.Series = []*chart{
 		seriesChart("Output throughput", "tokens per second", bs, func(b *stats.Bucket) (float64, bool) { return b.OutputTokensPerS, true }),
@@ -102,7 +115,7 @@ func buildPage(f *File) htmlPage {
 func benchData(b *Benchmark, i int) htmlBench {
 	m := &b.Metrics
 	h := htmlBench{
-		Name: b.Name, Class: "s" + strconv.Itoa(i%palette), Target: b.Target, Profile: b.Profile,
+		Name: b.Name, Class: colour(i), Index: i, Target: b.Target, Profile: b.Profile,
 		Start: b.Start.UTC().Format(time.RFC3339), Duration: fmtNum(b.DurationS) + " s", Baseline: b.Baseline,
 	}
 	for _, k := range sortedKeys(b.Config) {

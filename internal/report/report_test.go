@@ -338,9 +338,9 @@ func TestHTML(t *testing.T) {
 	if strings.Contains(page, "sk-secret") {
 		t.Error("credential in report")
 	}
-	// Four CDFs and four time series, all with data in this fixture.
-	if n := strings.Count(page, `<svg class="chart"`); n != 8 {
-		t.Errorf("%d charts, want 8", n)
+	// Four CDFs, four time series and the candidate's SLO attainment bar.
+	if n := strings.Count(page, `<svg class="chart"`); n != 9 {
+		t.Errorf("%d charts, want 9", n)
 	}
 	if n := strings.Count(page, "<polyline"); n != 16 {
 		t.Errorf("%d lines, want 8 charts × 2 benchmarks", n)

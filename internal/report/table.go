@@ -50,3 +50,28 @@ func benchTitle(b *Benchmark) string {
 func cell(s string) string {
 	return strings.NewReplacer("\t", " ", "\n", " ", "\r", " ").Replace(s)
 }
+
+// WriteComparisonTable writes a comparison as an aligned table: one block
+// per candidate, one line per metric and statistic, with the delta, its
+// confidence interval, the rank test's p-value and the verdict.
+func WriteComparisonTable(w io.Writer, rows []ComparisonRow) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for i, t := range comparisonTables(rows) {
+		if i > 0 {
+			fmt.Fprintln(tw)
+		}
+		fmt.Fprintln(tw, cell(t.Title))
+		fmt.Fprintln(tw, "metric\tstat\tbaseline\tcandidate\tdelta\tinterval\tp\tverdict\t")
+		for _, r := range t.Rows {
+			verdict := r.Verdict
+			if r.Gate != "" {
+				verdict += " (fails " + r.Gate + ")"
+			}
+			fmt.Fprintln(tw, strings.Join([]string{cell(r.Metric), cell(r.Stat), r.Baseline, r.Candidate, r.Delta, r.CI, r.P, cell(verdict)}, "\t")+"\t")
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("writing comparison table: %w", err)
+	}
+	return nil
+}

@@ -35,6 +35,29 @@ func WriteAll(dir string, f *File) error {
 	return nil
 }
 
+// WriteViews writes benchmarks.csv and report.html into dir from f (a
+// re-render of a saved benchmarks.json, which it leaves alone).
+func WriteViews(dir string, f *File) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating results directory: %w", err)
+	}
+	for _, out := range []struct {
+		name  string
+		write func(io.Writer, *File) error
+	}{{CSVFile, WriteCSV}, {HTMLFile, WriteHTML}} {
+		if err := writeAtomic(filepath.Join(dir, out.name), func(w io.Writer) error { return out.write(w, f) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteFileAtomic writes path through write: to a temporary file in the
+// same directory, renamed into place once complete.
+func WriteFileAtomic(path string, write func(io.Writer) error) error {
+	return writeAtomic(path, write)
+}
+
 // writeAtomic writes path via a temporary file in the same directory, synced
 // before the rename.
 func writeAtomic(path string, write func(io.Writer) error) (err error) {

@@ -75,6 +75,7 @@ type SLO struct {
 	TTFTMs float64 `json:"ttft_ms,omitempty"` // time to first token
 	ITLMs  float64 `json:"itl_ms,omitempty"`  // inter-token latency (inter_token_latency_ms convention)
 	E2EMs  float64 `json:"e2e_ms,omitempty"`  // request latency
+	TPOTMs float64 `json:"tpot_ms,omitempty"` // time_per_output_token_ms (GuideLLM's convention)
 	// FromIntended measures TTFT and E2E from the intended send time, so a
 	// late client cannot hide a slow server.
 	FromIntended bool `json:"from_intended,omitempty"`
@@ -86,13 +87,13 @@ func (s *SLO) Validate() error {
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"ttft_ms", s.TTFTMs}, {"itl_ms", s.ITLMs}, {"e2e_ms", s.E2EMs}} {
+	}{{"ttft_ms", s.TTFTMs}, {"itl_ms", s.ITLMs}, {"e2e_ms", s.E2EMs}, {"tpot_ms", s.TPOTMs}} {
 		if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
 			errs = append(errs, fmt.Errorf("slo %s: %v is not a non-negative number of milliseconds", f.name, f.v))
 		}
 	}
-	if s.TTFTMs == 0 && s.ITLMs == 0 && s.E2EMs == 0 {
-		errs = append(errs, errors.New("slo: set at least one of ttft_ms, itl_ms, e2e_ms"))
+	if s.TTFTMs == 0 && s.ITLMs == 0 && s.E2EMs == 0 && s.TPOTMs == 0 {
+		errs = append(errs, errors.New("slo: set at least one of ttft_ms, itl_ms, e2e_ms, tpot_ms"))
 	}
 	return errors.Join(errs...)
 }

@@ -212,7 +212,7 @@ func chunkWeight(r *engine.Result, i int) float64 {
 // meetsSLO reports whether a successful request met every set threshold.
 // A TTFT threshold needs a first token; an ITL threshold is vacuously met by
 // requests where inter_token_latency is undefined (non-streamed, or fewer
-// than two output tokens).
+// than two output tokens), a TPOT threshold by requests with no output.
 func meetsSLO(s *SLO, r *engine.Result, hasFirst, haveITL bool, itl time.Duration) bool {
 	from := r.Sent
 	if s.FromIntended {
@@ -226,6 +226,9 @@ func meetsSLO(s *SLO, r *engine.Result, hasFirst, haveITL bool, itl time.Duratio
 		return false
 	}
 	if s.E2EMs > 0 && ms(max(r.End, r.Sent)-from) > s.E2EMs {
+		return false
+	}
+	if n := r.OutputTokens; s.TPOTMs > 0 && hasFirst && n >= 1 && ms((max(r.LastToken, r.FirstToken)-from)/time.Duration(n)) > s.TPOTMs {
 		return false
 	}
 	return true

@@ -22,6 +22,7 @@ type Azure struct {
 	cTS, cCtx, cGen    int
 	first, prev        time.Time
 	backwards, clamped int
+	done               bool
 }
 
 var _ Source = (*Azure)(nil)
@@ -47,9 +48,10 @@ func (a *Azure) Next() (Request, error) {
 			return Request{}, err
 		}
 		if !ok {
-			if a.backwards > 0 {
-				a.warnings = append(a.warnings, fmt.Sprintf("azure %s: timestamps go backwards %d times (%d before the first row, sent at offset 0); is the file sorted?", a.path, a.backwards, a.clamped))
+			if a.backwards > 0 && !a.done {
+				a.addWarning(fmt.Sprintf("azure %s: timestamps go backwards %d times (%d before the first row, sent at offset 0); is the file sorted, and are all its dates in one time zone?", a.path, a.backwards, a.clamped))
 			}
+			a.done = true
 			return Request{}, io.EOF
 		}
 		req, err := a.parse(fields)
@@ -83,6 +85,12 @@ func (a *Azure) parse(f [][]byte) (Request, error) {
 		a.first, a.prev = ts, ts
 	}
 	if ts.Before(a.prev) {
+		if a.backwards == 0 {
+			// Said at once: a replay of an unsorted file sends these rows
+			// late, and the user should know before it starts, not after.
+			a.addWarning(fmt.Sprintf("azure %s line %d: timestamp %s is %v before the previous row's; Azure traces are sorted by time (a summary follows at the end)",
+				a.path, a.line, ts.Format("2006-01-02 15:04:05.0000000"), a.prev.Sub(ts)))
+		}
 		a.backwards++
 	}
 	a.prev = ts

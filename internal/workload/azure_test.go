@@ -3,6 +3,7 @@ package workload
 import (
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -85,16 +86,30 @@ func TestAzureTimestamps(t *testing.T) {
 
 func TestAzureLayoutsAndWarnings(t *testing.T) {
 	p := write(t, "a.csv", "\ufeffTIMESTAMP,ContextTokens,GeneratedTokens\r\n2024-05-10 00:00:00.0141+00:00,10,2\r\n2024-05-10 00:00:01.5+00:00,20,3\r\n2024-05-10 00:00:01+00:00,5,1\r\n2024-05-09 23:59:59+00:00,5,1\r\n")
-	src, err := OpenAzure(p, OpenOptions{})
+	var early []string
+	src, err := OpenAzure(p, OpenOptions{Warn: func(msg string) { early = append(early, msg) }})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := src.Next(); err != nil {
+		t.Fatal(err)
+	}
 	reqs := drain(t, src)
-	if len(reqs) != 4 || reqs[1].Offset != 1500*time.Millisecond-14100*time.Microsecond || reqs[3].Offset != 0 {
+	if len(reqs) != 3 || reqs[0].Offset != 1500*time.Millisecond-14100*time.Microsecond || reqs[2].Offset != 0 {
 		t.Fatalf("%+v", reqs)
 	}
-	if w := src.Warnings(); len(w) != 1 || !strings.Contains(w[0], "backwards 2 times (1 before the first row") {
+	// the first backwards step is reported with its line as soon as it is
+	// read; the count at the end
+	w := src.Warnings()
+	if len(w) != 2 || !strings.Contains(w[0], "line 4: timestamp 2024-05-10 00:00:01.0000000 is 500ms before") ||
+		!strings.Contains(w[1], "backwards 2 times (1 before the first row") {
 		t.Errorf("warnings %v", w)
+	}
+	if !slices.Equal(early, w) {
+		t.Errorf("Warn saw %v, Warnings %v", early, w)
+	}
+	if _, err := src.Next(); err != io.EOF || len(src.Warnings()) != 2 {
+		t.Errorf("a second EOF repeated the summary: %v", src.Warnings())
 	}
 	// columns are found by name, in any order
 	p = write(t, "b.csv", "GeneratedTokens,TIMESTAMP,ContextTokens\n7,2023-11-16 18:17:03.9799600,12\n")

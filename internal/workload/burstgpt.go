@@ -30,6 +30,7 @@ type BurstGPT struct {
 	first, prev              float64
 	backwards, failed        int
 	turns                    map[string]int
+	done                     bool
 }
 
 var _ Source = (*BurstGPT)(nil)
@@ -74,11 +75,15 @@ func (g *BurstGPT) Next() (Request, error) {
 }
 
 func (g *BurstGPT) finish() {
+	if g.done {
+		return
+	}
+	g.done = true
 	if g.failed > 0 {
-		g.warnings = append(g.warnings, fmt.Sprintf("burstgpt %s: left out %d requests that failed in production (Response tokens 0)", g.path, g.failed))
+		g.addWarning(fmt.Sprintf("burstgpt %s: left out %d requests that failed in production (Response tokens 0)", g.path, g.failed))
 	}
 	if g.backwards > 0 {
-		g.warnings = append(g.warnings, fmt.Sprintf("burstgpt %s: timestamps go backwards %d times; is the file sorted?", g.path, g.backwards))
+		g.addWarning(fmt.Sprintf("burstgpt %s: timestamps go backwards %d times; is the file sorted?", g.path, g.backwards))
 	}
 }
 

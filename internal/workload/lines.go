@@ -16,6 +16,7 @@ type lineFile struct {
 	skip     bool
 	skipped  int
 	warnings []string
+	warn     func(string) // OpenOptions.Warn
 }
 
 func openLines(kind, path string, opts OpenOptions) (*lineFile, error) {
@@ -25,7 +26,7 @@ func openLines(kind, path string, opts OpenOptions) (*lineFile, error) {
 	}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
-	return &lineFile{path: path, f: f, sc: sc, skip: opts.SkipInvalid}, nil
+	return &lineFile{path: path, f: f, sc: sc, skip: opts.SkipInvalid, warn: opts.Warn}, nil
 }
 
 // next returns the next non-empty line; ok is false at the end.
@@ -49,6 +50,14 @@ func (l *lineFile) invalid(kind string, reason error) error {
 		return nil
 	}
 	return fmt.Errorf("%s %s line %d: %w", kind, l.path, l.line, reason)
+}
+
+// addWarning records msg and passes it to OpenOptions.Warn.
+func (l *lineFile) addWarning(msg string) {
+	l.warnings = append(l.warnings, msg)
+	if l.warn != nil {
+		l.warn(msg)
+	}
 }
 
 func (l *lineFile) Skipped() int       { return l.skipped }

@@ -30,6 +30,11 @@ type Mooncake struct {
 	turns    map[string]int
 	slab     []uint32 // hash ids are cut from shared slabs: one allocation per ~16k ids
 	mismatch int      // rows whose hash_ids length is not ceil(input_length/512)
+	// tsRows and fracTS count rows with a timestamp and those whose
+	// timestamp has a fractional part, for the unit-mistake check.
+	tsRows, fracTS int
+	warnedUnits    bool
+	done           bool
 }
 
 var _ Source = (*Mooncake)(nil)
@@ -84,16 +89,56 @@ func (m *Mooncake) Next() (Request, error) {
 }
 
 func (m *Mooncake) finish() {
-	if m.n > 1000 && m.maxTS > 0 && m.maxTS < 10_000 {
-		m.warnings = append(m.warnings, fmt.Sprintf("mooncake %s: %d requests within %.0f timestamp units: Mooncake timestamps are milliseconds; this looks like seconds", m.path, m.n, m.maxTS))
+	if m.done {
+		return
 	}
+	m.done = true
+	m.checkUnits()
 	if m.mismatch > 0 {
-		m.warnings = append(m.warnings, fmt.Sprintf("mooncake %s: %d rows have a hash_ids length other than ceil(input_length/%d); prefix sharing is replayed as if blocks were %d tokens", m.path, m.mismatch, MooncakeBlockTokens, MooncakeBlockTokens))
+		m.addWarning(fmt.Sprintf("mooncake %s: %d rows have a hash_ids length other than ceil(input_length/%d); prefix sharing is replayed as if blocks were %d tokens", m.path, m.mismatch, MooncakeBlockTokens, MooncakeBlockTokens))
 	}
+}
+
+// Thresholds of the unit-mistake check. Production LLM traces run at a few
+// to a few tens of requests per second (the public ones: 2.6 and 3.4 req/s
+// on average); read as milliseconds, a trace written in seconds runs a
+// thousand times faster.
+const (
+	unitCheckRows    = 100   // rows needed before judging
+	implausibleRate  = 200.0 // mean req/s that only a seconds trace reaches
+	fractionalShare  = 0.9   // share of fractional timestamps that hints at seconds ...
+	fractionalRate   = 20.0  // ... together with a mean rate above this
+	earlyUnitCheckAt = 1000  // rows after which the check runs once mid-file
+)
+
+// checkUnits warns, once, when the timestamps look like seconds: a mean
+// rate no LLM service sustains when they are read as milliseconds, or
+// timestamps that nearly all have fractions (Mooncake's milliseconds are
+// whole numbers; seconds need fractions to order requests) at a high rate.
+func (m *Mooncake) checkUnits() {
+	if m.warnedUnits || m.tsRows < unitCheckRows || m.maxTS <= 0 {
+		return
+	}
+	rate := float64(m.tsRows) / (m.maxTS / 1000) // req/s if the unit is ms
+	frac := float64(m.fracTS) / float64(m.tsRows)
+	if rate < implausibleRate && !(frac >= fractionalShare && rate >= fractionalRate) {
+		return
+	}
+	m.warnedUnits = true
+	m.addWarning(fmt.Sprintf("mooncake %s: %d requests within %g timestamp units, a mean of %.0f req/s if they are milliseconds (%.0f%% of the timestamps have fractions): "+
+		"Mooncake timestamps are milliseconds and these look like seconds; convert them, or replay with --time-scale 1000",
+		m.path, m.tsRows, m.maxTS, rate, 100*frac))
 }
 
 func (m *Mooncake) request(row *mooncakeRow) Request {
 	if row.hasTS {
+		m.tsRows++
+		if row.ts != math.Trunc(row.ts) {
+			m.fracTS++
+		}
+		if m.tsRows == earlyUnitCheckAt {
+			m.checkUnits()
+		}
 		m.maxTS = max(m.maxTS, row.ts)
 		m.prev = time.Duration(math.Round(row.ts * float64(time.Millisecond)))
 	}

@@ -140,10 +140,52 @@ func TestMooncakeSecondsWarning(t *testing.T) {
 	for i := 0; i < 2000; i++ {
 		sb.WriteString(`{"timestamp":` + strconv.Itoa(i) + `,"input_length":10,"output_length":2,"hash_ids":[1]}` + "\n")
 	}
-	src, _ := OpenMooncake(write(t, "s.jsonl", sb.String()), OpenOptions{})
+	var early []string
+	src, _ := OpenMooncake(write(t, "s.jsonl", sb.String()), OpenOptions{Warn: func(m string) { early = append(early, m) }})
+	for range 1000 {
+		if _, err := src.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// said after 1,000 rows, before the replay has gone far
+	if len(early) != 1 || !strings.Contains(early[0], "look like seconds") || !strings.Contains(early[0], "--time-scale 1000") {
+		t.Fatalf("early warnings %v", early)
+	}
 	drain(t, src)
 	if w := src.Warnings(); len(w) != 1 || !strings.Contains(w[0], "seconds") {
 		t.Fatalf("warnings %v", w)
+	}
+}
+
+func TestMooncakeUnitCheck(t *testing.T) {
+	gen := func(n int, ts func(i int) string) string {
+		var sb strings.Builder
+		for i := range n {
+			sb.WriteString(`{"timestamp":` + ts(i) + `,"input_length":10,"output_length":2}` + "\n")
+		}
+		return sb.String()
+	}
+	for name, c := range map[string]struct {
+		data string
+		warn bool
+	}{
+		// 12,000 requests an hour, in milliseconds: the public trace's shape
+		"milliseconds": {gen(500, func(i int) string { return strconv.Itoa(i * 300) }), false},
+		// the same in seconds with fractions: 3.3 req/s read as 3,300
+		"seconds": {gen(500, func(i int) string { return strconv.FormatFloat(float64(i)*0.3+0.001, 'f', 3, 64) }), true},
+		// fractional seconds at a modest 30 req/s read as ms (0.03 per ms)
+		"fractional": {gen(500, func(i int) string { return strconv.FormatFloat(float64(i)*33.3+0.5, 'f', 1, 64) }), true},
+		// sub-millisecond precision at a normal rate is fine
+		"sub-ms": {gen(500, func(i int) string { return strconv.FormatFloat(float64(i)*250.5+0.25, 'f', 2, 64) }), false},
+		// too few rows to judge, all at one instant: a batch, not a unit mistake
+		"few":     {gen(50, func(i int) string { return strconv.FormatFloat(float64(i)*0.01, 'f', 2, 64) }), false},
+		"instant": {gen(500, func(int) string { return "0" }), false},
+	} {
+		src, _ := OpenMooncake(write(t, "u.jsonl", c.data), OpenOptions{})
+		drain(t, src)
+		if got := len(src.Warnings()) > 0; got != c.warn {
+			t.Errorf("%s: warned %v, want %v (%v)", name, got, c.warn, src.Warnings())
+		}
 	}
 }
 

@@ -21,6 +21,10 @@ type OpenOptions struct {
 	Endpoint openai.Endpoint
 	// Stream, when set, replaces every request's stream flag.
 	Stream *bool
+	// Warn, when set, is called with each warning as soon as the reader
+	// has it (a likely unit mistake is reported before a long replay, not
+	// after it); Warnings() still returns them all at the end.
+	Warn func(msg string)
 }
 
 // Open returns the source a workload spec names:
@@ -30,9 +34,11 @@ type OpenOptions struct {
 //	mooncake:PATH            Mooncake JSONL (timestamp ms, input_length, output_length, hash_ids), AIPerf's variant too
 //	azure:PATH               Azure LLM inference trace CSV (2023 and 2024 layouts)
 //	burstgpt:PATH            BurstGPT CSV (Timestamp s, Request tokens, Response tokens, ...)
-//	synthetic:k=v,...        synthetic lengths (prompt_tokens, output_tokens, ..._stdev/_min/_max, samples, seed)
+//	synthetic:k=v,...        synthetic lengths in GuideLLM's vocabulary (see ParseSynthetic), or synthetic:{JSON}
+//	prompts:PATH             prompts sent verbatim: .jsonl, .csv or .txt (see Prompts)
 //	PATH.jsonl               Mooncake when its first line has input_length or hash_ids
 //	PATH.csv                 Azure or BurstGPT, told apart by the header
+//	PATH.jsonl, PATH.txt     prompts when the first line has "prompt" or "messages" and no "timestamp", or is a string; any .txt
 //
 // The returned source also implements io.Closer when it holds files, and
 // Warnings() []string and Skipped() int where they apply.
@@ -90,8 +96,10 @@ func open(spec string, opts OpenOptions) (Source, error) {
 			return OpenBurstGPT(arg, opts)
 		case "synthetic":
 			return ParseSynthetic(arg)
+		case "prompts":
+			return OpenPrompts(arg, opts)
 		default:
-			return nil, fmt.Errorf("workload %q: unknown kind %q (want a capture path, capture:, mooncake:, azure:, burstgpt: or synthetic:)", spec, kind)
+			return nil, fmt.Errorf("workload %q: unknown kind %q (want a capture path, capture:, mooncake:, azure:, burstgpt:, synthetic: or prompts:)", spec, kind)
 		}
 	}
 	st, err := os.Stat(spec)
@@ -109,9 +117,13 @@ func open(spec string, opts OpenOptions) (Source, error) {
 		return OpenAzure(spec, opts)
 	case strings.HasSuffix(spec, ".csv") && bytes.Contains(bytes.ToLower(first), []byte("request tokens")):
 		return OpenBurstGPT(spec, opts)
+	case strings.HasSuffix(spec, ".jsonl") && !bytes.Contains(first, []byte(`"timestamp"`)) &&
+		(bytes.Contains(first, []byte(`"prompt"`)) || bytes.Contains(first, []byte(`"messages"`)) || bytes.HasPrefix(bytes.TrimSpace(first), []byte(`"`))),
+		strings.HasSuffix(spec, ".txt"):
+		return OpenPrompts(spec, opts)
 	}
 	return nil, fmt.Errorf("workload %s: cannot tell its format (want a capture directory with manifest.json, a capture segment .jsonl.zst, "+
-		"a Mooncake .jsonl whose first line has input_length, an Azure or BurstGPT .csv, or a prefixed spec: capture:, mooncake:, azure:, burstgpt:, synthetic:)", spec)
+		"a Mooncake .jsonl whose first line has input_length, an Azure or BurstGPT .csv, a .jsonl of prompts, a .txt, or a prefixed spec: capture:, mooncake:, azure:, burstgpt:, synthetic:, prompts:)", spec)
 }
 
 // firstLine returns up to 64 KiB of the file's first line.

@@ -3,8 +3,10 @@ package workload
 import (
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSynthetic(t *testing.T) {
@@ -18,7 +20,8 @@ func TestSynthetic(t *testing.T) {
 	}
 	sum, clipped := 0, 0
 	for i, r := range reqs {
-		if r.PromptTokens < 80 || r.PromptTokens > 120 || r.OutputTokens != 10 || r.Offset != 0 || r.Index != i {
+		if r.PromptTokens < 80 || r.PromptTokens > 120 || r.OutputTokens != 10 || r.Offset != 0 || r.Index != i ||
+			r.Session != "" || r.HashIDs != nil {
 			t.Fatalf("%+v", r)
 		}
 		if r.PromptTokens == 80 || r.PromptTokens == 120 {
@@ -39,11 +42,53 @@ func TestSynthetic(t *testing.T) {
 	}
 }
 
-func TestSyntheticLengthsAreAtLeastOne(t *testing.T) {
-	s, _ := ParseSynthetic("prompt_tokens=1,prompt_tokens_stdev=50,output_tokens=0,samples=300")
+// TestSyntheticGuideLLMRanges checks GuideLLM's IntegerRangeSampler rules:
+// no stdev and a range means uniform; stdev without a range clips at
+// mean ∓ 5 stdev with a floor of 1; omitted output_tokens leaves it to the
+// server.
+func TestSyntheticGuideLLMRanges(t *testing.T) {
+	s, err := ParseSynthetic("prompt_tokens=100,prompt_tokens_min=50,prompt_tokens_max=150,samples=3000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lo, hi, sum int
 	for _, r := range drain(t, s) {
-		if r.PromptTokens < 1 || r.OutputTokens != 1 {
+		if r.PromptTokens < 50 || r.PromptTokens > 150 || r.OutputTokens != 0 {
 			t.Fatalf("%+v", r)
+		}
+		sum += r.PromptTokens
+		if r.PromptTokens < 75 {
+			lo++
+		}
+		if r.PromptTokens > 125 {
+			hi++
+		}
+	}
+	// uniform: a quarter below 75 and a quarter above 125 (a normal draw
+	// would put far fewer there)
+	if lo < 600 || lo > 900 || hi < 600 || hi > 900 {
+		t.Errorf("uniform draw: %d below 75, %d above 125 of 3000", lo, hi)
+	}
+	for spec, want := range map[string][2]int{
+		"prompt_tokens=10,prompt_tokens_stdev=4":        {1, 30},
+		"prompt_tokens=1000,prompt_tokens_stdev=10":     {950, 1050},
+		"prompt_tokens=7":                               {7, 7},
+		"prompt_tokens=7,prompt_tokens_min=9":           {9, 9},
+		"prompt_tokens=7,prompt_tokens_max=3":           {1, 3},
+		"prompt_tokens=0.4,prompt_tokens_stdev=0.1":     {1, 1},
+		"prompt_tokens=20,prompt_tokens_min=5,seed=-12": {5, 20},
+	} {
+		s, err := ParseSynthetic(spec)
+		if err != nil {
+			if spec == "prompt_tokens=0.4,prompt_tokens_stdev=0.1" && strings.Contains(err.Error(), "at least 1") {
+				continue
+			}
+			t.Fatalf("%s: %v", spec, err)
+		}
+		for _, r := range drain(t, Limit(s, 2000)) {
+			if r.PromptTokens < want[0] || r.PromptTokens > want[1] {
+				t.Fatalf("%s: %d outside %v", spec, r.PromptTokens, want)
+			}
 		}
 	}
 	var sd float64
@@ -57,14 +102,119 @@ func TestSyntheticLengthsAreAtLeastOne(t *testing.T) {
 	}
 }
 
+// TestSyntheticPrefixBuckets checks that conversations share exactly their
+// bucket's prefix block: equal first ids within a prefix, distinct ids
+// after it, bucket shares following the weights.
+func TestSyntheticPrefixBuckets(t *testing.T) {
+	s, err := ParseSynthetic(`{"prompt_tokens":100,"output_tokens":10,"samples":4000,"seed":1,
+		"prefix_buckets":[{"bucket_weight":75,"prefix_count":3,"prefix_tokens":256},{"bucket_weight":25,"prefix_count":1,"prefix_tokens":64}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byPrefix := map[uint32]int{}
+	seen := map[uint32]bool{}
+	for _, r := range drain(t, s) {
+		if len(r.HashIDs) == 0 {
+			t.Fatalf("no prefix: %+v", r)
+		}
+		p := r.HashIDs[0]
+		byPrefix[p]++
+		switch {
+		case p < 3 && (r.BlockTokens != 256 || r.PromptTokens != 356 || len(r.HashIDs) != 2):
+			t.Fatalf("bucket 0: %+v", r)
+		case p == 3 && (r.BlockTokens != 64 || r.PromptTokens != 164 || len(r.HashIDs) != 3):
+			t.Fatalf("bucket 1: %+v", r)
+		case p > 3:
+			t.Fatalf("prefix id %d outside the 4 prefixes", p)
+		}
+		for _, id := range r.HashIDs[1:] {
+			if id < 4 || seen[id] {
+				t.Fatalf("a block after the prefix is shared: %+v", r)
+			}
+			seen[id] = true
+		}
+	}
+	if len(byPrefix) != 4 || byPrefix[3] < 850 || byPrefix[3] > 1150 || byPrefix[0] < 850 || byPrefix[0] > 1150 {
+		t.Errorf("prefix use %v, want about 1000 each", byPrefix)
+	}
+	// GuideLLM's shorthand is one bucket
+	s, err = ParseSynthetic("prompt_tokens=10,prefix_tokens=512,prefix_count=2,samples=50")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(s.Spec.PrefixBuckets, []PrefixBucket{{Weight: 100, Count: 2, Tokens: 512}}) {
+		t.Errorf("%+v", s.Spec.PrefixBuckets)
+	}
+	for _, r := range drain(t, s) {
+		if r.PromptTokens != 522 || r.HashIDs[0] > 1 {
+			t.Fatalf("%+v", r)
+		}
+	}
+}
+
+// TestSyntheticTurns checks conversations: turns in order, each prompt the
+// previous prompt plus its output plus new text, ids extending the previous
+// turn's, and one think time per conversation.
+func TestSyntheticTurns(t *testing.T) {
+	s, err := ParseSynthetic("prompt_tokens=200,prompt_tokens_stdev=50,output_tokens=100,turns=4,samples=30,delay=2,delay_stdev=1,prefix_tokens=128,seed=5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := drain(t, s)
+	if len(reqs) != 120 {
+		t.Fatalf("%d requests, want 30 conversations × 4 turns", len(reqs))
+	}
+	for c := range 30 {
+		conv := reqs[4*c : 4*c+4]
+		for k, r := range conv {
+			if r.Session != conv[0].Session || r.Turn != k || r.Index != 4*c+k || r.BlockTokens != 128 || r.HashIDs[0] != 0 {
+				t.Fatalf("conversation %d turn %d: %+v", c, k, r)
+			}
+			if k == 0 {
+				if r.Delay != 0 {
+					t.Fatalf("first turn has a think time: %+v", r)
+				}
+				continue
+			}
+			prev := conv[k-1]
+			if r.PromptTokens <= prev.PromptTokens+prev.OutputTokens || r.Delay != conv[1].Delay || r.Delay < 0 || r.Delay > 7*time.Second {
+				t.Fatalf("turn %d does not extend turn %d: %+v after %+v", k, k-1, r, prev)
+			}
+			if !slices.Equal(r.HashIDs[:len(prev.HashIDs)], prev.HashIDs) {
+				t.Fatalf("turn %d's ids do not extend turn %d's", k, k-1)
+			}
+		}
+	}
+	if reqs[0].Session == reqs[4].Session || reqs[1].HashIDs[1] == reqs[5].HashIDs[1] {
+		t.Error("two conversations share a session or a block after the prefix")
+	}
+	// without a prefix, a conversation still chains its turns by ids
+	s, _ = ParseSynthetic("prompt_tokens=600,output_tokens=10,turns=2,samples=2")
+	reqs = drain(t, s)
+	if reqs[0].BlockTokens != 512 || len(reqs[0].HashIDs) != 2 || !slices.Equal(reqs[1].HashIDs[:2], reqs[0].HashIDs) || reqs[1].PromptTokens != 1210 {
+		t.Errorf("%+v", reqs[:2])
+	}
+}
+
 func TestSyntheticErrors(t *testing.T) {
 	for spec, want := range map[string][]string{
-		"prompt_tokens=1,output_tokns=2":                                          {`"output_tokns"`, "output_tokens is required"},
+		"prompt_tokens=1,output_tokns=2":                                          {`"output_tokns"`},
 		"prompt_tokens=x,output_tokens=1":                                         {`prompt_tokens="x"`},
 		"prompt_tokens=NaN,output_tokens=Inf":                                     {"prompt_tokens", "output_tokens"},
 		"prompt_tokens=5,output_tokens=1,samples=0":                               {"samples must be positive"},
 		"prompt_tokens=5,prompt_tokens_min=9,prompt_tokens_max=4,output_tokens=1": {"prompt_tokens_max 4 is below prompt_tokens_min 9"},
-		"prompt_tokens": {"want key=value", "output_tokens is required"},
+		"prompt_tokens":                                              {"want key=value", "prompt_tokens is required"},
+		"output_tokens=5,output_tokens_stdev=1":                      {"prompt_tokens is required"},
+		"prompt_tokens=5,output_tokens_stdev=1":                      {"output_tokens must be set"},
+		"prompt_tokens=5,turns=0":                                    {"turns 0"},
+		"prompt_tokens=5,samples=2.5":                                {"whole number"},
+		"prompt_tokens=5,prefix_buckets=3":                           {"give the spec as JSON"},
+		`{"prompt_tokens":5,"prefix_tokens":3,"prefix_buckets":[]}`:  {"mutually exclusive"},
+		`{"prompt_tokens":5,"prefix_buckets":[{"bucket_weight":0}]}`: {"bucket_weight >= 1"},
+		`{"prompt_tokens":5,"prefix_buckets":[{"weight":1}]}`:        {"unknown field"},
+		`{"prompt_tokens":"5"}`:                                      {"want a number"},
+		`{"prompt_tokens":5} {}`:                                     {"text after"},
+		`{"prompt_tokens":5,"first_prompt_tokens":3}`:                {`unknown key "first_prompt_tokens"`},
 	} {
 		_, err := ParseSynthetic(spec)
 		for _, w := range want {
@@ -75,27 +225,32 @@ func TestSyntheticErrors(t *testing.T) {
 	}
 }
 
+// FuzzSyntheticSpec parses arbitrary specs: a spec that parses yields
+// Samples × Turns requests with lengths inside the ranges it names.
 func FuzzSyntheticSpec(f *testing.F) {
 	f.Add("prompt_tokens=256,output_tokens=128,samples=3")
 	f.Add("prompt_tokens=1,prompt_tokens_stdev=1e9,output_tokens=1,samples=2")
 	f.Add("prompt_tokens=10,prompt_tokens_min=3,prompt_tokens_max=5,output_tokens=2,output_tokens_stdev=4,seed=-1")
+	f.Add("prompt_tokens=10,turns=3,prefix_tokens=7,prefix_count=2,delay=0.5,samples=4")
+	f.Add(`{"prompt_tokens":10,"prefix_buckets":[{"bucket_weight":1,"prefix_count":2,"prefix_tokens":3},{"prefix_tokens":0}],"samples":5}`)
 	f.Fuzz(func(t *testing.T, spec string) {
 		s, err := ParseSynthetic(spec)
 		if err != nil {
 			return
 		}
 		n := 0
+		plo, _ := s.Spec.Prompt.bounds()
+		olo, ohi := s.Spec.Output.bounds()
 		for _, r := range drain(t, Limit(s, 200)) {
 			n++
-			p, o := s.Spec.Prompt, s.Spec.Output
-			if r.PromptTokens < 1 || r.OutputTokens < 1 ||
-				(p.Max > 0 && r.PromptTokens > max(p.Max, 1)) || r.PromptTokens < p.Min ||
-				(o.Max > 0 && r.OutputTokens > max(o.Max, 1)) || r.OutputTokens < o.Min {
+			if r.PromptTokens < min(plo, maxSyntheticPrompt) || r.PromptTokens > maxSyntheticPrompt || r.Delay < 0 ||
+				(s.Spec.Output.Mean > 0 && (r.OutputTokens < olo || r.OutputTokens > ohi)) ||
+				(r.BlockTokens > 0 && len(r.HashIDs) != (r.PromptTokens+r.BlockTokens-1)/r.BlockTokens) {
 				t.Fatalf("%q gave %+v", spec, r)
 			}
 		}
-		if n != min(s.Spec.Samples, 200) {
-			t.Fatalf("%q gave %d requests", spec, n)
+		if want := min(s.Spec.Samples*s.Spec.Turns, 200); n != want {
+			t.Fatalf("%q gave %d requests, want %d", spec, n, want)
 		}
 	})
 }

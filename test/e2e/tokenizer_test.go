@@ -46,7 +46,9 @@ func TestTokenizersAgainstSim(t *testing.T) {
 	// server does not: every prompt is one token short there, and the
 	// mismatch says exactly that.
 	b = run("hf:" + filepath.Join(dir, "llama2", "tokenizer.json"))
-	m := func(k ...string) float64 { return num(b, append([]string{"metrics", "prompt_token_mismatch"}, k...)...) }
+	m := func(k ...string) float64 {
+		return num(b, append([]string{"metrics", "prompt_token_mismatch"}, k...)...)
+	}
 	if m("compared") != 20 || m("exact") != 0 || m("mean_diff") != -1 || m("abs_diff", "max") != 1 {
 		t.Errorf("--tokenizer hf:llama2 against a cl100k server: mismatch %v, want every prompt 1 token short", b["metrics"].(map[string]any)["prompt_token_mismatch"])
 	}

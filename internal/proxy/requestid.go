@@ -1,0 +1,53 @@
+package proxy
+
+import (
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/reprise-llm/reprise/internal/capture"
+)
+
+// maxRequestID bounds a client-supplied X-Request-Id, in bytes.
+const maxRequestID = 128
+
+// requestID returns the request id every log line about r carries: the
+// client's X-Request-Id when it is 1..128 printable ASCII characters
+// without spaces (so a log line cannot be forged or flooded through it),
+// else id, the record id the proxy generated. The header is forwarded
+// upstream untouched either way; the proxy never adds one.
+func requestID(h http.Header, id string) string {
+	v := h.Get("X-Request-Id")
+	if v == "" || len(v) > maxRequestID {
+		return id
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] <= ' ' || v[i] > '~' {
+			return id
+		}
+	}
+	return v
+}
+
+func requestIDOf(ex *exchange) string {
+	if ex == nil {
+		return ""
+	}
+	return ex.reqID
+}
+
+// logFinish logs the end of a request: a warning when the upstream broke
+// the response, and at debug level one line per request. Never headers,
+// query strings or bodies: they may hold credentials.
+func (p *Proxy) logFinish(ex *exchange, r *http.Request, rec *capture.Record) {
+	if ex.respErr != nil {
+		p.log.Warn("upstream response broke off", zap.String("request_id", ex.reqID), zap.String("path", r.URL.Path),
+			zap.Int("status", rec.Status), zap.Error(ex.respErr))
+	}
+	if ce := p.log.Check(zap.DebugLevel, "request"); ce != nil {
+		ce.Write(zap.String("request_id", ex.reqID), zap.String("id", rec.ID), zap.String("method", r.Method),
+			zap.String("path", r.URL.Path), zap.Int("status", rec.Status), zap.Duration("e2e", time.Duration(rec.E2ENs)),
+			zap.Bool("aborted", rec.Aborted), zap.String("error", rec.Error))
+	}
+}

@@ -1,0 +1,147 @@
+package browser
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reprise-llm/reprise/internal/replaycli"
+	"github.com/reprise-llm/reprise/internal/report"
+	"github.com/reprise-llm/reprise/internal/report/reporttest"
+	"github.com/reprise-llm/reprise/internal/sim"
+)
+
+// maxReportBytes is issue 6's budget: a 10-point sweep with 100,000
+// requests weighs under 2 MB.
+const maxReportBytes = 2 << 20
+
+// TestLargeSweepReport renders a 10-point sweep of 100,000 requests (with
+// per-request records in benchmarks.json, which the page must not draw one
+// by one) and loads it in Chromium: every chart drawn with data, nothing
+// fetched, no console error, under 2 MB. The render time is printed, not
+// asserted (a shared 2-core machine is no stopwatch); only a pathological
+// one fails.
+func TestLargeSweepReport(t *testing.T) {
+	b := newBrowser(t)
+	f, err := reporttest.Sweep(reporttest.SweepOptions{Points: 10, Requests: 100_000, SaveRequests: true, Seed: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := report.WriteAll(dir, f); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, report.HTMLFile)
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := os.Stat(filepath.Join(dir, report.JSONFile))
+	t.Logf("100,000 requests in 10 benchmarks: report.html %d bytes (benchmarks.json %d bytes)", st.Size(), js.Size())
+	if st.Size() >= maxReportBytes {
+		t.Errorf("report.html is %d bytes, budget %d", st.Size(), maxReportBytes)
+	}
+	res := b.load(t, path, "report-sweep-100k.png")
+	t.Logf("chromium: %s", res)
+	checkOffline(t, res, path)
+	if res.Empty != 0 {
+		t.Errorf("%d charts without data", res.Empty)
+	}
+	// 4 CDFs + 4 series + 5 against the rate (TTFT, ITL, e2e, throughput, attainment) + the attainment bars.
+	if res.Charts != 14 {
+		t.Errorf("%d charts drawn, want 14: %q", res.Charts, res.Captions)
+	}
+	// A line per benchmark in each CDF and series, 3 percentiles in 3 latency charts, throughput and attainment.
+	if want := 8*10 + 3*3 + 2; res.Lines != want {
+		t.Errorf("%d lines with points, want %d", res.Lines, want)
+	}
+	if want := (3*3 + 2) * 10; res.Dots != want {
+		t.Errorf("%d points, want %d (one per benchmark per line against the rate)", res.Dots, want)
+	}
+	if res.Bars < 5 || res.Bars > 10 { // the low rates meet the SLO, the saturated ones may not at all
+		t.Errorf("%d attainment bars drawn with a width, want 5 to 10", res.Bars)
+	}
+	if res.Marks < 5 { // saturation in each rate chart, SLO lines in TTFT and ITL
+		t.Errorf("%d reference lines (SLO thresholds, saturation point), want at least 5", res.Marks)
+	}
+	if res.Layout.ChartWidth < 300 {
+		t.Errorf("first chart laid out %v px wide", res.Layout.ChartWidth)
+	}
+	if res.Rendered > 20_000 {
+		t.Errorf("first frame after load at %.0f ms: something is pathological", res.Rendered)
+	}
+}
+
+// TestRunReportInChromium runs a real sweep against the simulator (in this
+// process) with SLOs and the saturation detector, re-renders it with
+// `replay report`, and checks the page in Chromium.
+func TestRunReportInChromium(t *testing.T) {
+	b := newBrowser(t)
+	cfg := sim.DefaultConfig()
+	cfg.Slots, cfg.TTFTBase, cfg.ITLBase = 4, 10*time.Millisecond, 2*time.Millisecond
+	s, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	defer s.Close()
+
+	dir := filepath.Join(t.TempDir(), "results")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	args := []string{"run", "--target", srv.URL, "--workload", "synthetic:prompt_tokens=64,output_tokens=24",
+		"--profile", "sweep", "--sweep-points", "4", "--max-seconds", "1.5", "--max-concurrency", "64",
+		"--slo", "ttft_p99<=150ms,itl_p99<=15ms", "--detect-saturation", "monitor",
+		"--output-dir", dir, "--quiet", "--label", "test=browser"}
+	err = replaycli.Run(ctx, args, &out, &out)
+	if err != nil && !strings.Contains(err.Error(), "does not meet --slo") {
+		t.Fatalf("replay run: %v\n%s", err, out.String())
+	}
+	if err := os.Remove(filepath.Join(dir, report.HTMLFile)); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := replaycli.Run(ctx, []string{"report", dir}, &out, &out); err != nil {
+		t.Fatalf("replay report: %v\n%s", err, out.String())
+	}
+	t.Logf("replay report:\n%s", out.String())
+	fh, err := os.Open(filepath.Join(dir, report.JSONFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := report.ReadJSON(fh)
+	fh.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, report.HTMLFile)
+	res := b.load(t, path, "report-sim-sweep.png")
+	t.Logf("chromium: %s", res)
+	checkOffline(t, res, path)
+	n := len(f.Benchmarks)
+	if n < 3 {
+		t.Fatalf("the sweep ran %d benchmarks", n)
+	}
+	for _, want := range []string{"Time to first token", "Inter-token latency", "Time to first token vs rate", "Output throughput", "Requests in flight", "SLO attainment"} {
+		if !slices.Contains(res.Captions, want) {
+			t.Errorf("no chart %q in %q", want, res.Captions)
+		}
+	}
+	if res.Empty != 0 {
+		t.Errorf("%d charts without data: %q", res.Empty, res.Captions)
+	}
+	if res.Lines < 8*n { // every CDF and series has a line per benchmark
+		t.Errorf("%d lines for %d benchmarks", res.Lines, n)
+	}
+	if res.Dots < 3*3*n {
+		t.Errorf("%d points for %d benchmarks", res.Dots, n)
+	}
+}

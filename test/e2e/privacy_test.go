@@ -1,0 +1,132 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// A secret planted in every place clients put credentials (Authorization,
+// x-api-key, api-key, Cookie, an api_key query parameter) must appear in no
+// capture file (decompressed) and no log line, at debug level, with full
+// content capture, --ensure-usage and a shadow candidate; the candidate
+// must not receive it either. Every debug line about a request carries the
+// request id, the client's X-Request-Id when it sent one.
+func TestPrivacyPlantedSecretNeverRecordedOrLogged(t *testing.T) {
+	const secret = "sk-PLANTED-e2e-7f3a9c"
+	sim := start(t, bin("replay"), "sim", "--listen", "127.0.0.1:0", "--ttft-base", "1ms", "--itl-base", "1ms", "--jitter", "0")
+
+	var candMu sync.Mutex
+	var candSaw strings.Builder
+	cand := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		candMu.Lock()
+		fmt.Fprintf(&candSaw, "%s %s %v %s\n", r.Method, r.RequestURI, r.Header, b)
+		candMu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+	}))
+	defer cand.Close()
+
+	dir := filepath.Join(t.TempDir(), "cap")
+	px := start(t, bin("proxy"), "--listen", "127.0.0.1:0", "--upstream", sim.addr, "--capture-dir", dir,
+		"--log-level", "debug", "--capture-content", "full", "--ensure-usage",
+		"--shadow", cand.URL, "--shadow-fraction", "1", "--session-header", "x-session")
+
+	requests := []struct{ method, path, body, reqID string }{
+		{"POST", "/v1/chat/completions", `{"model":"m","stream":true,"max_tokens":4,"messages":[{"role":"user","content":"hello"}]}`, "privacy-req-1"},
+		{"POST", "/v1/chat/completions", `{"model":"m","max_tokens":4,"messages":[{"role":"user","content":"hello"}]}`, ""},
+		{"POST", "/v1/completions", `{"model":"m","stream":true,"max_tokens":3,"prompt":"once"}`, ""},
+		{"POST", "/v1/embeddings", `{"model":"e","input":"x"}`, ""},
+		{"POST", "/v1/chat/completions", `{"model":`, "privacy-bad-body"},
+		{"GET", "/v1/models", "", ""},
+	}
+	for _, rq := range requests {
+		req, _ := http.NewRequest(rq.method, px.addr+rq.path+"?api_key="+secret+"&x=1", strings.NewReader(rq.body))
+		req.Header.Set("Authorization", "Bearer "+secret)
+		req.Header.Set("x-api-key", secret)
+		req.Header.Set("api-key", secret)
+		req.Header.Set("Cookie", "session="+secret)
+		req.Header.Set("x-session", "user-42")
+		if rq.reqID != "" {
+			req.Header.Set("X-Request-Id", rq.reqID)
+		}
+		resp, err := testClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", rq.method, rq.path, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if err := px.stop(t); err != nil {
+		t.Fatalf("proxy exit: %v\n%s", err, px.stderr.String())
+	}
+	logs := px.stderr.String()
+
+	// Every file of the capture, decompressed.
+	dec, _ := zstd.NewReader(nil)
+	defer dec.Close()
+	var all bytes.Buffer
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all.Write(raw)
+		if strings.HasSuffix(f, ".zst") {
+			plain, err := dec.DecodeAll(raw, nil)
+			if err != nil {
+				t.Fatalf("decompressing %s: %v", f, err)
+			}
+			all.Write(plain)
+		}
+	}
+	for _, where := range []struct {
+		name, text string
+	}{{"capture files", all.String()}, {"logs", logs}, {"shadow candidate's requests", candSaw.String()}} {
+		if strings.Contains(where.text, secret) || strings.Contains(where.text, "PLANTED") {
+			t.Errorf("planted secret found in %s:\n%.3000s", where.name, where.text)
+		}
+	}
+
+	recs := readCapture(t, dir)
+	primary, shadow := 0, 0
+	for _, r := range recs {
+		if r.Shadow {
+			shadow++
+		} else {
+			primary++
+		}
+	}
+	if primary != len(requests) || shadow == 0 {
+		t.Errorf("%d primary and %d shadow records for %d requests", primary, shadow, len(requests))
+	}
+	if !bytes.Contains(all.Bytes(), []byte(`"request_id":"privacy-req-1"`)) {
+		t.Errorf("the client's X-Request-Id is not in the capture")
+	}
+	// Debug lines about requests carry request_id: the client's, or the
+	// generated record id.
+	n := 0
+	for _, line := range strings.Split(logs, "\n") {
+		if !strings.Contains(line, "\trequest\t") && !strings.Contains(line, "shadow done") {
+			continue
+		}
+		n++
+		if !strings.Contains(line, `"request_id"`) {
+			t.Errorf("log line without request_id: %s", line)
+		}
+	}
+	if n < len(requests) || !strings.Contains(logs, `"request_id": "privacy-req-1"`) || !strings.Contains(logs, `"request_id": "privacy-bad-body"`) {
+		t.Errorf("%d request log lines; the client's request ids missing?\n%s", n, logs)
+	}
+}
