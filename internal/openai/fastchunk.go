@@ -308,18 +308,38 @@ func (s *scanner) peek() byte {
 	return 0
 }
 
-// objStart consumes an object's '{', and its '}' when it is empty.
-func (s *scanner) objStart() (empty, ok bool) {
-	if s.peek() != '{' {
+// open consumes a container's opening delimiter ('{' or '['), and its
+// closing one when the container is empty.
+func (s *scanner) open(start, end byte) (empty, ok bool) {
+	if s.peek() != start {
 		return false, false
 	}
 	s.i++
-	if s.peek() == '}' {
+	if s.peek() == end {
 		s.i++
 		return true, true
 	}
 	return false, true
 }
+
+// next consumes the ',' before another member or element, or the closing
+// delimiter end.
+func (s *scanner) next(end byte) (more, ok bool) {
+	switch s.peek() {
+	case ',':
+		s.i++
+		return true, true
+	case end:
+		s.i++
+		return false, true
+	}
+	return false, false
+}
+
+func (s *scanner) objStart() (empty, ok bool) { return s.open('{', '}') }
+func (s *scanner) objNext() (more, ok bool)   { return s.next('}') }
+func (s *scanner) arrStart() (empty, ok bool) { return s.open('[', ']') }
+func (s *scanner) arrNext() (more, ok bool)   { return s.next(']') }
 
 // objKey reads a member's key and its ':', leaving the scanner at the
 // value. Keys with escapes are left to encoding/json.
@@ -330,45 +350,6 @@ func (s *scanner) objKey() ([]byte, bool) {
 	}
 	s.i++
 	return key, true
-}
-
-// objNext consumes the ',' before another member or the closing '}'.
-func (s *scanner) objNext() (more, ok bool) {
-	switch s.peek() {
-	case ',':
-		s.i++
-		return true, true
-	case '}':
-		s.i++
-		return false, true
-	}
-	return false, false
-}
-
-// arrStart consumes an array's '[', and its ']' when it is empty.
-func (s *scanner) arrStart() (empty, ok bool) {
-	if s.peek() != '[' {
-		return false, false
-	}
-	s.i++
-	if s.peek() == ']' {
-		s.i++
-		return true, true
-	}
-	return false, true
-}
-
-// arrNext consumes the ',' before another element or the closing ']'.
-func (s *scanner) arrNext() (more, ok bool) {
-	switch s.peek() {
-	case ',':
-		s.i++
-		return true, true
-	case ']':
-		s.i++
-		return false, true
-	}
-	return false, false
 }
 
 func (s *scanner) null() (isNull, ok bool) {
@@ -525,30 +506,38 @@ func (s *scanner) skip() bool {
 		_, ok := s.null()
 		return ok
 	case c == 't':
-		if s.i+4 <= len(s.b) && string(s.b[s.i:s.i+4]) == "true" {
-			s.i += 4
-			return true
-		}
-		return false
+		return s.literal("true")
 	case c == 'f':
-		if s.i+5 <= len(s.b) && string(s.b[s.i:s.i+5]) == "false" {
-			s.i += 5
-			return true
-		}
-		return false
+		return s.literal("false")
 	case c == '-' || (c >= '0' && c <= '9'):
-		start := s.i
-		for s.i < len(s.b) {
-			d := s.b[s.i]
-			if d == '-' || d == '+' || d == '.' || d == 'e' || d == 'E' || (d >= '0' && d <= '9') {
-				s.i++
-				continue
-			}
-			break
-		}
-		return validNumber(s.b[start:s.i])
+		_, ok := s.number()
+		return ok
 	}
 	return false
+}
+
+// literal consumes lit (true, false) at the scanner's position.
+func (s *scanner) literal(lit string) bool {
+	if s.i+len(lit) <= len(s.b) && string(s.b[s.i:s.i+len(lit)]) == lit {
+		s.i += len(lit)
+		return true
+	}
+	return false
+}
+
+// number consumes a JSON number and returns its text.
+func (s *scanner) number() ([]byte, bool) {
+	s.ws()
+	start := s.i
+	for s.i < len(s.b) {
+		d := s.b[s.i]
+		if d == '-' || d == '+' || d == '.' || d == 'e' || d == 'E' || (d >= '0' && d <= '9') {
+			s.i++
+			continue
+		}
+		break
+	}
+	return s.b[start:s.i], validNumber(s.b[start:s.i])
 }
 
 // validNumber reports whether b is a JSON number:

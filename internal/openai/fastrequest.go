@@ -143,15 +143,9 @@ func (s *scanner) plainString() (string, bool) {
 func (s *scanner) boolean() (bool, bool) {
 	switch s.peek() {
 	case 't':
-		if s.i+4 <= len(s.b) && string(s.b[s.i:s.i+4]) == "true" {
-			s.i += 4
-			return true, true
-		}
+		return true, s.literal("true")
 	case 'f':
-		if s.i+5 <= len(s.b) && string(s.b[s.i:s.i+5]) == "false" {
-			s.i += 5
-			return false, true
-		}
+		return false, s.literal("false")
 	case 'n':
 		_, ok := s.null()
 		return false, ok
@@ -176,18 +170,8 @@ func (s *scanner) floatPtr() (*float64, bool) {
 	if isNull, ok := s.null(); isNull {
 		return nil, ok
 	}
-	s.ws()
-	start := s.i
-	for s.i < len(s.b) {
-		d := s.b[s.i]
-		if d == '-' || d == '+' || d == '.' || d == 'e' || d == 'E' || (d >= '0' && d <= '9') {
-			s.i++
-			continue
-		}
-		break
-	}
-	num := s.b[start:s.i]
-	if !validNumber(num) {
+	num, ok := s.number()
+	if !ok {
 		return nil, false
 	}
 	f, err := strconv.ParseFloat(string(num), 64)

@@ -131,8 +131,19 @@ func (t *HF) Count(text string) (int, error) {
 // countSection counts a run of text holding no added token; first says it
 // starts the input (metaspace's prepend_scheme "first").
 func (t *HF) countSection(s string, first bool) (int, error) {
+	pieces, err := t.preTokenize(s, first)
+	n := 0
+	for _, p := range pieces {
+		n += t.countWord(p)
+	}
+	return n, err
+}
+
+// preTokenize normalizes a run of text holding no added token and splits it
+// into the words BPE sees.
+func (t *HF) preTokenize(s string, first bool) ([]string, error) {
 	if s == "" {
-		return 0, nil
+		return nil, nil
 	}
 	if t.norm != nil {
 		s = t.norm.normalize(s)
@@ -141,14 +152,10 @@ func (t *HF) countSection(s string, first bool) (int, error) {
 	var err error
 	for _, p := range t.pre {
 		if pieces, err = p.split(pieces, first); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
-	n := 0
-	for _, p := range pieces {
-		n += t.countWord(p)
-	}
-	return n, nil
+	return pieces, nil
 }
 
 func (t *HF) countWord(w string) int {
@@ -187,20 +194,12 @@ func (t *HF) Encode(text string) ([]int, error) {
 		sections = append(sections, text[last:])
 	}
 	for i, s := range sections {
-		if s != "" {
-			if t.norm != nil {
-				s = t.norm.normalize(s)
-			}
-			pieces := []string{s}
-			var err error
-			for _, p := range t.pre {
-				if pieces, err = p.split(pieces, i == 0); err != nil {
-					return nil, err
-				}
-			}
-			for _, p := range pieces {
-				out = append(out, t.bpe.encode(p)...)
-			}
+		pieces, err := t.preTokenize(s, i == 0)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range pieces {
+			out = append(out, t.bpe.encode(p)...)
 		}
 		if i < len(specials) {
 			out = append(out, specials[i])
