@@ -10,7 +10,7 @@ GUIDELLM := $(VENV)/bin/guidellm
 TRACES   ?= $(abspath ../shared/traces)
 PKGS     := ./...
 
-.PHONY: all build test test-short demo bench bench-proxy bench-replay bench-workload lint fuzz peers browser clean
+.PHONY: all build test test-short demo bench bench-proxy bench-proxy-rss bench-replay bench-workload bench-report lint fuzz peers browser clean proto proto-check
 
 all: build
 
@@ -45,6 +45,16 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
+# Go code of the protobuf APIs under api/ (control API: messages, gRPC,
+# grpc-gateway). protoc comes from PyPI's grpcio-tools in a cached virtualenv,
+# the plugins from `go install` at pinned versions (scripts/gen-proto.sh).
+proto:
+	GO=$(GO) CACHE=$(CACHE) bash scripts/gen-proto.sh
+
+# Fails when the committed generated code differs from what the protos give.
+proto-check:
+	GO=$(GO) CACHE=$(CACHE) bash scripts/gen-proto.sh --check
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -52,7 +62,7 @@ lint:
 
 # The full suite: vet, the race detector, real servers (the built-in sim,
 # httptest and GuideLLM's mock server), fuzz seed corpora.
-test: lint build peers browser
+test: lint proto-check build peers browser
 	REPRISE_GUIDELLM=$(GUIDELLM) REPRISE_TRACES=$(TRACES) REPRISE_BIN=$(abspath $(BIN)) REPRISE_TOKENIZERS=$(TOKENIZERS) \
 	  $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
@@ -73,17 +83,27 @@ fuzz:
 demo: build
 	TRACES=$(TRACES) BIN=$(BIN) bash scripts/demo.sh
 
-bench: bench-proxy bench-replay bench-workload
+bench: bench-proxy bench-replay bench-workload bench-report
 
 bench-proxy: build
 	bash bench/proxy.sh
+	bash bench/proxy-rss.sh
+
+# Peak RSS of the proxy with 2,000 concurrent open SSE streams (ceiling 256 MB).
+bench-proxy-rss:
+	bash bench/proxy-rss.sh
 
 bench-replay: build
 	bash bench/replay.sh
 	TRACES=$(TRACES) bash bench/replay-memory.sh
 
 bench-workload:
-	REPRISE_TRACES=$(TRACES) $(GO) test -run '^$$' -bench . -benchmem ./internal/workload/ ./internal/synth/
+	TRACES=$(TRACES) GO=$(GO) bash bench/workload.sh
+
+# report.html of a 10-point, 100,000-request sweep in headless Chromium:
+# size against 2 MB, render time against 2 s (printed, not asserted).
+bench-report: browser
+	GO=$(GO) bash bench/report.sh
 
 clean:
 	rm -rf $(BIN) demo-out

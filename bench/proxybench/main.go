@@ -9,6 +9,9 @@
 //
 // Everything shares the machine's cores, so read the ratios, not the
 // absolute numbers.
+//
+// With -streams N it measures memory instead: the built proxy program's
+// peak RSS while N SSE streams are open through it at once (streams.go).
 package main
 
 import (
@@ -51,6 +54,9 @@ var (
 
 func run() error {
 	flag.Parse()
+	if *streams > 0 {
+		return runStreams()
+	}
 	chunk := []byte("data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" tok\"}}]}\n\n")
 	usage := []byte("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":64,\"completion_tokens\":" + fmt.Sprint(*events) + "}}\n\ndata: [DONE]\n\n")
 	upstream, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

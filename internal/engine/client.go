@@ -3,11 +3,14 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -49,17 +52,10 @@ const (
 	maxChunkHint = 4096     // bound on presizing Result.Chunks from the requested output length
 )
 
-func newClient(cfg *Config, bodies BodyBuilder, origin time.Time) *client {
-	tr := &http.Transport{
-		Proxy:       nil, // load goes to the target, never through an environment proxy
-		DialContext: (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		// One kept-alive connection per request that can be in flight, so a
-		// steady load never pays for new connections.
-		MaxIdleConns:        0,
-		MaxIdleConnsPerHost: max(cfg.MaxConcurrency, cfg.Concurrency, 16),
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true, // time the stream as the server sends it
-		ForceAttemptHTTP2:   false,
+func newClient(cfg *Config, bodies BodyBuilder, origin time.Time) (*client, error) {
+	tr, err := newTransport(cfg)
+	if err != nil {
+		return nil, err
 	}
 	return &client{
 		hc:      &http.Client{Transport: tr},
@@ -71,15 +67,63 @@ func newClient(cfg *Config, bodies BodyBuilder, origin time.Time) *client {
 		origin:  origin,
 		now:     cfg.Now,
 		timeout: cfg.Timeout,
+	}, nil
+}
+
+// newTransport is the run's connection pool: kept-alive connections sized
+// to the load (one per request that can be in flight, so a steady load
+// never pays for new connections), HTTP/1.1 unless cfg.HTTP2, and the TLS
+// trust cfg asks for.
+func newTransport(cfg *Config) (*http.Transport, error) {
+	tr := &http.Transport{
+		Proxy:               nil, // load goes to the target, never through an environment proxy
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        0,
+		MaxIdleConnsPerHost: max(cfg.MaxConcurrency, cfg.Concurrency, 16),
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,                                                                                  // time the stream as the server sends it
+		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify}, //nolint:gosec // only on --insecure-skip-verify
 	}
+	if cfg.CACert != "" {
+		pem, err := os.ReadFile(cfg.CACert)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-cert: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca-cert %s: no PEM certificate in it", cfg.CACert)
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	var p http.Protocols
+	if cfg.HTTP2 {
+		// HTTP/2 only: h2 by ALPN over TLS, and prior knowledge (h2c) for
+		// http://, which net/http uses only when HTTP/1 is not allowed.
+		p.SetHTTP2(true)
+		p.SetUnencryptedHTTP2(true)
+	} else {
+		p.SetHTTP1(true)
+	}
+	tr.Protocols = &p
+	return tr, nil
 }
 
 func (c *client) since() time.Duration { return c.now().Sub(c.origin) }
 
+// build builds req's body ahead of its due time.
+func (c *client) build(req *workload.Request) *prebuilt {
+	body, err := c.bodies.Body(req, c.model)
+	return &prebuilt{body: body, err: err}
+}
+
 // send issues req, intended for offset intended, and returns what happened.
-// Sent is read after the body is built, just before the request is handed
-// to the transport, so building time shows as lag rather than as latency.
-func (c *client) send(ctx context.Context, req *workload.Request, intended time.Duration) Result {
+// Its body is pre's when given, else built here. Sent is read after the
+// body is built, just before the request is handed to the transport, so
+// building time on the critical path shows as lag rather than as latency.
+func (c *client) send(ctx context.Context, req *workload.Request, pre *prebuilt, intended time.Duration) Result {
 	res := Result{Index: req.Index, Endpoint: string(req.Endpoint), Stream: req.Stream, Intended: intended,
 		RequestedPromptTokens: req.PromptTokens, RequestedOutputTokens: req.OutputTokens}
 	if res.Endpoint == "" {
@@ -91,7 +135,10 @@ func (c *client) send(ctx context.Context, req *workload.Request, intended time.
 		res.Err = err
 		return res
 	}
-	body, err := c.bodies.Body(req, c.model)
+	if pre == nil {
+		pre = c.build(req)
+	}
+	body, err := pre.body, pre.err
 	if err != nil {
 		return fail(fmt.Sprintf("building request: %v", err))
 	}

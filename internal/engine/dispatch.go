@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
 	"sync"
 	"time"
 
@@ -11,21 +12,26 @@ import (
 )
 
 // openLoop sends each request at its due time from the origin whatever the
-// target does (trace, constant, poisson). At most MaxConcurrency requests
-// are in flight: a request due while every slot is busy waits for one and
-// is sent late, its lag recorded, or with DropWhenFull is skipped and
-// counted. It returns when ctx (the scheduling context) ends, MaxRequests
-// have been scheduled or the workload ends; the requests it launched may
+// target does (trace, constant, poisson, gamma). At most MaxConcurrency
+// requests are in flight: a request due while every slot is busy waits for
+// one and is sent late, its lag and queue wait recorded, or with
+// DropWhenFull is skipped and counted. It returns when ctx (the scheduling
+// context) ends, MaxRequests have been scheduled or the workload ends and
+// every session turn held back has been sent; the requests it launched may
 // still be in flight.
 //
 // Due times are absolute offsets from the origin, waited for on one reused
 // timer, so a late wake-up or a slow send never shifts later requests.
+//
+// A turn of a session (Request.Session) whose previous turn has not ended
+// plus the turn's Delay by its due time is handed to a goroutine of its
+// own that waits for both (see chainTurn); other requests go on.
 func (d *dispatcher) openLoop(ctx context.Context, src workload.Source) error {
 	var req workload.Request // the request in hand; Trace reads its offset
 	sched := d.schedule(&req)
-	slots := make(chan struct{}, d.cfg.MaxConcurrency)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	defer d.waitChains(ctx)
 	for d.cfg.MaxRequests == 0 || d.scheduled < d.cfg.MaxRequests {
 		var err error
 		if req, err = src.Next(); err != nil {
@@ -41,41 +47,157 @@ func (d *dispatcher) openLoop(ctx context.Context, src workload.Source) error {
 		if d.limit > 0 && due >= d.limit {
 			// Nothing more is due before the limit: scheduling ends there,
 			// and the drain bound counts from it.
+			d.waitChains(ctx)
 			<-ctx.Done()
 			return nil
 		}
-		if !d.sleepUntil(ctx, timer, due) {
+		// Build the body while waiting for its due time, so that building
+		// it is not lag. A request already due is built on its own
+		// goroutine instead, in parallel, so that a loop behind schedule
+		// does not fall further behind building bodies one at a time.
+		var pre *prebuilt
+		if d.since() < due {
+			pre = d.prebuild(&req)
+		}
+		if !d.waitUntil(ctx, timer, due) {
 			return nil // stopped before this request was due
 		}
 		if ctx.Err() != nil { // stopped while the workload was being read
 			d.dropOverdue(src, sched, &req)
 			return nil
 		}
+		var tok *turn
+		if req.Session != "" {
+			prev := d.sessions[req.Session]
+			tok = &turn{done: make(chan struct{})}
+			d.sessions[req.Session] = tok
+			if prev != nil && !prev.readyBy(due, req.Delay) {
+				d.scheduled++
+				d.wg.Add(1)
+				d.chains.Add(1)
+				go d.chainTurn(ctx, req, pre, due, prev, tok)
+				continue
+			}
+		}
+		var queued time.Duration
 		select {
-		case slots <- struct{}{}:
+		case d.slots <- struct{}{}:
 		default:
 			if d.cfg.DropWhenFull {
 				d.scheduled++
-				d.dropped++
+				d.dropped.Add(1)
+				tok.finish(d.since())
 				continue
 			}
 			select {
-			case slots <- struct{}{}:
-				d.waited++
+			case d.slots <- struct{}{}:
+				d.waited.Add(1)
+				queued = max(d.since()-due, 0)
 			case <-ctx.Done():
+				tok.finish(d.since())
 				d.dropOverdue(src, sched, &req)
 				return nil
 			}
 		}
 		d.scheduled++
+		d.sent.Add(1)
 		d.wg.Add(1)
-		go func(req workload.Request, due time.Duration) {
+		go func(req workload.Request, due, queued time.Duration) {
 			defer d.wg.Done()
-			defer func() { <-slots }()
-			d.launch(&req, due)
-		}(req, due)
+			r := d.launch(&req, pre, due, queued)
+			<-d.slots
+			tok.finish(r.End)
+		}(req, due, queued)
+		// Let the request's goroutine (next to run on this processor) send
+		// before the loop reads and builds the next request.
+		runtime.Gosched()
 	}
 	return nil
+}
+
+// turn is one session turn's completion, which the session's next turn
+// waits for. end is written before done is closed.
+type turn struct {
+	done chan struct{}
+	end  time.Duration // when the turn's response ended (or it was dropped)
+}
+
+// finish records the turn's end and releases its successor; nil-safe.
+func (t *turn) finish(end time.Duration) {
+	if t == nil {
+		return
+	}
+	t.end = end
+	close(t.done)
+}
+
+// readyBy reports whether a successor with think time delay may be sent at
+// due: the turn has ended, and ended at least delay before due.
+func (t *turn) readyBy(due, delay time.Duration) bool {
+	select {
+	case <-t.done:
+		return t.end+delay <= due
+	default:
+		return false
+	}
+}
+
+// chainTurn sends an open-loop session turn once its previous turn (prev)
+// has ended and the turn's think time has passed, and not before its own
+// due time; its intended send time is the later of the two. It holds one
+// count of d.wg and one of d.chains (released when it sends, so that the
+// end of the workload waits for held-back turns). Scheduling stopping
+// first drops it.
+func (d *dispatcher) chainTurn(ctx context.Context, req workload.Request, pre *prebuilt, due time.Duration, prev, tok *turn) {
+	defer d.wg.Done()
+	sent := false
+	defer func() {
+		if !sent {
+			d.chains.Done()
+			d.dropped.Add(1)
+			tok.finish(d.since())
+		}
+	}()
+	select {
+	case <-prev.done:
+	case <-ctx.Done():
+		return
+	}
+	at := max(due, prev.end+req.Delay)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	if !d.sleepUntil(ctx, timer, at) || ctx.Err() != nil {
+		return
+	}
+	var queued time.Duration
+	select {
+	case d.slots <- struct{}{}:
+	default:
+		select {
+		case d.slots <- struct{}{}:
+			d.waited.Add(1)
+			queued = max(d.since()-at, 0)
+		case <-ctx.Done():
+			return
+		}
+	}
+	sent = true
+	d.sent.Add(1)
+	d.chains.Done()
+	r := d.launch(&req, pre, at, queued)
+	<-d.slots
+	tok.finish(r.End)
+}
+
+// waitChains waits until every held-back session turn has been sent or
+// dropped, or until ctx ends (they then drop themselves).
+func (d *dispatcher) waitChains(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { d.chains.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // schedule returns the open-loop profile's schedule. Trace's offsets are
@@ -86,6 +208,8 @@ func (d *dispatcher) schedule(cur *workload.Request) Schedule {
 		return &Constant{Rate: d.cfg.Rate}
 	case ProfilePoisson:
 		return NewPoisson(d.cfg.Rate, d.cfg.Seed)
+	case ProfileGamma:
+		return NewGamma(d.cfg.Rate, d.cfg.Burstiness, d.cfg.Seed)
 	}
 	return &Trace{Scale: d.cfg.TimeScale, Offsets: func() (time.Duration, bool) { return cur.Offset, true }}
 }
@@ -106,6 +230,29 @@ func (d *dispatcher) sleepUntil(ctx context.Context, t *time.Timer, due time.Dur
 	}
 }
 
+// waitUntil is sleepUntil for the scheduling loop: with Config.Spin, the
+// last Spin of the wait is spent yielding the processor in a loop rather
+// than asleep. Go's runtime, when idle, waits for timers in epoll with
+// millisecond resolution (a wait under 1 ms is rounded up to 1 ms), so a
+// sleeping dispatcher wakes up to 1 ms late; spinning trades CPU for a due
+// time met within microseconds.
+func (d *dispatcher) waitUntil(ctx context.Context, t *time.Timer, due time.Duration) bool {
+	spin := d.cfg.Spin
+	if spin <= 0 {
+		return d.sleepUntil(ctx, t, due)
+	}
+	if due-d.since() > spin && !d.sleepUntil(ctx, t, due-spin) {
+		return false
+	}
+	for d.since() < due {
+		if ctx.Err() != nil {
+			return false
+		}
+		runtime.Gosched()
+	}
+	return true
+}
+
 // dropOverdue counts as dropped the request in hand, which was due but was
 // never sent, and every later one whose due time had also passed when
 // scheduling stopped: requests the schedule asked for that back-pressure
@@ -117,7 +264,7 @@ func (d *dispatcher) dropOverdue(src workload.Source, sched Schedule, req *workl
 		stop = min(stop, d.limit)
 	}
 	d.scheduled++
-	d.dropped++
+	d.dropped.Add(1)
 	for d.cfg.MaxRequests == 0 || d.scheduled < d.cfg.MaxRequests {
 		r, err := src.Next()
 		if err != nil {
@@ -128,26 +275,28 @@ func (d *dispatcher) dropOverdue(src workload.Source, sched Schedule, req *workl
 			return
 		}
 		d.scheduled++
-		d.dropped++
+		d.dropped.Add(1)
 	}
 }
 
 // closedLoop runs Concurrency loops (1 for synchronous, MaxConcurrency for
 // throughput), each sending its next request as soon as its previous one
-// ended. Intended equals the moment a loop takes its request: a closed loop
-// has no schedule to fall behind. It returns when scheduling stops (ctx,
+// ended. Intended equals the moment a loop sends its request: a closed loop
+// has no schedule to fall behind. A session turn is sent no earlier than
+// its previous turn's end plus its Delay; the loop that took it waits (a
+// user thinking), the others go on. It returns when scheduling stops (ctx,
 // MaxRequests, the end of the workload, or every loop finished); loops
 // still running their last request are bounded by the drain.
 func (d *dispatcher) closedLoop(ctx context.Context, src workload.Source) error {
 	var mu sync.Mutex
 	var srcErr error
 	stopped := false
-	next := func(req *workload.Request) bool {
+	next := func(req *workload.Request) (prev, tok *turn, ok bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		if stopped || ctx.Err() != nil || (d.cfg.MaxRequests > 0 && d.scheduled >= d.cfg.MaxRequests) {
 			stopped = true
-			return false
+			return nil, nil, false
 		}
 		r, err := src.Next()
 		if err != nil {
@@ -155,17 +304,35 @@ func (d *dispatcher) closedLoop(ctx context.Context, src workload.Source) error 
 				srcErr = err
 			}
 			stopped = true
-			return false
+			return nil, nil, false
 		}
 		*req = r
 		d.scheduled++
-		return true
+		if r.Session != "" {
+			prev = d.sessions[r.Session]
+			tok = &turn{done: make(chan struct{})}
+			d.sessions[r.Session] = tok
+		}
+		return prev, tok, true
 	}
 	for range d.cfg.Concurrency {
 		d.wg.Go(func() {
 			var req workload.Request
-			for next(&req) {
-				d.launch(&req, d.since())
+			timer := time.NewTimer(time.Hour)
+			timer.Stop()
+			for {
+				prev, tok, ok := next(&req)
+				if !ok {
+					return
+				}
+				if prev != nil && !d.awaitTurn(ctx, timer, prev, req.Delay) {
+					d.dropped.Add(1)
+					tok.finish(d.since())
+					return
+				}
+				d.sent.Add(1)
+				r := d.launch(&req, nil, d.since(), 0)
+				tok.finish(r.End)
 			}
 		})
 	}
@@ -179,4 +346,15 @@ func (d *dispatcher) closedLoop(ctx context.Context, src workload.Source) error 
 	defer mu.Unlock()
 	stopped = true
 	return srcErr
+}
+
+// awaitTurn waits for prev to end and then delay more; false if ctx ended
+// first.
+func (d *dispatcher) awaitTurn(ctx context.Context, timer *time.Timer, prev *turn, delay time.Duration) bool {
+	select {
+	case <-prev.done:
+	case <-ctx.Done():
+		return false
+	}
+	return d.sleepUntil(ctx, timer, prev.end+delay) && ctx.Err() == nil
 }

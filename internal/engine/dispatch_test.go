@@ -55,7 +55,7 @@ func evenly(n int, gap time.Duration) *sliceSource {
 // fakeSend is the dispatcher's seam filled with a request that takes d of
 // (synctest) time, or ends early as the real client does when cancelled.
 func fakeSend(d time.Duration, origin time.Time) sendFunc {
-	return func(ctx context.Context, req *workload.Request, intended time.Duration) Result {
+	return func(ctx context.Context, req *workload.Request, _ *prebuilt, intended time.Duration) Result {
 		sent := time.Since(origin)
 		select {
 		case <-time.After(d):
@@ -180,9 +180,9 @@ func TestGeneratorLagCountsAsLate(t *testing.T) {
 		c := (&Config{Target: "http://x", Profile: ProfileTrace}).withDefaults()
 		origin := time.Now()
 		inner := fakeSend(10*ms, origin)
-		build := func(ctx context.Context, req *workload.Request, intended time.Duration) Result {
+		build := func(ctx context.Context, req *workload.Request, _ *prebuilt, intended time.Duration) Result {
 			time.Sleep(time.Duration(1+2*(req.Index%2)) * ms)
-			return inner(ctx, req, intended)
+			return inner(ctx, req, nil, intended)
 		}
 		run, err := execute(context.Background(), c, evenly(6, 100*ms), origin, build)
 		if err != nil {

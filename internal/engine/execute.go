@@ -50,12 +50,37 @@ type Run struct {
 	// in flight at their due time and waited for a slot (most are also
 	// Late; one whose slot freed within LateAfter is not).
 	Waited int
-	// Dropped counts open-loop requests that were due but never sent
-	// because every slot stayed busy: with DropWhenFull, each one that found
-	// the cap full; otherwise those still waiting for a slot (or overdue
-	// behind one) when scheduling stopped.
+	// Dropped counts requests that were due but never sent: open-loop ones
+	// because every slot stayed busy (with DropWhenFull, each one that found
+	// the cap full; otherwise those still waiting for a slot, or overdue
+	// behind one, when scheduling stopped), and session turns still waiting
+	// for their previous turn when scheduling stopped.
 	Dropped int
+	// StopReason says why scheduling stopped: one of the Stop constants.
+	StopReason string
+	// StoppedAt is the offset at which scheduling stopped (for max_seconds,
+	// the limit itself).
+	StoppedAt time.Duration
+	// InFlightAtStop counts the requests still in flight when scheduling
+	// stopped: the drain waited for them, for at most Config.Drain.
+	InFlightAtStop int
+	// Cancelled counts the requests the drain bound cancelled (their Err is
+	// "cancelled: …"); InFlightAtStop − Cancelled finished within it.
+	Cancelled int
+	// Warmup and Cooldown count the results marked with those phases.
+	Warmup, Cooldown int
 }
+
+// Why scheduling stopped (Run.StopReason).
+const (
+	StopWorkloadEnd   = "workload_end"   // the workload had no more requests
+	StopMaxRequests   = "max_requests"   // Config.MaxRequests were scheduled
+	StopMaxSeconds    = "max_seconds"    // Config.MaxSeconds passed
+	StopMaxErrors     = "max_errors"     // Config.MaxErrors requests failed
+	StopMaxErrorRate  = "max_error_rate" // the error window passed Config.MaxErrorRate
+	StopCancelled     = "cancelled"      // the caller's context ended (interrupt, saturation detector)
+	StopWorkloadError = "workload_error" // reading the workload failed
+)
 
 // LateAfter is the lag (Sent − Intended) beyond which an open-loop request
 // counts in Run.Late: below it, the lag is timer and scheduler noise.
@@ -71,9 +96,20 @@ type Progress struct {
 }
 
 // sendFunc sends one request intended for offset intended and reports what
-// happened. The HTTP client's send is the real one; tests of the dispatcher
-// substitute a function that runs under testing/synctest.
-type sendFunc func(ctx context.Context, req *workload.Request, intended time.Duration) Result
+// happened; pre, when not nil, is its body built ahead of time. The HTTP
+// client's send is the real one; tests of the dispatcher substitute a
+// function that runs under testing/synctest.
+type sendFunc func(ctx context.Context, req *workload.Request, pre *prebuilt, intended time.Duration) Result
+
+// buildFunc builds a request's body ahead of its due time.
+type buildFunc func(req *workload.Request) *prebuilt
+
+// prebuilt is a request body built before the request was due, so that
+// building it (100–600 µs for a 12,000-token synthetic prompt) is not lag.
+type prebuilt struct {
+	body []byte
+	err  error
+}
 
 // Execute runs cfg's load of src against cfg.Target. It returns an error
 // for an invalid configuration (before sending anything) or for a workload
@@ -88,42 +124,86 @@ func Execute(ctx context.Context, cfg Config, src workload.Source, bodies BodyBu
 	}
 	c := cfg.withDefaults()
 	origin := c.Now()
-	cl := newClient(&c, bodies, origin)
+	cl, err := newClient(&c, bodies, origin)
+	if err != nil {
+		return nil, err
+	}
 	defer cl.hc.CloseIdleConnections()
-	return execute(ctx, c, src, origin, cl.send)
+	return executeWith(ctx, c, src, origin, cl.send, cl.build)
 }
 
-// dispatcher holds one run's shared state. The scheduling loops own
-// scheduled, waited and dropped; the counters read by Progress are atomic.
+// dispatcher holds one run's shared state. The scheduling loop owns
+// scheduled and sessions (the closed loop under its mutex); the counters
+// that other goroutines touch are atomic.
 type dispatcher struct {
 	cfg    Config
 	origin time.Time
 	send   sendFunc
+	build  buildFunc     // nil: send builds each body itself
 	limit  time.Duration // MaxSeconds as a duration; 0 for none
+
+	slots    chan struct{}    // open loop: one token per request in flight
+	sessions map[string]*turn // the latest turn of each session
 
 	mu      sync.Mutex
 	results []Result
+	errs    errorCount // under mu
+
+	// stopSched ends the scheduling context early (max errors);
+	// stopReason, under mu, is the first reason given.
+	stopSched  context.CancelCauseFunc
+	stopReason string
 
 	// flight is the context of in-flight requests: it outlives the
 	// scheduling context and is cancelled, with cause errDrained, when the
 	// drain bound passes.
 	flight       context.Context
 	cancelFlight context.CancelCauseFunc
-	wg           sync.WaitGroup // one per in-flight request or closed loop
+	wg           sync.WaitGroup // one per in-flight request, held-back turn or closed loop
+	chains       sync.WaitGroup // one per held-back session turn not yet sent
 
-	scheduled, waited, dropped int
+	scheduled       int
+	waited, dropped atomic.Int64
 
-	sent, done, errs atomic.Int64
+	sent, done, failed atomic.Int64
 }
 
+// errorCount tracks failures for MaxErrors and MaxErrorRate.
+type errorCount struct {
+	total    int    // failed requests
+	finished int    // requests finished (drain cancellations excluded)
+	window   []bool // failure of the last len(window) finished, a ring
+	inWindow int    // failures in window
+}
+
+// errMaxSeconds is the scheduling context's cause when MaxSeconds passes;
+// errStopped when a limit on errors stops it.
+var (
+	errMaxSeconds = errors.New("max seconds reached")
+	errStopped    = errors.New("scheduling stopped")
+)
+
 func execute(ctx context.Context, cfg Config, src workload.Source, origin time.Time, send sendFunc) (*Run, error) {
-	d := &dispatcher{cfg: cfg, origin: origin, send: send, limit: cfg.limit()}
+	return executeWith(ctx, cfg, src, origin, send, nil)
+}
+
+// executeWith runs the load; open-loop requests have their bodies built by
+// build (when not nil) before their due time.
+func executeWith(ctx context.Context, cfg Config, src workload.Source, origin time.Time, send sendFunc, build buildFunc) (*Run, error) {
+	d := &dispatcher{cfg: cfg, origin: origin, send: send, build: build, limit: cfg.limit(),
+		slots: make(chan struct{}, cfg.MaxConcurrency), sessions: map[string]*turn{}}
+	if cfg.MaxErrorRate > 0 {
+		d.errs.window = make([]bool, cfg.ErrorWindow)
+	}
 	d.flight, d.cancelFlight = context.WithCancelCause(context.WithoutCancel(ctx))
 	defer d.cancelFlight(nil)
 
-	sched, stopSched := ctx, context.CancelFunc(func() {})
+	sched, stopSched := context.WithCancelCause(ctx)
+	d.stopSched = stopSched
 	if d.limit > 0 {
-		sched, stopSched = context.WithDeadline(ctx, origin.Add(d.limit))
+		var stopDeadline context.CancelFunc
+		sched, stopDeadline = context.WithDeadlineCause(sched, origin.Add(d.limit), errMaxSeconds)
+		defer stopDeadline()
 	}
 	stopProgress := d.progress()
 	var srcErr error
@@ -132,19 +212,37 @@ func execute(ctx context.Context, cfg Config, src workload.Source, origin time.T
 	} else {
 		srcErr = d.openLoop(sched, src)
 	}
-	stopSched()
+	stoppedAt := d.since()
+	reason := d.reason(ctx, sched, srcErr)
+	if reason == StopMaxSeconds {
+		stoppedAt = d.limit
+	}
+	inFlight := int(d.sent.Load() - d.done.Load())
+	stopSched(nil)
 	d.drain()
 	stopProgress()
 
 	cfg.Headers = nil
-	run := &Run{Config: cfg, Start: origin, Results: d.results, Scheduled: d.scheduled, Waited: d.waited, Dropped: d.dropped}
+	run := &Run{Config: cfg, Start: origin, Results: d.results, Scheduled: d.scheduled,
+		Waited: int(d.waited.Load()), Dropped: int(d.dropped.Load()),
+		StopReason: reason, StoppedAt: stoppedAt, InFlightAtStop: max(inFlight, 0)}
 	slices.SortFunc(run.Results, func(a, b Result) int { return cmp.Compare(a.Index, b.Index) })
+	markPhases(run.Results, &cfg, stoppedAt)
 	open := !cfg.closedLoop()
 	for i := range run.Results {
 		r := &run.Results[i]
 		run.Duration = max(run.Duration, r.End)
 		if open && r.Sent-r.Intended > LateAfter {
 			run.Late++
+		}
+		if r.Err == errDrained.Error() {
+			run.Cancelled++
+		}
+		switch r.Phase {
+		case PhaseWarmup:
+			run.Warmup++
+		case PhaseCooldown:
+			run.Cooldown++
 		}
 	}
 	if srcErr != nil {
@@ -153,22 +251,99 @@ func execute(ctx context.Context, cfg Config, src workload.Source, origin time.T
 	return run, nil
 }
 
+// reason names why scheduling stopped, once the scheduling loop returned.
+func (d *dispatcher) reason(ctx, sched context.Context, srcErr error) string {
+	d.mu.Lock()
+	stopped := d.stopReason
+	d.mu.Unlock()
+	switch {
+	case stopped != "":
+		return stopped
+	case srcErr != nil:
+		return StopWorkloadError
+	case ctx.Err() != nil:
+		return StopCancelled
+	case errors.Is(context.Cause(sched), errMaxSeconds):
+		return StopMaxSeconds
+	case d.cfg.MaxRequests > 0 && d.scheduled >= d.cfg.MaxRequests:
+		return StopMaxRequests
+	}
+	return StopWorkloadEnd
+}
+
+// stop ends scheduling for reason; the first reason given is kept.
+func (d *dispatcher) stop(reason string) {
+	d.mu.Lock()
+	if d.stopReason == "" {
+		d.stopReason = reason
+	}
+	d.mu.Unlock()
+	d.stopSched(errStopped)
+}
+
+// count adds a finished request to the error limits and returns the
+// reason to stop scheduling, if one was reached. It runs under d.mu.
+func (d *dispatcher) count(r *Result) string {
+	if r.Err == errDrained.Error() {
+		return "" // the client ended it, after scheduling had stopped
+	}
+	failed := !r.OK()
+	e := &d.errs
+	if failed {
+		e.total++
+	}
+	if w := len(e.window); w > 0 {
+		slot := &e.window[e.finished%w]
+		if e.finished >= w && *slot {
+			e.inWindow--
+		}
+		*slot = failed
+		if failed {
+			e.inWindow++
+		}
+	}
+	e.finished++
+	switch {
+	case d.cfg.MaxErrors > 0 && e.total >= d.cfg.MaxErrors:
+		return StopMaxErrors
+	case len(e.window) > 0 && e.finished >= len(e.window) && float64(e.inWindow) >= d.cfg.MaxErrorRate*float64(len(e.window)):
+		return StopMaxErrorRate
+	}
+	return ""
+}
+
 func (d *dispatcher) since() time.Duration { return d.cfg.Now().Sub(d.origin) }
 
-// launch sends one request on the calling goroutine and records its result.
-func (d *dispatcher) launch(req *workload.Request, intended time.Duration) {
-	d.sent.Add(1)
-	r := d.send(d.flight, req, intended)
+// prebuild builds req's body ahead of time when the run can; nil if not.
+func (d *dispatcher) prebuild(req *workload.Request) *prebuilt {
+	if d.build == nil {
+		return nil
+	}
+	return d.build(req)
+}
+
+// launch sends one request on the calling goroutine, records its result
+// (with queued, its wait for a slot) and returns it. The caller has counted
+// it in d.sent, before starting the goroutine, so that the count of requests
+// in flight when scheduling stops includes those not yet running.
+func (d *dispatcher) launch(req *workload.Request, pre *prebuilt, intended, queued time.Duration) Result {
+	r := d.send(d.flight, req, pre, intended)
+	r.QueueWait = queued
 	d.mu.Lock()
 	d.results = append(d.results, r)
+	stop := d.count(&r)
 	d.mu.Unlock()
+	if stop != "" {
+		d.stop(stop)
+	}
 	if d.cfg.OnResult != nil {
 		d.cfg.OnResult(r)
 	}
 	if !r.OK() {
-		d.errs.Add(1)
+		d.failed.Add(1)
 	}
 	d.done.Add(1)
+	return r
 }
 
 // drain waits for in-flight requests at most cfg.Drain, then cancels the
@@ -203,7 +378,7 @@ func (d *dispatcher) progress() (stop func()) {
 			case <-t.C:
 				done := int(d.done.Load()) // before sent, so that InFlight ≥ 0
 				sent := int(d.sent.Load())
-				d.cfg.Progress(Progress{Elapsed: d.since(), Sent: sent, Done: done, InFlight: sent - done, Errors: int(d.errs.Load())})
+				d.cfg.Progress(Progress{Elapsed: d.since(), Sent: sent, Done: done, InFlight: sent - done, Errors: int(d.failed.Load())})
 			}
 		}
 	})

@@ -9,7 +9,11 @@ type Result struct {
 	Endpoint string // "chat" or "completions"
 	Stream   bool
 
-	Intended  time.Duration // when the schedule said to send it
+	Intended time.Duration // when the schedule said to send it
+	// QueueWait is how long the request, once due, waited for a free slot
+	// under MaxConcurrency (0 if it found one): the part of Sent − Intended
+	// that the concurrency cap, not the load generator, caused.
+	QueueWait time.Duration
 	Sent      time.Duration // when the request was handed to the connection
 	FirstByte time.Duration // response headers received; 0 if never
 	// FirstToken and LastToken are the first and last SSE events that carried
@@ -32,6 +36,11 @@ type Result struct {
 	CachedTokens          int
 	TokensFromUsage       bool
 	FinishReason          string
+
+	// Phase is PhaseWarmup or PhaseCooldown for a request sent in the
+	// run's warmup or cooldown (Config.Warmup, Config.Cooldown): recorded,
+	// but left out of the metrics. Empty for measured requests.
+	Phase string
 }
 
 // OK reports whether the request succeeded.

@@ -124,13 +124,16 @@ func BenchmarkSend(b *testing.B) {
 	}))
 	defer srv.Close()
 	cfg := (&Config{Target: srv.URL, Profile: ProfileThroughput, MaxConcurrency: 64}).withDefaults()
-	c := newClient(&cfg, bodies{}, time.Now())
+	c, err := newClient(&cfg, bodies{}, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer c.hc.CloseIdleConnections()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		req := workload.Request{Stream: true, OutputTokens: 128}
 		for pb.Next() {
-			if r := c.send(context.Background(), &req, 0); !r.OK() || len(r.Chunks) != 128 {
+			if r := c.send(context.Background(), &req, nil, 0); !r.OK() || len(r.Chunks) != 128 {
 				b.Fatalf("%+v", r)
 			}
 		}

@@ -112,9 +112,10 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descHealthy, prometheus.GaugeValue, healthy)
 }
 
-// AdminHandler serves /healthz (the process is up), /readyz (503 while the
-// capture writer is unhealthy: traffic still flows, capture is degraded)
-// and /metrics (Prometheus). When token is non-empty, /metrics requires
+// AdminHandler serves /healthz (the process is up: always 200, its body
+// naming a degraded capture), /readyz (200, its body naming a degraded
+// capture; 503 while the capture writer is unhealthy only with
+// Config.ReadyRequiresCapture) and /metrics (Prometheus). When token is non-empty, /metrics requires
 // "Authorization: Bearer TOKEN"; the probes stay open for the kubelet.
 func (p *Proxy) AdminHandler(w WriterStatser, token string) http.Handler {
 	reg := prometheus.NewRegistry()
@@ -124,13 +125,23 @@ func (p *Proxy) AdminHandler(w WriterStatser, token string) http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		// Always 200: a capture problem must never get the proxy restarted
+		// (traffic flows on); the body says so for whoever looks.
+		if w != nil {
+			if ws := w.Stats(); !ws.Healthy {
+				fmt.Fprintf(rw, "ok (capture degraded: %s)\n", ws.LastError)
+				return
+			}
+		}
 		fmt.Fprintln(rw, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
 		if w != nil {
 			if ws := w.Stats(); !ws.Healthy {
-				rw.WriteHeader(http.StatusServiceUnavailable)
-				fmt.Fprintf(rw, "capture degraded: %s\n", ws.LastError)
+				if p.cfg.ReadyRequiresCapture {
+					rw.WriteHeader(http.StatusServiceUnavailable)
+				}
+				fmt.Fprintf(rw, "ready (capture degraded: %s)\n", ws.LastError)
 				return
 			}
 		}

@@ -102,12 +102,17 @@ type observedBody struct {
 	ex   *exchange
 	want int64 // Content-Length, or -1
 	got  int64
+	enc  *encodedCopy // non-nil: an encoded body, parsed at the end
 }
 
 func (o *observedBody) Read(b []byte) (int, error) {
 	n, err := o.rc.Read(b)
 	if n > 0 {
-		o.ex.tr.ResponseData(time.Now(), b[:n])
+		if o.enc != nil {
+			o.enc.write(time.Now(), b[:n])
+		} else {
+			o.ex.tr.ResponseData(time.Now(), b[:n])
+		}
 		o.got += int64(n)
 	}
 	if err == io.EOF || (o.want >= 0 && o.got == o.want) {

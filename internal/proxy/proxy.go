@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	stdlog "log"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -61,6 +60,12 @@ type Config struct {
 	EnsureUsage bool
 	// Shadow mirrors a sample of requests to a candidate (shadow.go).
 	Shadow ShadowConfig
+	// TLS configures verification of an https:// Upstream (transport.go).
+	TLS UpstreamTLS
+	// ReadyRequiresCapture makes /readyz answer 503 while the capture cannot
+	// be written. Off by default: readiness gates traffic, and a capture
+	// problem must never take the proxy (or its pod) out of rotation.
+	ReadyRequiresCapture bool
 }
 
 // Validate reports every problem with c at once.
@@ -70,6 +75,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("--upstream is required"))
 	} else if u, err := url.Parse(c.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("--upstream %q: want an http:// or https:// URL", c.Upstream))
+	} else {
+		errs = append(errs, c.TLS.validate(u.Scheme))
 	}
 	switch c.Content {
 	case "", capture.ContentNone, capture.ContentHashed, capture.ContentFull:
@@ -127,6 +134,14 @@ func New(cfg Config, out RecordWriter, hasher *capture.Hasher, origin time.Time,
 		log = zap.NewNop()
 	}
 	target, _ := url.Parse(cfg.Upstream)
+	tc, err := cfg.TLS.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.TLS.InsecureSkipVerify {
+		log.Warn("--upstream-insecure-skip-verify: the upstream's TLS certificate is NOT verified; anyone able to intercept the proxy-to-upstream hop can read and alter all traffic, prompts and credentials included",
+			zap.String("upstream", target.Host))
+	}
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	p := &Proxy{
@@ -153,7 +168,7 @@ func New(cfg Config, out RecordWriter, hasher *capture.Hasher, origin time.Time,
 				}
 			}
 		},
-		Transport:      upstreamTransport(),
+		Transport:      upstreamTransport(tc),
 		FlushInterval:  -1, // flush every write: SSE events reach the client as they arrive
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
@@ -193,6 +208,15 @@ type exchange struct {
 	reqID       string     // the client's X-Request-Id, else the record id
 	usageAdded  bool       // --ensure-usage edited the request (usage.go)
 	shadow      *shadowJob // waiting for the request body (shadow.go)
+	// reqEncoding is the request's Content-Encoding: the tee keeps the
+	// bytes as sent and finish decodes a bounded copy (encoding.go).
+	reqEncoding string
+	// resp holds the encoded response body's first bytes when the
+	// response has a Content-Encoding; decoded for parsing in finish.
+	resp *encodedCopy
+	// upgraded: the upstream switched protocols (101, a WebSocket); the
+	// exchange is complete when the tunnel closes.
+	upgraded bool
 }
 
 func (p *Proxy) newID() string {
@@ -220,6 +244,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ex.usageAdded = p.ensureUsage(r)
 	}
 	if r.Body != nil && r.Body != http.NoBody {
+		ex.reqEncoding = contentEncoding(r.Header)
 		ex.body = p.newTee(r.Body)
 		r.Body = ex.body
 	}
@@ -251,7 +276,13 @@ func (p *Proxy) finish(ex *exchange, r *http.Request, panicked bool) {
 	now := time.Now()
 	if ex.body != nil {
 		buf, complete := ex.body.snapshot()
-		ex.tr.RequestBody(buf, complete)
+		if ex.reqEncoding == "" {
+			ex.tr.RequestBody(buf, complete)
+		} else if dec, decComplete, err := decodeBounded(ex.reqEncoding, buf, p.cfg.MaxBody); err == nil {
+			ex.tr.RequestBody(dec, complete && decComplete)
+		} else {
+			p.log.Debug("request body not decoded for parsing", zap.String("request_id", ex.reqID), zap.Error(err))
+		}
 		ex.body.release(p)
 	}
 	err := ex.respErr
@@ -261,7 +292,10 @@ func (p *Proxy) finish(ex *exchange, r *http.Request, panicked bool) {
 	// A client that closes its connection once it has the whole response
 	// (SDKs stop reading at [DONE]; a JSON body ends at Content-Length)
 	// did not abort anything.
-	complete := ex.upstreamEOF || ex.tr.StreamDone()
+	if ex.resp != nil {
+		ex.resp.feed(ex, p)
+	}
+	complete := ex.upstreamEOF || ex.tr.StreamDone() || ex.upgraded
 	clientGone := r.Context().Err() != nil && !complete
 	// ReverseProxy panics with ErrAbortHandler when the upstream read fails
 	// after headers went out; once the response was complete that is the
@@ -304,8 +338,19 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	}
 	ex.status = resp.StatusCode
 	ex.tr.ResponseStart(now, resp.StatusCode, resp.Header.Get("Content-Type"), upstream)
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// The ReverseProxy needs the body as the upstream's read-write
+		// connection to tunnel the upgraded protocol; nothing to parse.
+		ex.upgraded = true
+		return nil
+	}
 	if resp.Body != nil && resp.Body != http.NoBody {
-		resp.Body = &observedBody{rc: resp.Body, ex: ex, want: resp.ContentLength}
+		ob := &observedBody{rc: resp.Body, ex: ex, want: resp.ContentLength}
+		if enc := contentEncoding(resp.Header); enc != "" {
+			ex.resp = p.newEncodedCopy(enc)
+			ob.enc = ex.resp
+		}
+		resp.Body = ob
 		if ex.usageAdded {
 			filterUsage(resp)
 		}
@@ -323,22 +368,14 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		ex.proxErr = err
 		ex.tr.ResponseStart(time.Now(), http.StatusBadGateway, "", "")
 	}
+	// Like envoy's "upstream connect error ... reason", name the failure
+	// (a refused connection, an unverifiable certificate) so the client's
+	// operator need not find the proxy's log. Transport errors carry no
+	// URL, so no query-string credential can leak here.
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusBadGateway)
-}
-
-// upstreamTransport is the proxy's own connection pool to the upstream, not
-// http.DefaultTransport: sized for a gateway's concurrency (the default keeps
-// two idle connections per host, so every burst would redial), never behind
-// an environment proxy, and never decompressing (bodies pass through as
-// received; the tracker parses what it sees).
-func upstreamTransport() *http.Transport {
-	return &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          0,
-		MaxIdleConnsPerHost:   1024,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
+	if r.Context().Err() == nil {
+		fmt.Fprintf(w, "upstream request failed: %v\n", err)
 	}
 }

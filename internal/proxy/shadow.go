@@ -355,7 +355,11 @@ func (s *shadower) run(j *shadowJob, body []byte) {
 	if j.session != "" {
 		tr.SetSession(j.session)
 	}
-	tr.RequestBody(body, true)
+	if enc := contentEncoding(j.header); enc == "" {
+		tr.RequestBody(body, true)
+	} else if dec, complete, err := decodeBounded(enc, body, s.opts.MaxBody); err == nil {
+		tr.RequestBody(dec, complete) // the body itself is sent encoded, as received
+	}
 	aborted, err := s.exchange(ctx, j, body, tr)
 	if err != nil && ctx.Err() != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/reprise-llm/reprise/internal/capture"
 	"github.com/reprise-llm/reprise/internal/cli"
+	"github.com/reprise-llm/reprise/internal/control"
 	"github.com/reprise-llm/reprise/internal/proxy"
 )
 
@@ -36,6 +37,7 @@ type options struct {
 	upstreamWait time.Duration
 	adminListen  string
 	adminToken   string
+	h2c          bool
 	logLevel     string
 	logJSON      bool
 	proxy        proxy.Config
@@ -50,6 +52,11 @@ func flags(o *options) *flag.FlagSet {
 	fs.StringVar(&o.proxy.SessionHeader, "session-header", "", "request header naming a conversation/user key (stored hashed); default: the body's \"user\" field")
 	fs.StringVar(&o.proxy.UpstreamHeader, "upstream-header", "x-gateway-destination-endpoint", "response header naming the endpoint that served the request")
 	fs.IntVar(&o.proxy.MaxBody, "max-parse-bytes", 16<<20, "bytes of each body parsed for capture (forwarding is never capped)")
+	fs.BoolVar(&o.h2c, "h2c", true, "also accept cleartext HTTP/2 (prior knowledge) from clients on --listen; HTTP/1.1 clients are unaffected")
+	fs.StringVar(&o.proxy.TLS.CAFile, "upstream-ca", "", "PEM file of CA certificates trusted for an https:// --upstream, in addition to the system roots")
+	fs.StringVar(&o.proxy.TLS.ServerName, "upstream-server-name", "", "name sent as SNI and verified in the https:// --upstream's certificate (default: the URL's host)")
+	fs.BoolVar(&o.proxy.TLS.InsecureSkipVerify, "upstream-insecure-skip-verify", false, "do not verify the https:// --upstream's certificate (INSECURE: the hop can be intercepted; logged as a warning)")
+	fs.BoolVar(&o.proxy.ReadyRequiresCapture, "readyz-requires-capture", false, "answer /readyz with 503 while the capture cannot be written (default: 200 naming the degraded capture, so a disk problem never takes the proxy out of rotation)")
 	fs.BoolVar(&o.proxy.EnsureUsage, "ensure-usage", false, "ask the upstream for usage (stream_options.include_usage) on streamed chat/completions requests that did not, and remove the extra usage event before the client sees it")
 	fs.StringVar(&o.proxy.Shadow.URL, "shadow", "", "base URL of a candidate to mirror a sample of requests to (responses are timed and recorded with shadow: true, never sent to clients)")
 	fs.Float64Var(&o.proxy.Shadow.Fraction, "shadow-fraction", 1, "fraction of requests mirrored to --shadow, 0..1")
@@ -65,8 +72,8 @@ func flags(o *options) *flag.FlagSet {
 	fs.Int64Var(&o.retainBytes, "retain-bytes", 0, "delete the oldest segments beyond this total size (0: keep all)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.DurationVar(&o.upstreamWait, "upstream-wait", 30*time.Second, "at start, how long to wait for the upstream to accept connections before giving up (0: do not check)")
-	fs.StringVar(&o.adminListen, "admin-listen", "127.0.0.1:8091", "address for /healthz, /readyz and /metrics (empty: off); localhost by default")
-	fs.StringVar(&o.adminToken, "admin-token", "", "bearer token required on /metrics (probes stay open)")
+	fs.StringVar(&o.adminListen, "admin-listen", "127.0.0.1:8091", "address for /healthz, /readyz, /metrics and the control API (gRPC and JSON under /v1/; empty: off); localhost by default")
+	fs.StringVar(&o.adminToken, "admin-token", "", "bearer token required on /metrics and the control API (probes stay open)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&o.logJSON, "log-json", false, "log JSON lines instead of console text")
 	return fs
@@ -138,7 +145,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("opening capture: %w", err)
 	}
-	p, err := proxy.New(o.proxy, w, hasher, origin, log)
+	hub := control.NewHub(0) // finished records for the control API's tail streams
+	p, err := proxy.New(o.proxy, hub.Tee(w), hasher, origin, log)
 	if err != nil {
 		_ = w.Close()
 		return err
@@ -148,7 +156,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		_ = w.Close()
 		return fmt.Errorf("listening on --listen %s: %w", o.listen, err)
 	}
-	srv := &http.Server{Handler: p, ReadHeaderTimeout: time.Minute, ErrorLog: zap.NewStdLog(log.Named("http"))}
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: time.Minute, ErrorLog: zap.NewStdLog(log.Named("http")),
+		Protocols: proxy.ServerProtocols(o.h2c)}
 	fmt.Fprintf(stdout, "proxy listening on http://%s, forwarding to %s, capturing to %s\n", ln.Addr(), o.proxy.Upstream, o.captureDir)
 	log.Info("proxy started", zap.String("listen", ln.Addr().String()), zap.String("upstream", o.proxy.Upstream),
 		zap.String("capture_dir", o.captureDir), zap.String("capture_content", o.proxy.Content))
@@ -162,6 +171,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
 	var admin *http.Server
+	var ctl *control.Server
 	if o.adminListen != "" {
 		aln, err := net.Listen("tcp", o.adminListen)
 		if err != nil {
@@ -169,9 +179,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			_ = w.Close()
 			return fmt.Errorf("listening on --admin-listen %s: %w", o.adminListen, err)
 		}
-		admin = &http.Server{Handler: p.AdminHandler(w, o.adminToken), ReadHeaderTimeout: 10 * time.Second}
+		if admin, ctl, err = newAdmin(&o, p, w, hub, origin); err != nil {
+			_ = aln.Close()
+			_ = srv.Close()
+			_ = w.Close()
+			return err
+		}
 		go func() { _ = admin.Serve(aln) }()
-		fmt.Fprintf(stdout, "admin on %s (/healthz, /readyz, /metrics)\n", aln.Addr())
+		fmt.Fprintf(stdout, "admin on %s (/healthz, /readyz, /metrics, control API: gRPC and /v1/)\n", aln.Addr())
 	}
 	var runErr error
 	select {
@@ -190,7 +205,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	cancel()
 	if admin != nil {
-		_ = admin.Close()
+		stopAdmin(admin, ctl) // tail streams end cleanly
 	}
 	p.Wait()
 	shadowCtx, cancelShadow := context.WithTimeout(context.Background(), min(o.drainTimeout, 5*time.Second))

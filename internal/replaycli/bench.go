@@ -11,11 +11,15 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/cli"
 	"github.com/reprise-llm/reprise/internal/engine"
+	"github.com/reprise-llm/reprise/internal/progress"
 	"github.com/reprise-llm/reprise/internal/report"
+	"github.com/reprise-llm/reprise/internal/saturation"
+	"github.com/reprise-llm/reprise/internal/scrape"
 	"github.com/reprise-llm/reprise/internal/stats"
 	"github.com/reprise-llm/reprise/internal/synth"
 	"github.com/reprise-llm/reprise/internal/tokenizer"
@@ -38,15 +42,22 @@ type benchOptions struct {
 	timeout, drain                                                      time.Duration
 	headers, labels                                                     listFlag
 	saveRequests, quiet, skipInvalid, noBaseline                        bool
-	gate                                                                gateOptions // --detect-saturation, --slo, --sweep-points (gate.go)
+	eng                                                                 engineFlags   // --burstiness, --warmup, --max-errors, --http2, … (engineflags.go)
+	gate                                                                gateOptions   // --detect-saturation, --slo, --sweep-points (gate.go)
+	wl                                                                  workloadFlags // --window, --filter-*, --sample, --loop, caps, --model-map, --shard (workloadflags.go)
+	scrape                                                              scrape.Flags  // --scrape-metrics, --scrape-interval, --scrape-series (internal/scrape)
+
+	plainProgress bool // progress as plain lines even on a terminal
+	warnOnce      sync.Once
+	warn          *warnings // see warnings
 }
 
 func benchFlags(o *benchOptions) *flag.FlagSet {
 	fs := flag.NewFlagSet("replay run", flag.ContinueOnError)
 	fs.StringVar(&o.target, "target", "", "base URL of the deployment to benchmark, e.g. http://candidate:8000 (required)")
 	fs.StringVar(&o.workload, "workload", "", "capture directory, mooncake:PATH, azure:PATH, burstgpt:PATH or synthetic:k=v,... (required)")
-	fs.StringVar(&o.profile, "profile", "trace", "load model: trace, constant, poisson, synchronous, concurrent, throughput or sweep")
-	fs.Float64Var(&o.rate, "rate", 0, "requests per second for constant and poisson")
+	fs.StringVar(&o.profile, "profile", "trace", "load model: trace, constant, poisson, gamma, synchronous, concurrent, throughput or sweep")
+	fs.Float64Var(&o.rate, "rate", 0, "requests per second for constant and poisson; with trace, rescale the trace to this mean rate keeping the shape of its bursts")
 	fs.Float64Var(&o.timeScale, "time-scale", 1, "trace: multiply recorded offsets by this (0.5 replays twice as fast)")
 	fs.IntVar(&o.concurrency, "concurrency", 1, "concurrent: number of closed-loop streams")
 	fs.IntVar(&o.maxConcurrency, "max-concurrency", 1024, "cap on requests in flight (throughput: the level it keeps)")
@@ -66,7 +77,10 @@ func benchFlags(o *benchOptions) *flag.FlagSet {
 	fs.BoolVar(&o.skipInvalid, "skip-invalid", false, "skip malformed workload lines (counted) instead of stopping")
 	fs.BoolVar(&o.noBaseline, "no-baseline", false, "for a capture workload, do not report production's recorded timings next to the target")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines")
+	registerEngineFlags(fs, &o.eng)
 	registerGateFlags(fs, &o.gate)
+	registerWorkloadFlags(fs, &o.wl)
+	o.scrape.Register(fs)
 	return fs
 }
 
@@ -111,47 +125,30 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := o.gate.parse(); err != nil {
 		return err
 	}
+	if err := o.scrape.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
 	if o.profile == profileSweep {
 		return runSweep(ctx, &o, args, stdout, stderr)
 	}
-	cfg := engine.Config{
-		Target: strings.TrimRight(o.target, "/"), Model: o.model, Profile: o.profile, Rate: o.rate,
-		TimeScale: o.timeScale, Concurrency: o.concurrency, MaxConcurrency: o.maxConcurrency,
-		MaxSeconds: o.maxSeconds, MaxRequests: o.maxRequests, Drain: o.drain, Timeout: o.timeout,
-		Headers: http.Header{}, Seed: o.seed,
+	// With --profile trace, --rate rescales the trace (workloadflags.go).
+	engineRate, rescale, err := traceRate(o.profile, o.rate, o.timeScale)
+	if err != nil {
+		return fmt.Errorf("%w: %v", cli.ErrUsage, err)
 	}
-	for _, h := range o.headers {
-		name, value, _ := strings.Cut(h, ":")
-		cfg.Headers.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	cfg, err := o.baseConfig(o.profile)
+	if err != nil {
+		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
-	if o.apiKey != "" {
-		cfg.Headers.Set("Authorization", "Bearer "+o.apiKey)
-	}
+	cfg.Target, cfg.Rate = strings.TrimRight(o.target, "/"), engineRate
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
-	src, err := workload.Open(o.workload, workload.OpenOptions{SkipInvalid: o.skipInvalid})
+	bodies, err := o.bodyBuilder(cfg)
 	if err != nil {
 		return err
 	}
-	if c, ok := src.(io.Closer); ok {
-		defer c.Close()
-	}
-	tok, err := tokenizer.Open(o.encoding, tokenizer.Options{Target: cfg.Target, Model: cfg.Model, Header: cfg.Headers})
-	if err != nil {
-		return fmt.Errorf("%w: --tokenizer %s: %v", cli.ErrUsage, o.encoding, err)
-	}
-	bodies, err := synth.New(synth.Options{Tokenizer: tok, Seed: o.seed})
-	if err != nil {
-		return fmt.Errorf("--tokenizer %s: %w", o.encoding, err)
-	}
-	if err := checkReachable(ctx, cfg.Target); err != nil {
-		return err
-	}
-	if !o.quiet {
-		cfg.Progress = progressPrinter(stderr, o.name)
-	}
-	run, sat, err := executeGated(ctx, o.gate.detector, cfg, src, bodies)
+	bench, run, err := o.benchmark(ctx, cfg, o.name, rescale, bodies, o.gate.detector, stderr)
 	if err != nil {
 		return err
 	}
@@ -164,8 +161,6 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		file.Benchmarks = append(file.Benchmarks, base)
 	}
-	bench := targetBenchmark(o.name, run, cfg, o.saveRequests)
-	attachGate(&bench, run, sat, o.gate.spec)
 	file.Benchmarks = append(file.Benchmarks, bench)
 	if err := report.WriteAll(o.outputDir, file); err != nil {
 		return fmt.Errorf("writing results: %w", err)
@@ -175,10 +170,94 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "\nresults in %s (benchmarks.json, benchmarks.csv, report.html)\n", o.outputDir)
 	gateSummary(stdout, &bench)
+	if bench.ServerMetrics != nil {
+		fmt.Fprintf(stdout, "%s: %s\n", bench.Name, bench.ServerMetrics.Line())
+	}
 	if err := failureSummary(run); err != nil {
 		return err
 	}
 	return sloError(&bench)
+}
+
+// baseConfig is the engine configuration the benchmarks of one invocation
+// share, for profile: everything but the target and the rate.
+func (o *benchOptions) baseConfig(profile string) (engine.Config, error) {
+	cfg := engine.Config{
+		Model: o.model, Profile: profile, TimeScale: o.timeScale, Concurrency: o.concurrency,
+		MaxConcurrency: o.maxConcurrency, MaxSeconds: o.maxSeconds, MaxRequests: o.maxRequests,
+		Drain: o.drain, Timeout: o.timeout, Headers: http.Header{}, Seed: o.seed,
+	}
+	for _, h := range o.headers {
+		name, value, _ := strings.Cut(h, ":")
+		cfg.Headers.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	}
+	if o.apiKey == "" {
+		o.apiKey = os.Getenv("OPENAI_API_KEY")
+	}
+	if o.apiKey != "" {
+		cfg.Headers.Set("Authorization", "Bearer "+o.apiKey)
+	}
+	return cfg, o.eng.apply(&cfg) // a flag's error: callers report it as a usage error
+}
+
+// bodyBuilder opens --tokenizer (against cfg's target for server) and the
+// prompt synthesiser every benchmark of the invocation shares, so each
+// target receives identical bodies.
+func (o *benchOptions) bodyBuilder(cfg engine.Config) (engine.BodyBuilder, error) {
+	tok, err := tokenizer.Open(o.encoding, tokenizer.Options{Target: cfg.Target, Model: cfg.Model, Header: cfg.Headers})
+	if err != nil {
+		return nil, fmt.Errorf("%w: --tokenizer %s: %v", cli.ErrUsage, o.encoding, err)
+	}
+	bodies, err := synth.New(synth.Options{Tokenizer: tok, Seed: o.seed})
+	if err != nil {
+		return nil, fmt.Errorf("--tokenizer %s: %w", o.encoding, err)
+	}
+	return bodies, nil
+}
+
+// benchmark runs one benchmark of cfg, named name, and builds its results:
+// the workload opened afresh with its transforms (rescale > 0: the mean
+// rate a trace is rescaled to), the progress display and metrics scraper,
+// the saturation detector det (nil: none), the SLO verdict. A target that
+// does not accept connections fails it at once. Every command
+// that runs benchmarks (run, sweep, capacity, compare) goes through it.
+func (o *benchOptions) benchmark(ctx context.Context, cfg engine.Config, name string, rescale float64, bodies engine.BodyBuilder, det *saturation.Config, stderr io.Writer) (report.Benchmark, *engine.Run, error) {
+	warn := o.warnings(stderr)
+	src, transforms, err := o.openSource(rescale, warn)
+	if err != nil {
+		return report.Benchmark{}, nil, err
+	}
+	if c, ok := src.(io.Closer); ok {
+		defer c.Close()
+	}
+	if err := checkReachable(ctx, cfg.Target); err != nil { // after the workload, so a bad one is named first
+		return report.Benchmark{}, nil, err
+	}
+	finish := observe(ctx, o, name, &cfg, stderr)
+	run, sat, err := executeGated(ctx, det, cfg, src, bodies)
+	serverMetrics := finish(run)
+	if err != nil {
+		return report.Benchmark{}, run, err
+	}
+	skipped := warn.finish(src)
+	b := targetBenchmark(name, run, cfg, o.saveRequests)
+	if t := describeTransforms(transforms); t != nil {
+		b.Config["workload_transforms"] = t
+	}
+	if skipped > 0 {
+		b.Config["skipped_invalid_lines"] = skipped
+	}
+	attachGate(&b, run, sat, o.gate.spec)
+	b.ServerMetrics = serverMetrics
+	degradedWarning(stderr, &b)
+	return b, run, nil
+}
+
+// warnings is the invocation's one printer of workload warnings, so a
+// warning repeated by every benchmark of a sweep is printed once.
+func (o *benchOptions) warnings(stderr io.Writer) *warnings {
+	o.warnOnce.Do(func() { o.warn = newWarnings(stderr) })
+	return o.warn
 }
 
 // failureSummary turns a run in which nothing succeeded into an error, so a
@@ -233,8 +312,9 @@ func targetBenchmark(name string, run *engine.Run, cfg engine.Config, saveReques
 		Name: name, Target: cfg.Target, Profile: cfg.Profile, Start: run.Start,
 		DurationS: run.Duration.Seconds(),
 		Config:    benchConfig(cfg),
-		Metrics:   stats.Summarize(run.Results, stats.Options{RequestedRate: requestedRate(cfg), Dropped: int64(run.Dropped)}),
+		Metrics:   stats.Summarize(run.Results, stats.Options{RequestedRate: requestedRate(cfg), Dropped: int64(run.Dropped), LagThreshold: cfg.LagThreshold}),
 	}
+	engineConfig(b.Config, cfg, run)
 	if saveRequests {
 		b.Requests = report.RequestRecords(run.Results)
 	}
@@ -265,6 +345,30 @@ func benchConfig(cfg engine.Config) map[string]any {
 	return m
 }
 
+// observe attaches to one benchmark's cfg the progress display (live on a
+// terminal, plain lines otherwise; none with --quiet) and the target's
+// metrics scraper (--scrape-*). Call finish when the run ends (run may be
+// nil): it closes the display and returns what the scraper saw, nil when
+// nothing was scraped.
+func observe(ctx context.Context, o *benchOptions, name string, cfg *engine.Config, stderr io.Writer) (finish func(*engine.Run) *scrape.Report) {
+	scraper := o.scrape.Begin(ctx, cfg, stderr) // nil when off or the target has no metrics; before the display, which owns the terminal
+	var display *progress.Display
+	switch {
+	case o.quiet:
+	case o.plainProgress: // several benchmarks at once (compare --mode parallel) share the terminal
+		display = progress.NewPlain(stderr, name)
+	default:
+		display = progress.New(stderr, name, cfg.MaxRequests)
+	}
+	if display != nil {
+		display.Attach(cfg)
+	}
+	return func(run *engine.Run) *scrape.Report {
+		display.Close()
+		return scraper.Finish(run)
+	}
+}
+
 func progressPrinter(w io.Writer, name string) func(engine.Progress) {
 	return func(p engine.Progress) {
 		fmt.Fprintf(w, "%s: %6.1fs  sent %d  done %d  in flight %d  errors %d\n",
@@ -275,7 +379,7 @@ func progressPrinter(w io.Writer, name string) func(engine.Progress) {
 // requestedRate is the rate the profile asked for, when it names one.
 func requestedRate(cfg engine.Config) float64 {
 	switch cfg.Profile {
-	case "constant", "poisson":
+	case "constant", "poisson", "gamma":
 		return cfg.Rate
 	}
 	return 0

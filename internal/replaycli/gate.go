@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"sync"
 
@@ -16,8 +15,6 @@ import (
 	"github.com/reprise-llm/reprise/internal/saturation"
 	"github.com/reprise-llm/reprise/internal/slo"
 	"github.com/reprise-llm/reprise/internal/stats"
-	"github.com/reprise-llm/reprise/internal/synth"
-	"github.com/reprise-llm/reprise/internal/tokenizer"
 	"github.com/reprise-llm/reprise/internal/workload"
 )
 
@@ -146,35 +143,22 @@ type benchEnv struct {
 // newBenchEnv checks and prepares what runBench prepares, for commands that
 // run several benchmarks (sweep, capacity).
 func newBenchEnv(ctx context.Context, o *benchOptions, stderr io.Writer) (*benchEnv, error) {
-	cfg := engine.Config{
-		Target: strings.TrimRight(o.target, "/"), Model: o.model, Concurrency: o.concurrency, MaxConcurrency: o.maxConcurrency,
-		MaxSeconds: o.maxSeconds, MaxRequests: o.maxRequests, Drain: o.drain, Timeout: o.timeout,
-		Headers: http.Header{}, Seed: o.seed, TimeScale: 1,
-	}
-	for _, h := range o.headers {
-		name, value, _ := strings.Cut(h, ":")
-		cfg.Headers.Add(strings.TrimSpace(name), strings.TrimSpace(value))
-	}
-	if o.apiKey != "" {
-		cfg.Headers.Set("Authorization", "Bearer "+o.apiKey)
-	}
 	if o.maxSeconds <= 0 && o.maxRequests <= 0 {
 		return nil, cli.UsageError("every benchmark of a sweep or a capacity search needs a bound: --max-seconds or --max-requests")
 	}
-	probe := cfg
-	probe.Profile = engine.ProfileSynchronous
-	if err := probe.Validate(); err != nil {
+	if err := o.scrape.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
-	tok, err := tokenizer.Open(o.encoding, tokenizer.Options{Target: cfg.Target, Model: cfg.Model, Header: cfg.Headers})
+	cfg, err := o.baseConfig(engine.ProfileSynchronous)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --tokenizer %s: %v", cli.ErrUsage, o.encoding, err)
+		return nil, fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
-	bodies, err := synth.New(synth.Options{Tokenizer: tok, Seed: o.seed})
+	cfg.Target, cfg.TimeScale = strings.TrimRight(o.target, "/"), 1
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	bodies, err := o.bodyBuilder(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("--tokenizer %s: %w", o.encoding, err)
-	}
-	if err := checkReachable(ctx, cfg.Target); err != nil {
 		return nil, err
 	}
 	return &benchEnv{o: o, cfg: cfg, bodies: bodies}, nil
@@ -185,25 +169,13 @@ func newBenchEnv(ctx context.Context, o *benchOptions, stderr io.Writer) (*bench
 func (e *benchEnv) bench(ctx context.Context, name, profile string, rate float64, det *saturation.Config, stderr io.Writer) (report.Benchmark, *engine.Run, error) {
 	cfg := e.cfg
 	cfg.Profile, cfg.Rate = profile, rate
-	src, err := workload.Open(e.o.workload, workload.OpenOptions{SkipInvalid: e.o.skipInvalid})
-	if err != nil {
-		return report.Benchmark{}, nil, err
-	}
-	if c, ok := src.(io.Closer); ok {
-		defer c.Close()
-	}
-	if !e.o.quiet {
-		cfg.Progress = progressPrinter(stderr, name)
-	}
-	run, sat, err := executeGated(ctx, det, cfg, src, e.bodies)
+	b, run, err := e.o.benchmark(ctx, cfg, name, 0, e.bodies, det, stderr)
 	if err != nil {
 		return report.Benchmark{}, nil, fmt.Errorf("benchmark %s: %w", name, err)
 	}
 	if err := failureSummary(run); err != nil {
 		return report.Benchmark{}, run, fmt.Errorf("benchmark %s: %w", name, err)
 	}
-	b := targetBenchmark(name, run, cfg, e.o.saveRequests)
-	attachGate(&b, run, sat, e.o.gate.spec)
 	return b, run, nil
 }
 

@@ -207,3 +207,34 @@ func TestSweepRatesAreGuideLLMs(t *testing.T) {
 }
 
 func fmtSscanf(s, format string, args ...any) (int, error) { return fmt.Sscanf(s, format, args...) }
+
+// TestSweepAppliesTransformsAndEngineFlags: every benchmark of a sweep goes
+// through the same path as replay run, so workload transforms, warmup and
+// scraping the target's metrics apply to each point.
+func TestSweepAppliesTransformsAndEngineFlags(t *testing.T) {
+	t.Parallel()
+	url := smallSim(t)
+	file, out, err := runCLI(t, "run", "--target", url, "--workload", smallWorkload, "--profile", "sweep",
+		"--sweep-points", "3", "--max-requests", "12", "--drain", "2s",
+		"--max-output-tokens", "5", "--warmup", "2", "--scrape-interval", "200ms")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(file.Benchmarks) != 3 {
+		t.Fatalf("%d benchmarks, want 3\n%s", len(file.Benchmarks), out)
+	}
+	for _, b := range file.Benchmarks {
+		if b.Config["workload_transforms"] == nil {
+			t.Errorf("%s: no workload_transforms in config %v", b.Name, b.Config)
+		}
+		if b.Metrics.Excluded.Warmup != 2 {
+			t.Errorf("%s: %d warmup requests excluded, want the 2 of --warmup", b.Name, b.Metrics.Excluded.Warmup)
+		}
+		if mean := b.Metrics.OutputTokens.Mean; mean > 5 {
+			t.Errorf("%s: mean output tokens %.1f, above --max-output-tokens 5", b.Name, mean)
+		}
+		if b.ServerMetrics == nil {
+			t.Errorf("%s: the simulator's /metrics were not scraped", b.Name)
+		}
+	}
+}

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"html/template"
 	"io"
+	"math"
 	"os"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -17,56 +20,123 @@ import (
 	"github.com/reprise-llm/reprise/internal/workload"
 )
 
-// workloadSummary is what `replay inspect` reports of a source.
+const inspectSynopsis = "replay inspect [flags] SPEC [flags]   (SPEC: a capture directory, mooncake:PATH, azure:PATH, burstgpt:PATH, prompts:PATH or synthetic:k=v,...)"
+
+// workloadSummary is what `replay inspect` reports of a source. Its memory
+// follows the distinct seconds, prefix blocks and sessions the source
+// holds, not its request count.
 type workloadSummary struct {
-	requests            int
-	span                time.Duration
-	perSecond, perMin   map[int64]int
-	prompt, output      *hdrhistogram.Histogram
-	blocks, reusedBlock int
-	sessions            map[string]bool
-	models              map[string]int
-	statuses            map[int]int
-	streams             int
+	requests, streams int
+	span              time.Duration
+	perSecond         map[int64]int // requests by whole second of offset
+	perMinute         map[int64]int
+	// prompt and output hold the token counts that are known; verbatim
+	// prompts without a count and outputs left to the server are counted
+	// apart.
+	prompt, output            *hdrhistogram.Histogram
+	promptUnknown, outputFree int
+	// Prefix blocks: every id, keyed with its block size. blocks counts
+	// ids, reused those seen in an earlier request; hitTokens counts the
+	// prompt tokens of each request's leading run of seen blocks — what an
+	// unbounded prefix cache would hit — out of promptTokens.
+	seen                    map[uint64]struct{}
+	blocks, reused          int
+	hitTokens, promptTokens int64
+	sessions                map[string]int // turns per session
+	inSessions              int
+	models, endpoints       map[string]int
+	// outcomes is production's answer, for captures: "200", "http 503",
+	// "aborted", "error: ..." (recorded is how many had a record).
+	outcomes map[string]int
+	recorded int
 }
 
 func newSummary() *workloadSummary {
 	return &workloadSummary{
-		perSecond: map[int64]int{}, perMin: map[int64]int{},
-		prompt: hdrhistogram.New(0, 10_000_000, 3), output: hdrhistogram.New(0, 10_000_000, 3),
-		sessions: map[string]bool{}, models: map[string]int{}, statuses: map[int]int{},
+		perSecond: map[int64]int{}, perMinute: map[int64]int{},
+		prompt: hdrhistogram.New(0, 1<<40, 3), output: hdrhistogram.New(0, 1<<40, 3),
+		seen: map[uint64]struct{}{}, sessions: map[string]int{},
+		models: map[string]int{}, endpoints: map[string]int{}, outcomes: map[string]int{},
 	}
 }
 
-func (s *workloadSummary) add(r *workload.Request, seen map[uint32]struct{}) {
+func (s *workloadSummary) add(r *workload.Request) {
 	s.requests++
 	s.span = max(s.span, r.Offset)
 	s.perSecond[int64(r.Offset/time.Second)]++
-	s.perMin[int64(r.Offset/time.Minute)]++
-	_ = s.prompt.RecordValue(int64(r.PromptTokens))
-	_ = s.output.RecordValue(int64(r.OutputTokens))
-	for _, id := range r.HashIDs {
-		s.blocks++
-		if _, ok := seen[id]; ok {
-			s.reusedBlock++
-		} else {
-			seen[id] = struct{}{}
-		}
-	}
-	if r.Session != "" {
-		s.sessions[r.Session] = true
-	}
-	model := r.Model
-	if model == "" {
-		model = "(unset)"
-	}
-	s.models[model]++
+	s.perMinute[int64(r.Offset/time.Minute)]++
 	if r.Stream {
 		s.streams++
 	}
-	if r.Recorded != nil {
-		s.statuses[r.Recorded.Status]++
+	if r.PromptTokens > 0 || (r.Prompt == "" && len(r.Messages) == 0) {
+		_ = s.prompt.RecordValue(int64(r.PromptTokens))
+		s.promptTokens += int64(r.PromptTokens)
+	} else {
+		s.promptUnknown++
 	}
+	if r.OutputTokens > 0 {
+		_ = s.output.RecordValue(int64(r.OutputTokens))
+	} else {
+		s.outputFree++
+	}
+	s.addBlocks(r)
+	if r.Session != "" {
+		s.sessions[r.Session]++
+		s.inSessions++
+	}
+	model := r.Model
+	if model == "" {
+		model = r.TraceModel
+	}
+	if model == "" {
+		model = "(unset: the replayer's --model)"
+	}
+	s.models[model]++
+	s.endpoints[string(r.Endpoint)]++
+	if rec := r.Recorded; rec != nil {
+		s.recorded++
+		s.outcomes[outcome(rec.Status, rec.Error, rec.Aborted)]++
+	}
+}
+
+// addBlocks counts r's prefix blocks against those seen before.
+func (s *workloadSummary) addBlocks(r *workload.Request) {
+	block := r.BlockTokens
+	if block <= 0 {
+		block = workload.MooncakeBlockTokens
+	}
+	leading := true
+	hit := 0
+	for _, id := range r.HashIDs {
+		s.blocks++
+		key := uint64(block)<<32 | uint64(id)
+		if _, ok := s.seen[key]; ok {
+			s.reused++
+			if leading {
+				hit++
+			}
+		} else {
+			leading = false
+			s.seen[key] = struct{}{}
+		}
+	}
+	s.hitTokens += int64(min(hit*block, r.PromptTokens))
+}
+
+// outcome names how production answered a captured request.
+func outcome(status int, errMsg string, aborted bool) string {
+	switch {
+	case aborted:
+		return "aborted"
+	case errMsg != "":
+		if len(errMsg) > 60 {
+			errMsg = errMsg[:57] + "..."
+		}
+		return "error: " + errMsg
+	case status >= 200 && status <= 299:
+		return fmt.Sprint(status)
+	}
+	return fmt.Sprintf("http %d", status)
 }
 
 func peak(m map[int64]int) int {
@@ -77,27 +147,65 @@ func peak(m map[int64]int) int {
 	return p
 }
 
+// meanRate is requests per second over the span (0 without one).
+func (s *workloadSummary) meanRate() float64 {
+	if s.span <= 0 {
+		return 0
+	}
+	return float64(s.requests) / s.span.Seconds()
+}
+
+type inspectOptions struct {
+	skipInvalid     bool
+	html            string
+	seed            int64
+	rate, timeScale float64
+	wl              workloadFlags
+}
+
 func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o inspectOptions
 	fs := flag.NewFlagSet("replay inspect", flag.ContinueOnError)
-	skip := fs.Bool("skip-invalid", false, "skip malformed lines (counted) instead of stopping")
-	if err := parse(fs, args, stdout, "replay inspect SPEC  (a capture directory, mooncake:PATH, azure:PATH, synthetic:...)", os.Getenv); err != nil {
-		return err
+	fs.BoolVar(&o.skipInvalid, "skip-invalid", false, "skip malformed lines (counted) instead of stopping")
+	fs.StringVar(&o.html, "html", "", "also write the summary as a self-contained HTML page to this file")
+	fs.Int64Var(&o.seed, "seed", 42, "seed of --sample")
+	fs.Float64Var(&o.rate, "rate", 0, "rescale the workload to this mean rate (requests/s), keeping the shape of its bursts")
+	fs.Float64Var(&o.timeScale, "time-scale", 0, "multiply offsets by this (0.5: twice as fast)")
+	registerWorkloadFlags(fs, &o.wl)
+	// Flags may come before and after the spec.
+	var spec string
+	for rest := args; ; {
+		if err := parse(fs, rest, stdout, inspectSynopsis, os.Getenv); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		if spec != "" {
+			return cli.UsageError("replay inspect takes one workload spec, got %q and %q", spec, fs.Arg(0))
+		}
+		spec, rest = fs.Arg(0), fs.Args()[1:]
 	}
-	if fs.NArg() != 1 {
-		return cli.UsageError("replay inspect takes one workload spec, got %d arguments", fs.NArg())
+	if spec == "" {
+		return cli.UsageError("replay inspect: a workload spec is required (%s)", inspectSynopsis)
 	}
-	spec := fs.Arg(0)
-	src, err := workload.Open(spec, workload.OpenOptions{SkipInvalid: *skip})
+	t, err := o.wl.transforms(o.seed, o.rate, o.timeScale)
+	if err != nil {
+		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	warn := newWarnings(stderr)
+	src, err := openWorkload(spec, o.skipInvalid, t, warn)
 	if err != nil {
 		return err
 	}
-	if c, ok := src.(io.Closer); ok {
-		defer c.Close()
-	}
+	defer func() {
+		if c, ok := src.(io.Closer); ok {
+			c.Close()
+		}
+	}()
 	s := newSummary()
-	seen := map[uint32]struct{}{}
 	for {
-		if ctx.Err() != nil {
+		if s.requests%4096 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
 		r, err := src.Next()
@@ -107,52 +215,115 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		s.add(&r, seen)
+		s.add(&r)
 	}
+	skipped := warn.finish(src)
+	var msgs []string
 	if w, ok := src.(interface{ Warnings() []string }); ok {
-		for _, msg := range w.Warnings() {
-			fmt.Fprintf(stderr, "warning: %s\n", msg)
+		msgs = w.Warnings()
+	}
+	if err := s.print(stdout, spec, skipped); err != nil {
+		return err
+	}
+	if o.html != "" {
+		f, err := os.Create(o.html)
+		if err != nil {
+			return fmt.Errorf("--html: %w", err)
 		}
+		err = s.writeHTML(f, spec, describeTransforms(t), msgs, skipped)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("--html %s: %w", o.html, err)
+		}
+		fmt.Fprintf(stdout, "\nHTML summary in %s\n", o.html)
 	}
-	if k, ok := src.(interface{ Skipped() int }); ok && k.Skipped() > 0 {
-		fmt.Fprintf(stderr, "skipped %d invalid lines\n", k.Skipped())
-	}
-	return s.print(stdout, spec)
+	return nil
 }
 
-func (s *workloadSummary) print(w io.Writer, spec string) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "workload\t%s\n", spec)
-	fmt.Fprintf(tw, "requests\t%d (%d streamed)\n", s.requests, s.streams)
+// row is one line of the summary, shared by the terminal and the page.
+type row struct{ Label, Value string }
+
+// rows is the summary as label/value lines.
+func (s *workloadSummary) rows(spec string, skipped int) []row {
+	out := []row{{"workload", spec}, {"requests", fmt.Sprintf("%d (%d streamed)", s.requests, s.streams)}}
+	if skipped > 0 {
+		out = append(out, row{"skipped", fmt.Sprintf("%d invalid lines (--skip-invalid)", skipped)})
+	}
 	if s.requests == 0 {
-		return tw.Flush()
+		return out
 	}
-	mean := 0.0
-	if s.span > 0 {
-		mean = float64(s.requests) / s.span.Seconds()
+	mean := s.meanRate()
+	out = append(out,
+		row{"span", s.span.Round(time.Millisecond).String()},
+		row{"rate per second", fmt.Sprintf("mean %.3g, peak %d (busiest whole second)", mean, peak(s.perSecond))},
+		row{"rate per minute", fmt.Sprintf("mean %.4g, peak %d (busiest whole minute)", 60*mean, peak(s.perMinute))},
+	)
+	if s.span <= 0 {
+		out[len(out)-2].Value = "no arrival times (every offset is 0): a rate profile schedules this workload"
+		out = out[:len(out)-1]
 	}
-	fmt.Fprintf(tw, "span\t%v\n", s.span.Round(time.Millisecond))
-	fmt.Fprintf(tw, "rate\tmean %.2f req/s, peak %d in one second, peak %d in one minute\n", mean, peak(s.perSecond), peak(s.perMin))
-	for _, h := range []struct {
-		name string
-		h    *hdrhistogram.Histogram
-	}{{"prompt tokens", s.prompt}, {"output tokens", s.output}} {
-		fmt.Fprintf(tw, "%s\tmean %.0f  p50 %d  p90 %d  p99 %d  max %d\n", h.name, h.h.Mean(),
-			h.h.ValueAtQuantile(50), h.h.ValueAtQuantile(90), h.h.ValueAtQuantile(99), h.h.Max())
+	out = append(out, row{"prompt tokens", dist(s.prompt)})
+	if s.promptUnknown > 0 {
+		out = append(out, row{"", fmt.Sprintf("%d verbatim prompts of unknown length not counted", s.promptUnknown)})
+	}
+	out = append(out, row{"output tokens", dist(s.output)})
+	if s.outputFree > 0 {
+		out = append(out, row{"", fmt.Sprintf("%d requests leave the output length to the server", s.outputFree)})
 	}
 	if s.blocks > 0 {
-		fmt.Fprintf(tw, "prefix blocks\t%d, %.1f%% repeat an earlier block\n", s.blocks, 100*float64(s.reusedBlock)/float64(s.blocks))
+		out = append(out,
+			row{"prefix blocks", fmt.Sprintf("%d, of which %d (%.1f%%) repeat an earlier request's; %d distinct", s.blocks, s.reused, pct(s.reused, s.blocks), len(s.seen))},
+			row{"prefix reuse", fmt.Sprintf("%.1f%% of prompt tokens are in a leading run of earlier blocks (an unbounded prefix cache's hit ratio)", pct64(s.hitTokens, s.promptTokens))})
 	}
 	if len(s.sessions) > 0 {
-		fmt.Fprintf(tw, "sessions\t%d\n", len(s.sessions))
-	}
-	fmt.Fprintf(tw, "models\t%s\n", countsString(s.models))
-	if len(s.statuses) > 0 {
-		st := map[string]int{}
-		for code, n := range s.statuses {
-			st[fmt.Sprint(code)] = n
+		most := 0
+		for _, n := range s.sessions {
+			most = max(most, n)
 		}
-		fmt.Fprintf(tw, "status\t%s\n", countsString(st))
+		out = append(out, row{"sessions", fmt.Sprintf("%d holding %d requests: %.2f turns on average, at most %d; %d requests without a session",
+			len(s.sessions), s.inSessions, float64(s.inSessions)/float64(len(s.sessions)), most, s.requests-s.inSessions)})
+	} else {
+		out = append(out, row{"sessions", "none (every request stands alone)"})
+	}
+	out = append(out, row{"models", countsString(s.models)}, row{"endpoints", countsString(s.endpoints)})
+	if s.recorded > 0 {
+		errs := 0
+		for k, n := range s.outcomes {
+			if len(k) != 3 { // not a 2xx code
+				errs += n
+			}
+		}
+		out = append(out, row{"production answers", fmt.Sprintf("%s (%.1f%% errors or aborts)", countsString(s.outcomes), pct(errs, s.recorded))})
+	} else {
+		out = append(out, row{"production answers", "not recorded (only captures record them)"})
+	}
+	return out
+}
+
+func pct(a, b int) float64 { return pct64(int64(a), int64(b)) }
+
+func pct64(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return 100 * float64(a) / float64(b)
+}
+
+// dist is a histogram's mean and percentiles.
+func dist(h *hdrhistogram.Histogram) string {
+	if h.TotalCount() == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("mean %.0f  min %d  p10 %d  p50 %d  p90 %d  p99 %d  max %d", h.Mean(), h.Min(),
+		h.ValueAtQuantile(10), h.ValueAtQuantile(50), h.ValueAtQuantile(90), h.ValueAtQuantile(99), h.Max())
+}
+
+func (s *workloadSummary) print(w io.Writer, spec string, skipped int) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, r := range s.rows(spec, skipped) {
+		fmt.Fprintf(tw, "%s\t%s\n", r.Label, r.Value)
 	}
 	return tw.Flush()
 }
@@ -167,16 +338,214 @@ func countsString(m map[string]int) string {
 		l = append(l, kv{k, n})
 	}
 	sort.Slice(l, func(i, j int) bool { return l[i].n > l[j].n || (l[i].n == l[j].n && l[i].k < l[j].k) })
-	out := ""
+	var sb strings.Builder
 	for i, e := range l {
 		if i == 8 {
-			out += fmt.Sprintf(", ... %d more", len(l)-8)
+			fmt.Fprintf(&sb, ", ... %d more", len(l)-8)
 			break
 		}
 		if i > 0 {
-			out += ", "
+			sb.WriteString(", ")
 		}
-		out += fmt.Sprintf("%s %d", e.k, e.n)
+		fmt.Fprintf(&sb, "%s %d", e.k, e.n)
 	}
-	return out
+	return sb.String()
+}
+
+// rateSeries is requests per second in at most maxBins bins of whole
+// seconds over the span: bin width and the mean rate in each.
+func (s *workloadSummary) rateSeries(maxBins int) (width int64, rates []float64) {
+	last := int64(s.span / time.Second)
+	width = max(1, (last+int64(maxBins))/int64(maxBins))
+	counts := make([]int, last/width+1)
+	for sec, n := range s.perSecond {
+		counts[sec/width] += n
+	}
+	rates = make([]float64, len(counts))
+	for i, n := range counts {
+		rates[i] = float64(n) / float64(width)
+	}
+	return width, rates
+}
+
+// histBins spreads h's counts over n equal bins from 0 to its maximum.
+func histBins(h *hdrhistogram.Histogram, n int) (width int64, counts []int64) {
+	top := h.Max()
+	width = max(1, (top+int64(n))/int64(n))
+	counts = make([]int64, top/width+1)
+	for _, b := range h.Distribution() {
+		if b.Count > 0 {
+			counts[min(b.From/width, int64(len(counts)-1))] += b.Count
+		}
+	}
+	return width, counts
+}
+
+// svgBars draws values as bars, x labelled by the bin start (xunit per
+// bin), in the report's chart style.
+func svgBars(values []float64, binWidth float64, xLabel, yLabel string, mean float64) template.HTML {
+	const W, H, left, right, top, bottom = 640.0, 260.0, 56.0, 12.0, 10.0, 40.0
+	pw, ph := W-left-right, H-top-bottom
+	ymax := 0.0
+	for _, v := range values {
+		ymax = max(ymax, v)
+	}
+	ymax = niceCeil(max(ymax, mean))
+	var sb strings.Builder
+	fmt.Fprintf(&sb, `<svg class="chart" viewBox="0 0 %.0f %.0f" role="img" aria-label="%s by %s">`, W, H, template.HTMLEscapeString(yLabel), template.HTMLEscapeString(xLabel))
+	for i := 0; i <= 4; i++ {
+		y := top + ph - ph*float64(i)/4
+		fmt.Fprintf(&sb, `<line class="grid" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"/>`, left, W-right, y, y)
+		fmt.Fprintf(&sb, `<text class="tick" x="%.1f" y="%.1f" text-anchor="end">%s</text>`, left-4, y+4, short(ymax*float64(i)/4))
+	}
+	bw := pw / float64(max(len(values), 1))
+	for i, v := range values {
+		if v <= 0 {
+			continue
+		}
+		h := ph * v / ymax
+		fmt.Fprintf(&sb, `<rect class="bar s0" x="%.2f" y="%.2f" width="%.2f" height="%.2f"><title>%s %s–%s: %s</title></rect>`,
+			left+float64(i)*bw, top+ph-h, max(bw-0.5, 0.5), h, template.HTMLEscapeString(xLabel),
+			short(float64(i)*binWidth), short(float64(i+1)*binWidth), short(v))
+	}
+	if mean > 0 {
+		y := top + ph - ph*mean/ymax
+		fmt.Fprintf(&sb, `<line class="mark sat" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"/><text class="marklabel sat" x="%.1f" y="%.1f" text-anchor="end">mean %s</text>`,
+			left, W-right, y, y, W-right, y-3, short(mean))
+	}
+	fmt.Fprintf(&sb, `<line class="axis" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"/>`, left, W-right, top+ph, top+ph)
+	for i := 0; i <= 4; i++ {
+		x := left + pw*float64(i)/4
+		fmt.Fprintf(&sb, `<text class="tick" x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, x, top+ph+14, short(float64(len(values))*binWidth*float64(i)/4))
+	}
+	fmt.Fprintf(&sb, `<text class="label" x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, left+pw/2, H-6, template.HTMLEscapeString(xLabel))
+	sb.WriteString(`</svg>`)
+	return template.HTML(sb.String())
+}
+
+// niceCeil rounds v up to 1, 2 or 5 times a power of ten.
+func niceCeil(v float64) float64 {
+	if v <= 0 {
+		return 1
+	}
+	p := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*p >= v {
+			return m * p
+		}
+	}
+	return 10 * p
+}
+
+// short formats a chart number compactly.
+func short(v float64) string {
+	switch a := math.Abs(v); {
+	case a >= 1e6:
+		return fmt.Sprintf("%.3gM", v/1e6)
+	case a >= 1e4:
+		return fmt.Sprintf("%.3gk", v/1e3)
+	case a == math.Trunc(a):
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.3g", v)
+}
+
+type figure struct {
+	Caption, Note string
+	SVG           template.HTML
+}
+
+var inspectPage = template.Must(template.New("inspect").Parse(`<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Reprise workload: {{.Spec}}</title>
+<style>
+body { font: 14px/1.45 system-ui, sans-serif; color: #1b1b1b; margin: 24px auto; max-width: 1360px; padding: 0 16px; }
+h1 { font-size: 22px; margin: 0 0 4px; }
+h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+.meta { color: #555; margin: 0 0 8px; }
+table { border-collapse: collapse; margin: 6px 0 12px; }
+th, td { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: left; font-variant-numeric: tabular-nums; }
+th { font-weight: normal; color: #333; white-space: nowrap; }
+.charts { display: flex; flex-wrap: wrap; gap: 12px; }
+figure { margin: 0; flex: 1 1 600px; max-width: 660px; }
+figcaption { font-weight: 600; margin-bottom: 2px; }
+svg.chart { width: 100%; height: auto; display: block; }
+.note { font-size: 12px; color: #777; margin: 2px 0; }
+.grid { stroke: #e6e6e6; stroke-width: 1; }
+.axis { stroke: #888; stroke-width: 1; }
+.tick { font-size: 11px; fill: #555; }
+.label { font-size: 12px; fill: #333; }
+rect.bar:hover { opacity: .8; }
+.mark { stroke-width: 1.5; stroke-dasharray: 4 3; }
+.mark.sat { stroke: #6a3d9a; }
+text.marklabel { font-size: 11px; }
+text.marklabel.sat { fill: #6a3d9a; }
+.warn { color: #b00020; }
+.s0 { stroke: #1f77b4; fill: #1f77b4; background: #1f77b4; }
+</style>
+</head>
+<body>
+<h1>Reprise workload summary</h1>
+<p class="meta">{{.Spec}} — inspected {{.Created}}</p>
+{{- if .Transforms}}
+<p class="meta">Transforms: {{range $k, $v := .Transforms}}{{$k}}={{$v}} {{end}}</p>
+{{- end}}
+{{- if .Warnings}}
+<h2>Warnings</h2>
+<ul>{{range .Warnings}}<li class="warn">{{.}}</li>{{end}}</ul>
+{{- end}}
+<h2>Summary</h2>
+<table id="summary">
+<tbody>
+{{- range .Rows}}
+<tr><th>{{.Label}}</th><td>{{.Value}}</td></tr>
+{{- end}}
+</tbody>
+</table>
+{{- if .Figures}}
+<h2>Charts</h2>
+<div class="charts">
+{{- range .Figures}}
+<figure><figcaption>{{.Caption}}</figcaption>{{.SVG}}<p class="note">{{.Note}}</p></figure>
+{{- end}}
+</div>
+{{- end}}
+</body>
+</html>
+`))
+
+// writeHTML writes the summary as a self-contained page in the report's
+// style: the summary table, rate over time and length histograms as
+// inline SVG.
+func (s *workloadSummary) writeHTML(w io.Writer, spec string, transforms map[string]any, warnings []string, skipped int) error {
+	var figs []figure
+	if s.requests > 0 && s.span > 0 {
+		width, rates := s.rateSeries(240)
+		figs = append(figs, figure{Caption: "Arrival rate over time (requests/s)",
+			Note: fmt.Sprintf("Mean over bins of %d s; the dashed line is the mean rate over the span.", width),
+			SVG:  svgBars(rates, float64(width), "offset (s)", "requests/s", s.meanRate())})
+	}
+	for _, h := range []struct {
+		name string
+		h    *hdrhistogram.Histogram
+	}{{"Prompt tokens", s.prompt}, {"Output tokens", s.output}} {
+		if h.h.TotalCount() == 0 {
+			continue
+		}
+		width, counts := histBins(h.h, 40)
+		vals := make([]float64, len(counts))
+		for i, c := range counts {
+			vals[i] = float64(c)
+		}
+		figs = append(figs, figure{Caption: h.name + " (requests per bin)",
+			Note: fmt.Sprintf("Bins of %d tokens. %s.", width, dist(h.h)),
+			SVG:  svgBars(vals, float64(width), strings.ToLower(h.name), "requests", 0)})
+	}
+	return inspectPage.Execute(w, map[string]any{
+		"Spec": spec, "Created": time.Now().UTC().Format(time.RFC3339), "Transforms": transforms,
+		"Warnings": warnings, "Rows": s.rows(spec, skipped), "Figures": figs,
+	})
 }

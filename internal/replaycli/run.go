@@ -26,6 +26,7 @@ var commands = map[string]command{
 	"capacity": {"find the highest rate that meets --slo, by bisection", runCapacity},
 	"report":   {"re-render report.html, benchmarks.csv and the table from a saved benchmarks.json", runReport},
 	"export":   {"write saved results in another tool's format (--format guidellm)", runExport},
+	"compare":  {"compare deployments (or saved results) with confidence intervals, verdicts and --fail-if gates", runCompare},
 }
 
 // Run dispatches to the subcommand named by args[0].

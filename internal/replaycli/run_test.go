@@ -74,7 +74,7 @@ func TestInspectSynthetic(t *testing.T) {
 	if err := Run(context.Background(), []string{"inspect", "synthetic:prompt_tokens=100,output_tokens=7,samples=50"}, &out, &out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"requests       50", "p50 100", "p50 7"} {
+	for _, want := range []string{"50 (50 streamed)", "p50 100", "p50 7"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("inspect output lacks %q:\n%s", want, out.String())
 		}

@@ -72,6 +72,9 @@ const palette = 10
 // most 1800 buckets; a report draws at most this many of them).
 const maxLinePoints = 240
 
+// maxCDFPoints bounds the points of one CDF line (the stored CDF has 103).
+const maxCDFPoints = 200
+
 func colour(i int) string { return "s" + strconv.Itoa(i%palette) }
 
 func newChart(title, xlabel, ylabel string) *chart {
@@ -219,7 +222,7 @@ func cdfChart(title, key string, bs []Benchmark, slos []sloLine) *chart {
 				xmax = max(xmax, cdf.V[j])
 			}
 		}
-		series[i] = thin(series[i], maxLinePoints)
+		series[i] = thin(series[i], maxCDFPoints)
 	}
 	// Widen the axis to show an SLO threshold close beyond the curves; one
 	// far beyond them is named in a note instead.

@@ -27,8 +27,10 @@ func count(get func(*stats.Metrics) int64) func(*Benchmark) string {
 
 // csvColumns are the columns in order: identity, counts and rates, goodput,
 // then every distribution as <metric>_<stat> (e.g.
-// time_to_first_token_ms_p99), then the file's labels as label_<key>.
-func csvColumns(labels map[string]string) []csvColumn {
+// time_to_first_token_ms_p99), then the server metrics' summary as
+// server_<figure> when any benchmark was scraped (serverCSVColumns), then
+// the file's labels as label_<key>.
+func csvColumns(bs []Benchmark, labels map[string]string) []csvColumn {
 	cols := []csvColumn{
 		{"name", func(b *Benchmark) string { return b.Name }},
 		{"target", func(b *Benchmark) string { return b.Target }},
@@ -75,6 +77,7 @@ func csvColumns(labels map[string]string) []csvColumn {
 			}})
 		}
 	}
+	cols = append(cols, serverCSVColumns(bs)...)
 	keys := make([]string, 0, len(labels))
 	for k := range labels {
 		keys = append(keys, k)
@@ -90,7 +93,7 @@ func csvColumns(labels map[string]string) []csvColumn {
 // WriteCSV writes a header and one row per benchmark (RFC 4180). Empty
 // cells mean "not measured" (no SLO, for instance).
 func WriteCSV(w io.Writer, f *File) error {
-	cols := csvColumns(f.Labels)
+	cols := csvColumns(f.Benchmarks, f.Labels)
 	cw := csv.NewWriter(w)
 	rec := make([]string, len(cols))
 	for i, c := range cols {

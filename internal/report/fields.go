@@ -32,6 +32,8 @@ var distributions = []distSpec{
 	{"cached_tokens", "cached prompt tokens", func(m *stats.Metrics) stats.Distribution { return m.CachedTokens }},
 	{"time_to_first_byte_ms", "time to first byte (ms)", func(m *stats.Metrics) stats.Distribution { return m.TimeToFirstByte }},
 	{"send_lag_ms", "send lag (ms)", func(m *stats.Metrics) stats.Distribution { return m.SendLag }},
+	{"queue_wait_ms", "queue wait for a slot (ms)", func(m *stats.Metrics) stats.Distribution { return m.QueueWait }},
+	{"client_lag_ms", "client lag (ms)", func(m *stats.Metrics) stats.Distribution { return m.ClientLag }},
 }
 
 // distStats are a Distribution's fields by JSON key.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/reprise-llm/reprise/internal/engine"
 	"github.com/reprise-llm/reprise/internal/saturation"
+	"github.com/reprise-llm/reprise/internal/scrape"
 	"github.com/reprise-llm/reprise/internal/slo"
 	"github.com/reprise-llm/reprise/internal/stats"
 )
@@ -35,6 +36,7 @@ type File struct {
 	Command    []string          `json:"command,omitempty"` // argv, credentials redacted (RedactCommand)
 	Labels     map[string]string `json:"labels,omitempty"`  // --label key=value pairs
 	Benchmarks []Benchmark       `json:"benchmarks"`
+	Comparison *Comparison       `json:"comparison,omitempty"` // replay compare's deltas and verdicts (comparison.go)
 }
 
 // Benchmark is one measured load against one target.
@@ -53,6 +55,11 @@ type Benchmark struct {
 	Saturation *saturation.Report `json:"over_saturation,omitempty"`
 	// SLO is the verdict against --slo.
 	SLO *slo.Report `json:"slo,omitempty"`
+	// ServerMetrics is what the target's Prometheus /metrics showed during
+	// the run (--scrape-metrics): vLLM's running and waiting requests,
+	// KV-cache usage and prefix-cache hit rate, as a time series and a
+	// summary. Omitted when not scraped.
+	ServerMetrics *scrape.Report `json:"server_metrics,omitempty"`
 	// Requests holds per-request records when the run asked for them.
 	Requests []RequestRecord `json:"requests,omitempty"`
 }

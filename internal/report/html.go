@@ -36,7 +36,8 @@ type htmlPage struct {
 	SLO                    *htmlSLO
 	Saturation             []htmlSat
 	Comparisons            []htmlComparison
-	OpenDetails            bool // benchmark details start expanded (few benchmarks)
+	Server                 *htmlServer // the targets' scraped metrics; nil when none
+	OpenDetails            bool        // benchmark details start expanded (few benchmarks)
 }
 
 type kv struct{ Key, Value string }
@@ -60,8 +61,8 @@ var distColumns = []string{"count", "mean", "p50", "p90", "p95", "p99", "p999", 
 
 // WriteHTML writes one self-contained HTML page: summary table, CDFs of
 // TTFT, ITL, inter-chunk latency and request latency, throughput,
-// concurrency and TTFT over time, and every distribution of every
-// benchmark. It needs only the File, so it can be re-rendered from
+// concurrency and TTFT over time, the targets' scraped server metrics,
+// and every distribution of every benchmark. It needs only the File, so it can be re-rendered from
 // benchmarks.json.
 func WriteHTML(w io.Writer, f *File) error {
 	if err := htmlTemplate.Execute(w, buildPage(f)); err != nil {
@@ -97,6 +98,7 @@ func buildPage(f *File) htmlPage {
 	p.Sweep = sweepCharts(bs, sweepGroups(bs), slos)
 	p.SLO = sloSection(bs)
 	p.Saturation = saturationRows(bs)
+	p.Server = serverSection(bs)
 	p.CDFs = []*chart{
 		cdfChart("Time to first token", stats.CDFTimeToFirstToken, bs, slos),
 		cdfChart("Inter-token latency", stats.CDFInterTokenLatency, bs, slos),

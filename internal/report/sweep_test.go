@@ -16,15 +16,15 @@ import (
 const maxReportBytes = 2 << 20
 
 // TestSweepReport renders the 100,000-request, 10-point sweep with
-// per-request records and checks the page stays small (no per-request
-// points), draws the latency-vs-rate charts with the saturation point and
+// per-request records and 1 s server scrapes, and checks the page stays
+// small (no per-request points, time series averaged down), draws the latency-vs-rate charts with the saturation point and
 // the SLO thresholds, and reports every benchmark.
 func TestSweepReport(t *testing.T) {
 	requests := 100_000
 	if testing.Short() {
 		requests = 10_000
 	}
-	f, err := reporttest.Sweep(reporttest.SweepOptions{Requests: requests, SaveRequests: true, Seed: 1})
+	f, err := reporttest.Sweep(reporttest.SweepOptions{Requests: requests, SaveRequests: true, ServerMetrics: true, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,6 +48,8 @@ func TestSweepReport(t *testing.T) {
 		`id="saturation"`,
 		"SLO ttft_p99&lt;=400ms",
 		"over-saturated: constant@",
+		"<figcaption>KV-cache usage (server)</figcaption>",
+		"<figcaption>Requests waiting (server)</figcaption>",
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("report lacks %q", want)

@@ -17,7 +17,7 @@ const (
 )
 
 // WriteAll writes benchmarks.json, benchmarks.csv and report.html into dir,
-// creating it if needed. Each file is written to a temporary name in dir
+// creating it if needed, and comparison.csv when f holds a comparison. Each file is written to a temporary name in dir
 // and renamed into place, so a reader never sees a half-written file and a
 // failure leaves the previous results intact.
 func WriteAll(dir string, f *File) error {
@@ -27,7 +27,10 @@ func WriteAll(dir string, f *File) error {
 	for _, out := range []struct {
 		name  string
 		write func(io.Writer, *File) error
-	}{{JSONFile, WriteJSON}, {CSVFile, WriteCSV}, {HTMLFile, WriteHTML}} {
+	}{{JSONFile, WriteJSON}, {CSVFile, WriteCSV}, {ComparisonCSVFile, WriteComparisonCSV}, {HTMLFile, WriteHTML}} {
+		if out.name == ComparisonCSVFile && f.Comparison == nil {
+			continue
+		}
 		if err := writeAtomic(filepath.Join(dir, out.name), func(w io.Writer) error { return out.write(w, f) }); err != nil {
 			return err
 		}
@@ -35,8 +38,9 @@ func WriteAll(dir string, f *File) error {
 	return nil
 }
 
-// WriteViews writes benchmarks.csv and report.html into dir from f (a
-// re-render of a saved benchmarks.json, which it leaves alone).
+// WriteViews writes benchmarks.csv and report.html (and comparison.csv when
+// f holds a comparison) into dir from f (a re-render of a saved
+// benchmarks.json, which it leaves alone).
 func WriteViews(dir string, f *File) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating results directory: %w", err)
@@ -44,7 +48,10 @@ func WriteViews(dir string, f *File) error {
 	for _, out := range []struct {
 		name  string
 		write func(io.Writer, *File) error
-	}{{CSVFile, WriteCSV}, {HTMLFile, WriteHTML}} {
+	}{{CSVFile, WriteCSV}, {ComparisonCSVFile, WriteComparisonCSV}, {HTMLFile, WriteHTML}} {
+		if out.name == ComparisonCSVFile && f.Comparison == nil {
+			continue
+		}
 		if err := writeAtomic(filepath.Join(dir, out.name), func(w io.Writer) error { return out.write(w, f) }); err != nil {
 			return err
 		}

@@ -30,6 +30,7 @@ type Server struct {
 	cache   *prefixCache
 	created int64
 	seq     atomic.Uint64
+	metrics http.Handler // vLLM-named Prometheus metrics (metrics.go)
 
 	served, rejected, errored, promptTokens, genTokens, cacheHitTokens, cacheQueryTokens atomic.Int64
 }
@@ -53,10 +54,12 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading tokenizer: %w", err)
 	}
-	return &Server{
+	s := &Server{
 		cfg: cfg, codec: codec, sched: &scheduler{slots: cfg.Slots, maxWaiting: cfg.MaxWaiting},
 		cache: newPrefixCache(cfg.PrefixCacheBlocks), created: time.Now().Unix(),
-	}, nil
+	}
+	s.metrics = metricsHandler(s)
+	return s, nil
 }
 
 // Close releases the simulator. In-flight requests end with their clients.
@@ -79,7 +82,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"object":"list","data":[{"id":%q,"object":"model","created":%d,"owned_by":"reprise-sim"}]}`, s.cfg.Model, s.created)
 	case r.Method == http.MethodGet && r.URL.Path == "/metrics":
-		s.metrics(w)
+		s.metrics.ServeHTTP(w, r)
 	case r.Method == http.MethodPost && r.URL.Path == "/tokenize":
 		s.tokenize(w, r)
 	case r.Method == http.MethodPost && (r.URL.Path == "/v1/chat/completions" || r.URL.Path == "/v1/completions"):
@@ -359,22 +362,4 @@ func (j *job) response(text string, created int64) []byte {
 	b, _ := json.Marshal(map[string]any{"id": id, "object": obj, "created": created, "model": j.model,
 		"choices": []any{choice}, "usage": j.usage(j.tokens)})
 	return b
-}
-
-// metrics writes vLLM-named gauges and counters in Prometheus text format.
-func (s *Server) metrics(w http.ResponseWriter) {
-	st := s.Stats()
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	m := s.cfg.Model
-	put := func(name, typ, help string, v float64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s{model_name=%q} %g\n", name, help, name, typ, name, m, v)
-	}
-	put("vllm:num_requests_running", "gauge", "Sequences in the batch.", float64(st.Running))
-	put("vllm:num_requests_waiting", "gauge", "Requests waiting for a slot.", float64(st.Waiting))
-	put("vllm:kv_cache_usage_perc", "gauge", "Fraction of batch slots in use (the simulator's KV stand-in).", float64(st.Running)/float64(s.cfg.Slots))
-	put("vllm:prefix_cache_queries_total", "counter", "Prompt tokens looked up in the prefix cache.", float64(st.PrefixQueryTokens))
-	put("vllm:prefix_cache_hits_total", "counter", "Prompt tokens found in the prefix cache.", float64(st.PrefixHitTokens))
-	put("vllm:prompt_tokens_total", "counter", "Prompt tokens processed.", float64(st.PromptTokens))
-	put("vllm:generation_tokens_total", "counter", "Tokens generated.", float64(st.GenerationTokens))
-	put("vllm:request_success_total", "counter", "Requests completed.", float64(st.Served))
 }

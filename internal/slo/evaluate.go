@@ -51,7 +51,8 @@ func (s *Spec) PerRequest() *stats.SLO {
 }
 
 // Evaluate checks results against the spec. Metrics are measured from the
-// actual send over successful requests, as in stats: ttft = first token −
+// actual send over successful requests outside warmup and cooldown, as in
+// stats: ttft = first token −
 // sent; itl = (last token − first token)/(output tokens − 1), streamed
 // requests with two or more tokens; tpot = (last token − sent)/output
 // tokens; e2e = end − sent. Percentiles are exact, nearest rank (the
@@ -61,7 +62,7 @@ func (s *Spec) Evaluate(results []engine.Result) Report {
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	for i := range results {
 		r := &results[i]
-		if !r.OK() {
+		if !r.OK() || r.Phase != "" { // failures, and warmup/cooldown (left out of every metric)
 			continue
 		}
 		values[E2E] = append(values[E2E], ms(max(r.End, r.Sent)-r.Sent))

@@ -45,12 +45,26 @@ type Metrics struct {
 	OutputTokens                 Distribution `json:"output_tokens"`
 	CachedTokens                 Distribution `json:"cached_tokens"` // prompt tokens served from the prefix cache
 	TimeToFirstByte              Distribution `json:"time_to_first_byte_ms"`
-	SendLag                      Distribution `json:"send_lag_ms"`      // sent − intended, every request
-	RequestedRate                float64      `json:"requested_rate"`   // req/s the profile asked for (Options); 0 if none
-	ScheduledRate                float64      `json:"scheduled_rate"`   // req/s implied by the intended send times
-	AchievedRate                 float64      `json:"achieved_rate"`    // req/s of the actual send times
-	DroppedRequests              int64        `json:"dropped_requests"` // never sent: no free worker (Options)
-	TokensFromUsageFraction      float64      `json:"tokens_from_usage_fraction"`
+	SendLag                      Distribution `json:"send_lag_ms"` // sent − intended, every request
+	// QueueWait is the wait for a free slot under the concurrency cap, of
+	// the requests that waited (engine.Result.QueueWait > 0); ClientLag is
+	// sent − intended − queue wait over every request: the lag the load
+	// generator itself caused.
+	QueueWait Distribution `json:"queue_wait_ms"`
+	ClientLag Distribution `json:"client_lag_ms"`
+	// Degraded is set when ClientLag's p99 exceeds LagThresholdMs: the
+	// client, not the server, limited the load, and the figures above
+	// describe what the client managed rather than what was asked.
+	Degraded       bool    `json:"degraded"`
+	LagThresholdMs float64 `json:"lag_threshold_ms"`
+	// Excluded counts the requests sent in the warmup and cooldown, which
+	// no other figure includes.
+	Excluded                ExcludedCounts `json:"excluded_requests"`
+	RequestedRate           float64        `json:"requested_rate"`   // req/s the profile asked for (Options); 0 if none
+	ScheduledRate           float64        `json:"scheduled_rate"`   // req/s implied by the intended send times
+	AchievedRate            float64        `json:"achieved_rate"`    // req/s of the actual send times
+	DroppedRequests         int64          `json:"dropped_requests"` // never sent: no free worker (Options)
+	TokensFromUsageFraction float64        `json:"tokens_from_usage_fraction"`
 	// PromptTokenMismatch and OutputTokenMismatch compare requested with
 	// server-reported token counts (nil when no request had both).
 	PromptTokenMismatch *TokenMismatch `json:"prompt_token_mismatch,omitempty"`
@@ -68,6 +82,16 @@ type RequestCounts struct {
 	Errored    int64 `json:"errored"`    // anything else that was not cancelled
 	Cancelled  int64 `json:"cancelled"`  // ended by the client side (drain, aborted): see IsCancelled
 }
+
+// ExcludedCounts are requests sent but left out of the metrics
+// (engine.Result.Phase).
+type ExcludedCounts struct {
+	Warmup   int64 `json:"warmup"`
+	Cooldown int64 `json:"cooldown"`
+}
+
+// DefaultLagThreshold is Options.LagThreshold's default.
+const DefaultLagThreshold = 10 * time.Millisecond
 
 // SLO holds per-request thresholds in milliseconds; 0 means no threshold.
 // A request meets the SLO when it succeeded and every set threshold holds.
@@ -126,6 +150,9 @@ type Options struct {
 	Dropped       int64         // requests the scheduler dropped, reported as is
 	BucketWidth   time.Duration // time-series step; default 1 s
 	MaxBuckets    int           // the series is coarsened (by whole multiples of BucketWidth) to at most this many; default 1800
+	// LagThreshold is the client-lag p99 beyond which Metrics.Degraded is
+	// set; default DefaultLagThreshold.
+	LagThreshold time.Duration
 }
 
 // Validate reports every invalid option.
@@ -148,6 +175,9 @@ func (o *Options) Validate() error {
 	if o.MaxBuckets < 0 {
 		errs = append(errs, fmt.Errorf("max buckets %d: want > 0 (or 0 for 1800)", o.MaxBuckets))
 	}
+	if o.LagThreshold < 0 {
+		errs = append(errs, fmt.Errorf("lag threshold %v: want > 0 (or 0 for %v)", o.LagThreshold, DefaultLagThreshold))
+	}
 	return errors.Join(errs...)
 }
 
@@ -157,6 +187,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBuckets <= 0 {
 		o.MaxBuckets = 1800
+	}
+	if o.LagThreshold <= 0 {
+		o.LagThreshold = DefaultLagThreshold
 	}
 	if o.RequestedRate < 0 || math.IsNaN(o.RequestedRate) || math.IsInf(o.RequestedRate, 0) {
 		o.RequestedRate = 0

@@ -25,6 +25,8 @@ type Recorder struct {
 
 	ttft, ttftIntended, itl, icl, ntpot, tpot *Histogram
 	e2e, e2eIntended, ttfb, lag               *Histogram
+	queueWait, clientLag                      *Histogram
+	excluded                                  ExcludedCounts
 	prompt, output, cached                    *Histogram
 	promptMismatch, outputMismatch            *mismatch
 
@@ -59,6 +61,7 @@ func NewRecorder(opts Options) *Recorder {
 		ntpot: NewLatencyHistogram(), tpot: NewLatencyHistogram(),
 		e2e: NewLatencyHistogram(), e2eIntended: NewLatencyHistogram(),
 		ttfb: NewLatencyHistogram(), lag: NewLatencyHistogram(),
+		queueWait: NewLatencyHistogram(), clientLag: NewLatencyHistogram(),
 		prompt: NewCountHistogram(), output: NewCountHistogram(), cached: NewCountHistogram(),
 		promptMismatch: newMismatch(), outputMismatch: newMismatch(),
 		buckets: map[int64]*bucketAcc{},
@@ -101,11 +104,24 @@ func (rec *Recorder) bucket(t time.Duration) *bucketAcc {
 	return b
 }
 
-// Record adds one request's observation.
+// Record adds one request's observation. A request sent in the warmup or
+// cooldown (r.Phase) is only counted in Metrics.Excluded.
 func (rec *Recorder) Record(r *engine.Result) {
+	switch r.Phase {
+	case engine.PhaseWarmup:
+		rec.excluded.Warmup++
+		return
+	case engine.PhaseCooldown:
+		rec.excluded.Cooldown++
+		return
+	}
 	rec.counts.Total++
 	sent, end := r.Sent, max(r.End, r.Sent)
 	rec.lag.RecordDuration(sent - r.Intended)
+	rec.clientLag.RecordDuration(sent - r.Intended - r.QueueWait)
+	if r.QueueWait > 0 {
+		rec.queueWait.RecordDuration(r.QueueWait)
+	}
 	if !rec.haveTimes {
 		rec.haveTimes = true
 		rec.minIntended, rec.maxInt, rec.minSent, rec.maxSent = r.Intended, r.Intended, sent, sent
@@ -240,7 +256,7 @@ func (rec *Recorder) Merge(o *Recorder) {
 	for _, p := range [][2]*Histogram{
 		{rec.ttft, o.ttft}, {rec.ttftIntended, o.ttftIntended}, {rec.itl, o.itl}, {rec.icl, o.icl},
 		{rec.ntpot, o.ntpot}, {rec.tpot, o.tpot}, {rec.e2e, o.e2e}, {rec.e2eIntended, o.e2eIntended},
-		{rec.ttfb, o.ttfb}, {rec.lag, o.lag}, {rec.prompt, o.prompt}, {rec.output, o.output}, {rec.cached, o.cached},
+		{rec.ttfb, o.ttfb}, {rec.lag, o.lag}, {rec.queueWait, o.queueWait}, {rec.clientLag, o.clientLag}, {rec.prompt, o.prompt}, {rec.output, o.output}, {rec.cached, o.cached},
 	} {
 		p[0].Merge(p[1])
 	}
@@ -248,6 +264,8 @@ func (rec *Recorder) Merge(o *Recorder) {
 	rec.counts.Successful += o.counts.Successful
 	rec.counts.Errored += o.counts.Errored
 	rec.counts.Cancelled += o.counts.Cancelled
+	rec.excluded.Warmup += o.excluded.Warmup
+	rec.excluded.Cooldown += o.excluded.Cooldown
 	rec.inTok += o.inTok
 	rec.outTok += o.outTok
 	rec.fromUsage += o.fromUsage
@@ -299,6 +317,10 @@ func (rec *Recorder) Metrics() Metrics {
 		CachedTokens:                 rec.cached.Distribution(),
 		TimeToFirstByte:              rec.ttfb.Distribution(),
 		SendLag:                      rec.lag.Distribution(),
+		QueueWait:                    rec.queueWait.Distribution(),
+		ClientLag:                    rec.clientLag.Distribution(),
+		LagThresholdMs:               float64(rec.opts.LagThreshold) / float64(time.Millisecond),
+		Excluded:                     rec.excluded,
 		RequestedRate:                rec.opts.RequestedRate,
 		DroppedRequests:              rec.opts.Dropped,
 		TokensFromUsageFraction:      ratio(float64(rec.fromUsage), float64(rec.counts.Successful)),
@@ -312,6 +334,7 @@ func (rec *Recorder) Metrics() Metrics {
 		},
 		Series: []Bucket{},
 	}
+	m.Degraded = m.ClientLag.Count > 0 && m.ClientLag.P99 > m.LagThresholdMs
 	if rec.haveTimes && rec.counts.Total >= 2 {
 		n := float64(rec.counts.Total - 1)
 		m.ScheduledRate = ratio(n, (rec.maxInt - rec.minIntended).Seconds())

@@ -316,6 +316,7 @@ func BenchmarkPrompt12k(b *testing.B) {
 			bl := newBuilder(b)
 			hash := ids(24, 0)
 			b.ReportAllocs()
+			cpu0 := cpuTime()
 			i := 0
 			for b.Loop() {
 				i++
@@ -335,7 +336,47 @@ func BenchmarkPrompt12k(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "prompts/s")
+			if cpu := cpuTime() - cpu0; cpu > 0 {
+				b.ReportMetric(float64(b.N)/cpu.Seconds(), "prompts/cpu-s")
+			}
 		})
+	}
+}
+
+// BenchmarkMooncakeTraceBodies builds the bodies of the public Mooncake
+// trace's requests in order (mean 12,000 prompt tokens; blocks repeat as
+// the trace repeats them, so some come from the cache and some are new):
+// the synthesis cost of a real replay.
+func BenchmarkMooncakeTraceBodies(b *testing.B) {
+	dir := os.Getenv("REPRISE_TRACES")
+	if dir == "" {
+		dir = "../../../shared/traces"
+	}
+	src, err := workload.Open("mooncake:"+filepath.Join(dir, "mooncake-conversation.jsonl"), workload.OpenOptions{})
+	if err != nil {
+		b.Fatalf("public traces (set REPRISE_TRACES): %v", err)
+	}
+	var reqs []workload.Request
+	for {
+		r, err := src.Next()
+		if err != nil {
+			break
+		}
+		reqs = append(reqs, r)
+	}
+	bl := newBuilder(b)
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	i := 0
+	for b.Loop() {
+		if _, err := bl.Body(&reqs[i%len(reqs)], "m"); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "prompts/s")
+	if cpu := cpuTime() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(b.N)/cpu.Seconds(), "prompts/cpu-s")
 	}
 }
 
@@ -457,6 +498,67 @@ func TestServerTokenizer(t *testing.T) {
 		}
 		if got, err := tok.Count(p); err != nil || got != n {
 			t.Errorf("%d-token prompt: server counts %d, %v", n, got, err)
+		}
+	}
+}
+
+// TestPrefixSharingIsExact checks the prefix structure at Mooncake's block
+// size and at a small one (vLLM's default KV block of 16 tokens): two
+// requests whose ids agree in exactly the first k positions share exactly
+// k blocks of prompt text — the common prefix of their words is k×block
+// words long, no shorter and no longer — even when their ids agree again
+// after the first difference (a block depends on every id before it, as a
+// KV cache's prefix does).
+func TestPrefixSharingIsExact(t *testing.T) {
+	b := newBuilder(t)
+	// words cuts a prompt before every space: " the", " river", ...
+	words := func(p string) []string {
+		var out []string
+		for len(p) > 0 {
+			i := strings.IndexByte(p[1:], ' ') + 1
+			if i == 0 {
+				i = len(p)
+			}
+			out, p = append(out, p[:i]), p[i:]
+		}
+		return out
+	}
+	for _, block := range []int{16, 512} {
+		const n = 6
+		a := []uint32{40, 41, 42, 43, 44, 45}
+		pa, err := b.Prompt(&workload.Request{Index: 1, PromptTokens: n * block, BlockTokens: block, HashIDs: a})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wa := words(pa)
+		if len(wa) != n*block || b.CountTokens(pa) != n*block {
+			t.Fatalf("block %d: %d words, %d tokens", block, len(wa), b.CountTokens(pa))
+		}
+		for k := 0; k <= n; k++ {
+			other := append([]uint32(nil), a...)
+			if k < n {
+				other[k] = 900 + uint32(k) // differs at k only: ids after k agree again
+			}
+			pc, err := b.Prompt(&workload.Request{Index: 2, PromptTokens: n * block, BlockTokens: block, HashIDs: other})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wc := words(pc)
+			common := 0
+			for common < len(wa) && common < len(wc) && wa[common] == wc[common] {
+				common++
+			}
+			if common != k*block {
+				t.Errorf("block size %d, %d equal leading ids: the prompts share %d leading words, want exactly %d", block, k, common, k*block)
+			}
+			if shared := strings.Join(wa[:k*block], ""); k > 0 && b.CountTokens(shared) != k*block {
+				t.Errorf("block size %d: the shared text is not %d tokens", block, k*block)
+			}
+			for j := k + 1; j < n; j++ { // equal ids after a difference make different blocks
+				if strings.Join(wa[j*block:(j+1)*block], "") == strings.Join(wc[j*block:(j+1)*block], "") {
+					t.Errorf("block size %d: block %d is identical though an earlier id (%d) differs", block, j, k)
+				}
+			}
 		}
 	}
 }

@@ -210,14 +210,18 @@ func (s *scanner) uint32s(dst []uint32) ([]uint32, error) {
 	}
 	for {
 		s.ws()
-		v, err := s.integer()
-		if err != nil {
-			return dst, err
+		v, ok := s.plainUint32()
+		if !ok {
+			w, err := s.integer()
+			if err != nil {
+				return dst, err
+			}
+			if w < 0 || w > math.MaxUint32 {
+				return dst, fmt.Errorf("%d: want an id in [0, 2^32)", w)
+			}
+			v = uint32(w)
 		}
-		if v < 0 || v > math.MaxUint32 {
-			return dst, fmt.Errorf("%d: want an id in [0, 2^32)", v)
-		}
-		dst = append(dst, uint32(v))
+		dst = append(dst, v)
 		s.ws()
 		if s.i >= len(s.b) {
 			return dst, errEnd
@@ -231,6 +235,26 @@ func (s *scanner) uint32s(dst []uint32) ([]uint32, error) {
 			return dst, fmt.Errorf("offset %d: want ',' or ']', found %q", s.i-1, c)
 		}
 	}
+}
+
+// plainUint32 consumes the common case of an id — 1 to 10 digits, no
+// leading zero, no fraction or exponent, below 2^32 — in one pass; for
+// anything else it consumes nothing and reports false, and the general
+// number path decides (hash ids are most of a Mooncake line).
+func (s *scanner) plainUint32() (uint32, bool) {
+	b, i := s.b, s.i
+	var v uint64
+	for i < len(b) && i-s.i <= 10 && b[i] >= '0' && b[i] <= '9' {
+		v = v*10 + uint64(b[i]-'0')
+		i++
+	}
+	n := i - s.i
+	if n == 0 || n > 10 || (n > 1 && b[s.i] == '0') || v > math.MaxUint32 ||
+		(i < len(b) && (b[i] == '.' || b[i] == 'e' || b[i] == 'E' || (b[i] >= '0' && b[i] <= '9'))) {
+		return 0, false
+	}
+	s.i = i
+	return uint32(v), true
 }
 
 // str consumes a string. Plain strings are sliced; escapes and invalid

@@ -255,6 +255,10 @@ func FuzzMooncake(f *testing.F) {
 	f.Add([]byte(`{"messages":[{"role":"user","content":"hi"}],"timestamp":null,"timestamp":4}`))
 	f.Add([]byte(`{"input_length":1,"input_length":null}`))
 	f.Add([]byte(`{"time\u0073tamp":1,"input_length":-0}`))
+	// the hash-id fast path's edges: leading zeros, 2^32, fractions, exponents, 11 digits
+	f.Add([]byte(`{"input_length":5,"hash_ids":[0,01]}`))
+	f.Add([]byte(`{"input_length":5,"hash_ids":[4294967295, 4294967296]}`))
+	f.Add([]byte(`{"input_length":5,"hash_ids":[1.0,2e1,3E0,-0,12345678901]}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		if bytes.ContainsAny(line, "\n") || bytes.Count(line, []byte("[")) > 1000 || bytes.Count(line, []byte("{")) > 1000 {
 			return

@@ -254,3 +254,98 @@ func FuzzSyntheticSpec(f *testing.F) {
 		}
 	})
 }
+
+// TestSyntheticEachKey gives every key of the vocabulary its own case and
+// checks the requests it makes, and that a bad value is reported naming
+// its key.
+func TestSyntheticEachKey(t *testing.T) {
+	type stats struct{ n, pmin, pmax, omin, omax, sessions, maxTurn int }
+	measure := func(reqs []Request) stats {
+		s := stats{n: len(reqs), pmin: math.MaxInt, omin: math.MaxInt}
+		seen := map[string]bool{}
+		for _, r := range reqs {
+			s.pmin, s.pmax = min(s.pmin, r.PromptTokens), max(s.pmax, r.PromptTokens)
+			s.omin, s.omax = min(s.omin, r.OutputTokens), max(s.omax, r.OutputTokens)
+			if r.Session != "" && !seen[r.Session] {
+				seen[r.Session] = true
+				s.sessions++
+			}
+			s.maxTurn = max(s.maxTurn, r.Turn)
+		}
+		return s
+	}
+	base := "prompt_tokens=100,output_tokens=50,samples=400"
+	for _, c := range []struct {
+		key, spec string
+		ok        func(s stats) bool
+	}{
+		{"prompt_tokens", "prompt_tokens=77,samples=5", func(s stats) bool { return s.pmin == 77 && s.pmax == 77 && s.omax == 0 }},
+		{"prompt_tokens_stdev", base + ",prompt_tokens_stdev=10", func(s stats) bool { return s.pmin < 90 && s.pmax > 110 && s.pmin >= 50 && s.pmax <= 150 }},
+		{"prompt_tokens_min", base + ",prompt_tokens_stdev=10,prompt_tokens_min=98", func(s stats) bool { return s.pmin == 98 && s.pmax > 110 }},
+		{"prompt_tokens_max", base + ",prompt_tokens_stdev=10,prompt_tokens_max=102", func(s stats) bool { return s.pmax == 102 && s.pmin < 90 }},
+		{"output_tokens", "prompt_tokens=10,output_tokens=33,samples=5", func(s stats) bool { return s.omin == 33 && s.omax == 33 }},
+		{"output_tokens_stdev", base + ",output_tokens_stdev=5", func(s stats) bool { return s.omin < 45 && s.omax > 55 && s.omin >= 25 && s.omax <= 75 }},
+		{"output_tokens_min", base + ",output_tokens_stdev=5,output_tokens_min=49", func(s stats) bool { return s.omin == 49 && s.omax > 55 }},
+		{"output_tokens_max", base + ",output_tokens_stdev=5,output_tokens_max=51", func(s stats) bool { return s.omax == 51 && s.omin < 45 }},
+		{"samples", "prompt_tokens=5,samples=17", func(s stats) bool { return s.n == 17 }},
+		{"turns", "prompt_tokens=5,output_tokens=2,samples=4,turns=3", func(s stats) bool {
+			return s.n == 12 && s.sessions == 4 && s.maxTurn == 2 && s.pmax == 5+2+5+2+5
+		}},
+	} {
+		s, err := ParseSynthetic(c.spec)
+		if err != nil {
+			t.Errorf("%s: %v", c.key, err)
+			continue
+		}
+		if got := measure(drain(t, s)); !c.ok(got) {
+			t.Errorf("%s (%s): %+v", c.key, c.spec, got)
+		}
+	}
+	// seed: the same seed repeats, another changes the draws
+	draw := func(seed string) []Request {
+		s, err := ParseSynthetic(base + ",prompt_tokens_stdev=10,seed=" + seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return drain(t, s)
+	}
+	if !reflect.DeepEqual(draw("1"), draw("1")) || reflect.DeepEqual(draw("1"), draw("2")) {
+		t.Error("seed: equal seeds must repeat the draws and different ones change them")
+	}
+	// prefix_tokens and prefix_count: requests share one of prefix_count
+	// prefixes of prefix_tokens tokens, as their first block
+	s, err := ParseSynthetic("prompt_tokens=10,samples=300,prefix_tokens=64,prefix_count=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	firsts := map[uint32]int{}
+	for _, r := range drain(t, s) {
+		if r.BlockTokens != 64 || r.PromptTokens != 74 {
+			t.Fatalf("prefix_tokens=64: %+v", r)
+		}
+		firsts[r.HashIDs[0]]++
+	}
+	if len(firsts) != 3 {
+		t.Errorf("prefix_count=3: first blocks %v", firsts)
+	}
+	// a bad value names its key
+	for _, key := range syntheticKeys {
+		if key == "prefix_buckets" {
+			continue
+		}
+		spec := "prompt_tokens=10," + key + "=-3"
+		if key == "prompt_tokens" {
+			spec = "prompt_tokens=-3"
+		}
+		_, err := ParseSynthetic(spec)
+		if key == "seed" { // a negative seed is a seed
+			if err != nil {
+				t.Errorf("seed=-3: %v", err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), key+`="-3"`) {
+			t.Errorf("%s=-3: %v, want an error naming %s", key, err, key)
+		}
+	}
+}

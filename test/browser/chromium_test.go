@@ -90,6 +90,10 @@ type pageResult struct {
 		Width, Height float64 // of the rendered document, CSS pixels
 		ChartWidth    float64 // width of the first chart as laid out
 	}
+	// CompareRows and CompareWorse are the rows of the comparison tables,
+	// and those whose verdict is "worse"; ServerRows the rows of the
+	// server-metrics summary.
+	CompareRows, CompareWorse, ServerRows int
 }
 
 // load opens path in a new tab, waits for the load event and a frame after
@@ -141,6 +145,7 @@ func (b *browser) load(t *testing.T, path, shot string) *pageResult {
 	res.Load = time.Since(start)
 	type probeResult struct {
 		Charts, Lines, Dots, Bars, Marks, Empty, Figures int
+		CompareRows, CompareWorse, ServerRows            int
 		Captions                                         []string
 		Rendered, Width, Height, ChartWidth              float64
 	}
@@ -157,6 +162,9 @@ func (b *browser) load(t *testing.T, path, shot string) *pageResult {
 			Marks: q('svg.chart line.mark').length,
 			Empty: q('figure p.empty').length,
 			Figures: q('figure').length,
+			CompareRows: q('table.comparison tbody tr').length,
+			CompareWorse: q('table.comparison td.fail').length,
+			ServerRows: q('#server-metrics-summary tbody tr').length,
 			Captions: [...q('figcaption')].map(c => c.textContent),
 			Width: document.documentElement.scrollWidth,
 			Height: document.documentElement.scrollHeight,
@@ -173,6 +181,7 @@ func (b *browser) load(t *testing.T, path, shot string) *pageResult {
 	}
 	res.Rendered, res.Charts, res.Lines, res.Dots, res.Bars = counts.Rendered, counts.Charts, counts.Lines, counts.Dots, counts.Bars
 	res.Marks, res.Empty, res.Figures, res.Captions = counts.Marks, counts.Empty, counts.Figures, counts.Captions
+	res.CompareRows, res.CompareWorse, res.ServerRows = counts.CompareRows, counts.CompareWorse, counts.ServerRows
 	res.Layout.Width, res.Layout.Height, res.Layout.ChartWidth = counts.Width, counts.Height, counts.ChartWidth
 	dir := os.Getenv("REPRISE_ARTIFACTS")
 	if dir == "" {

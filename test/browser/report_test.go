@@ -21,15 +21,19 @@ import (
 // requests weighs under 2 MB.
 const maxReportBytes = 2 << 20
 
+// renderTarget is issue 6's render budget for the large sweep: navigation
+// start to the load event and the charts painted. Logged (and printed by
+// bench/report.sh), never asserted: a shared machine is no stopwatch.
+const renderTarget = 2000 // ms
+
 // TestLargeSweepReport renders a 10-point sweep of 100,000 requests (with
 // per-request records in benchmarks.json, which the page must not draw one
-// by one) and loads it in Chromium: every chart drawn with data, nothing
-// fetched, no console error, under 2 MB. The render time is printed, not
-// asserted (a shared 2-core machine is no stopwatch); only a pathological
-// one fails.
+// by one, and the server's scraped metrics) and loads it in Chromium: every
+// chart drawn with data, nothing fetched, no console error, under 2 MB.
+// The render time is logged as "render time: N ms", not asserted.
 func TestLargeSweepReport(t *testing.T) {
 	b := newBrowser(t)
-	f, err := reporttest.Sweep(reporttest.SweepOptions{Points: 10, Requests: 100_000, SaveRequests: true, Seed: 6})
+	f, err := reporttest.Sweep(reporttest.SweepOptions{Points: 10, Requests: 100_000, SaveRequests: true, ServerMetrics: true, Seed: 6})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,16 +53,29 @@ func TestLargeSweepReport(t *testing.T) {
 	}
 	res := b.load(t, path, "report-sweep-100k.png")
 	t.Logf("chromium: %s", res)
+	t.Logf("render time: %.0f ms (navigation start → load event and charts painted; target %d ms, not asserted); report.html %d bytes (budget %d)",
+		res.Rendered, renderTarget, st.Size(), maxReportBytes)
 	checkOffline(t, res, path)
 	if res.Empty != 0 {
 		t.Errorf("%d charts without data", res.Empty)
 	}
-	// 4 CDFs + 4 series + 5 against the rate (TTFT, ITL, e2e, throughput, attainment) + the attainment bars.
-	if res.Charts != 14 {
-		t.Errorf("%d charts drawn, want 14: %q", res.Charts, res.Captions)
+	// 4 CDFs + 4 series + 5 against the rate (TTFT, ITL, e2e, throughput,
+	// attainment) + the attainment bars + 3 of the server's metrics.
+	if res.Charts != 17 {
+		t.Errorf("%d charts drawn, want 17: %q", res.Charts, res.Captions)
 	}
-	// A line per benchmark in each CDF and series, 3 percentiles in 3 latency charts, throughput and attainment.
-	if want := 8*10 + 3*3 + 2; res.Lines != want {
+	for _, want := range []string{"Time to first token", "Inter-token latency", "Time to first token vs rate", "Output throughput",
+		"Requests in flight", "SLO attainment vs rate", "KV-cache usage (server)", "Requests running (server)", "Requests waiting (server)"} {
+		if !slices.Contains(res.Captions, want) {
+			t.Errorf("no chart %q in %q", want, res.Captions)
+		}
+	}
+	if res.ServerRows != 10 {
+		t.Errorf("%d rows in the server-metrics summary, want 10", res.ServerRows)
+	}
+	// A line per benchmark in each CDF, series and server chart, 3
+	// percentiles in 3 latency charts, throughput and attainment.
+	if want := 11*10 + 3*3 + 2; res.Lines != want {
 		t.Errorf("%d lines with points, want %d", res.Lines, want)
 	}
 	if want := (3*3 + 2) * 10; res.Dots != want {
@@ -72,9 +89,6 @@ func TestLargeSweepReport(t *testing.T) {
 	}
 	if res.Layout.ChartWidth < 300 {
 		t.Errorf("first chart laid out %v px wide", res.Layout.ChartWidth)
-	}
-	if res.Rendered > 20_000 {
-		t.Errorf("first frame after load at %.0f ms: something is pathological", res.Rendered)
 	}
 }
 
@@ -143,5 +157,110 @@ func TestRunReportInChromium(t *testing.T) {
 	}
 	if res.Dots < 3*3*n {
 		t.Errorf("%d points for %d benchmarks", res.Dots, n)
+	}
+}
+
+// compareSim starts a simulator (in this process) whose time to first
+// token is ttft; it serves vLLM's metrics at /metrics.
+func compareSim(t *testing.T, ttft time.Duration, seed int64) string {
+	t.Helper()
+	cfg := sim.DefaultConfig()
+	cfg.TTFTBase, cfg.PrefillPerToken, cfg.ITLBase, cfg.ITLPerSeq = ttft, 0, time.Millisecond, 0
+	cfg.Jitter, cfg.Seed, cfg.Slots = 0.2, seed, 8
+	s, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(func() {
+		srv.Close()
+		s.Close()
+	})
+	return srv.URL
+}
+
+// TestCompareReportInChromium measures two simulators with replay run
+// (their metrics scraped), compares the saved results with replay compare
+// — the candidate 40 ms slower to its first token — and checks the page in
+// Chromium: a comparison row per statistic with TTFT worse, the servers'
+// metrics summarised and charted, comparison.csv written.
+func TestCompareReportInChromium(t *testing.T) {
+	b := newBrowser(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	root := t.TempDir()
+	var dirs []string
+	for _, side := range []struct {
+		name string
+		ttft time.Duration
+	}{{"base", 10 * time.Millisecond}, {"cand", 50 * time.Millisecond}} {
+		dir := filepath.Join(root, side.name)
+		var out bytes.Buffer
+		args := []string{"run", "--target", compareSim(t, side.ttft, int64(len(dirs)+1)), "--name", side.name,
+			"--workload", "synthetic:prompt_tokens=30,output_tokens=8,samples=120", "--profile", "constant", "--rate", "40",
+			"--save-requests", "--scrape-interval", "200ms", "--output-dir", dir, "--quiet"}
+		if err := replaycli.Run(ctx, args, &out, &out); err != nil {
+			t.Fatalf("replay run %s: %v\n%s", side.name, err, out.String())
+		}
+		dirs = append(dirs, dir)
+	}
+	dir := filepath.Join(root, "compared")
+	var out bytes.Buffer
+	if err := replaycli.Run(ctx, append([]string{"compare", "--output-dir", dir, "--label", "test=browser"}, dirs...), &out, &out); err != nil {
+		t.Fatalf("replay compare: %v\n%s", err, out.String())
+	}
+	fh, err := os.Open(filepath.Join(dir, report.JSONFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := report.ReadJSON(fh)
+	fh.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Comparison == nil || len(f.Comparison.Rows) == 0 {
+		t.Fatal("replay compare wrote no comparison")
+	}
+	scraped := 0
+	for _, bm := range f.Benchmarks {
+		if bm.ServerMetrics != nil && bm.ServerMetrics.Scrapes > 0 {
+			scraped++
+		}
+	}
+	if scraped != 2 {
+		t.Fatalf("%d of 2 benchmarks carry the simulator's scraped metrics", scraped)
+	}
+	if _, err := os.Stat(filepath.Join(dir, report.ComparisonCSVFile)); err != nil {
+		t.Errorf("no comparison.csv: %v", err)
+	}
+	path := filepath.Join(dir, report.HTMLFile)
+	res := b.load(t, path, "report-compare.png")
+	t.Logf("chromium: %s; %d comparison rows (%d worse), %d server-metrics rows", res, res.CompareRows, res.CompareWorse, res.ServerRows)
+	checkOffline(t, res, path)
+	if res.CompareRows != len(f.Comparison.Rows) {
+		t.Errorf("%d comparison rows shown, the file has %d", res.CompareRows, len(f.Comparison.Rows))
+	}
+	worse := 0
+	for _, r := range f.Comparison.Rows {
+		if r.Verdict == report.VerdictWorse {
+			worse++
+		}
+		if r.Metric == "time_to_first_token_ms" && r.Stat == "p50" && r.Verdict != report.VerdictWorse {
+			t.Errorf("ttft p50 of a candidate 40 ms slower: %s", r.Verdict)
+		}
+	}
+	if res.CompareWorse != worse || worse == 0 {
+		t.Errorf("%d verdicts shown as worse, the file has %d", res.CompareWorse, worse)
+	}
+	if res.ServerRows != 2 {
+		t.Errorf("%d rows in the server-metrics summary, want 2", res.ServerRows)
+	}
+	for _, want := range []string{"Time to first token", "Inter-token latency", "Requests in flight", "KV-cache usage (server)", "Requests running (server)", "Requests waiting (server)"} {
+		if !slices.Contains(res.Captions, want) {
+			t.Errorf("no chart %q in %q", want, res.Captions)
+		}
+	}
+	if res.Empty != 0 {
+		t.Errorf("%d charts without data: %q", res.Empty, res.Captions)
 	}
 }

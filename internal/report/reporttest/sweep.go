@@ -13,6 +13,7 @@ import (
 	"github.com/reprise-llm/reprise/internal/engine"
 	"github.com/reprise-llm/reprise/internal/report"
 	"github.com/reprise-llm/reprise/internal/saturation"
+	"github.com/reprise-llm/reprise/internal/scrape"
 	"github.com/reprise-llm/reprise/internal/slo"
 	"github.com/reprise-llm/reprise/internal/stats"
 )
@@ -28,7 +29,14 @@ type SweepOptions struct {
 	// SLO is the --slo spec evaluated per benchmark; default
 	// "ttft_p99<=400ms,itl_p99<=40ms".
 	SLO string
+	// ServerMetrics adds what scraping the server's vLLM metrics once a
+	// second would have shown (ServerSlots batch slots).
+	ServerMetrics bool
 }
+
+// ServerSlots is the simulated server's batch size: requests in flight
+// beyond it wait.
+const ServerSlots = 48
 
 // Capacity is the simulated server's saturation rate in requests per
 // second: latency grows as the rate approaches it, and the detector fires
@@ -84,6 +92,9 @@ func Sweep(opts SweepOptions) (*report.File, error) {
 		b.Saturation = saturationReport(rate, b.DurationS)
 		if opts.SaveRequests {
 			b.Requests = report.RequestRecords(results)
+		}
+		if opts.ServerMetrics {
+			b.ServerMetrics = serverMetrics(rng, &b.Metrics)
 		}
 		f.Benchmarks = append(f.Benchmarks, b)
 	}
@@ -144,6 +155,63 @@ func saturationReport(rate, duration float64) *saturation.Report {
 		at := duration / 3
 		r.IsOverSaturated, r.Detected, r.Signal, r.DetectedAtS = true, true, "backlog", at
 		r.Fired = []saturation.Firing{{Signal: "backlog", AtS: at}}
+	}
+	return r
+}
+
+// serverMetrics is a scrape every second of a vLLM V1 server whose batch
+// holds ServerSlots requests: running and waiting requests from the
+// benchmark's requests in flight, KV-cache usage growing with the batch,
+// and prefix-cache counters at a hit rate of about 30%.
+func serverMetrics(rng *rand.Rand, m *stats.Metrics) *scrape.Report {
+	const (
+		running = "vllm:num_requests_running"
+		waiting = "vllm:num_requests_waiting"
+		kv      = "vllm:kv_cache_usage_perc"
+		hits    = "vllm:prefix_cache_hits_total"
+		queries = "vllm:prefix_cache_queries_total"
+	)
+	r := &scrape.Report{URL: "http://sim:8000/metrics", IntervalS: m.SeriesBucketS}
+	var h, q float64
+	vals := map[string][]float64{}
+	for i, b := range m.Series {
+		inflight := b.InFlight
+		if i == 0 {
+			inflight = 0 // the scrape before the run
+		}
+		run := math.Min(math.Round(inflight), ServerSlots)
+		smp := scrape.Sample{TS: b.T - 0.004, Values: map[string]float64{
+			running: run,
+			waiting: math.Max(0, math.Round(inflight)-ServerSlots),
+			kv:      math.Min(1, run/ServerSlots*(0.85+0.1*rng.Float64())),
+		}}
+		qq := float64(b.Started) * 576
+		q += qq
+		h += math.Round(qq * (0.25 + 0.1*rng.Float64()))
+		smp.Values[hits], smp.Values[queries] = h, q
+		for _, n := range []string{running, waiting, kv} {
+			vals[n] = append(vals[n], smp.Values[n])
+		}
+		r.Series = append(r.Series, smp)
+	}
+	r.Scrapes = len(r.Series)
+	r.Gauges = map[string]scrape.GaugeSummary{}
+	for n, v := range vals {
+		g := scrape.GaugeSummary{Min: v[0], Max: v[0], Last: v[len(v)-1], Samples: len(v)}
+		for _, x := range v {
+			g.Mean += x / float64(len(v))
+			g.Min, g.Max = math.Min(g.Min, x), math.Max(g.Max, x)
+		}
+		r.Gauges[n] = g
+	}
+	span := float64(len(r.Series) - 1)
+	r.Counters = map[string]scrape.CounterSummary{
+		hits:    {Last: h, Delta: h, RatePerS: h / math.Max(span, 1)},
+		queries: {Last: q, Delta: q, RatePerS: q / math.Max(span, 1)},
+	}
+	if q > 0 {
+		rate := h / q
+		r.PrefixCacheHitRate, r.PrefixCacheHitRateFrom = &rate, "counters"
 	}
 	return r
 }

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# make bench-proxy-rss: peak RSS of the proxy program (VmHWM from
+# /proc/PID/status) while 2,000 SSE streams are open through it at once,
+# against a slow-streaming upstream (an event every 250 ms for 10 s), next
+# to the issue's 256 MB ceiling. Loopback only; about 15 s.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STREAMS=${STREAMS:-2000}
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+go build -o "$out/proxy" ./cmd/proxy
+go run ./bench/proxybench -streams "$STREAMS" -proxy-bin "$out/proxy" "$@"

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# make bench-workload: how fast workloads are read and prompts synthesised,
+# on one core (GOMAXPROCS=1), against the issue's floors:
+#   - reading the public Mooncake trace from its file, streaming: >= 500,000 records/s;
+#     the same trace concatenated 20x (about 60 MB) must leave memory flat;
+#   - synthesis at Mooncake conversation lengths (~12,000-token prompts, cached
+#     blocks): >= 2,000 prompts/s.
+# Wall-clock rates fall when other processes share the machine; records (or
+# prompts) per CPU second is what one core does, and is what the floors are
+# checked against. About 30 seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+export REPRISE_TRACES=${TRACES:-${REPRISE_TRACES:-../shared/traces}}
+export GOMAXPROCS=1
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+"$GO" test -run '^$' -bench '^(BenchmarkMooncake|BenchmarkMooncakeConcatenated|BenchmarkAzure)$' -benchtime 1s -cpu 1 -benchmem ./internal/workload/ | tee "$out"
+"$GO" test -run '^$' -bench '^(BenchmarkPrompt12k|BenchmarkMooncakeTraceBodies)$' -benchtime 1s -cpu 1 -benchmem ./internal/synth/ | tee -a "$out"
+# metric NAME UNIT: the value printed before UNIT on benchmark NAME's line
+metric() { awk -v n="$1" -v u="$2" '$1 == n { for (i = 2; i < NF; i++) if ($(i+1) == u) print $i }' "$out"; }
+verdict() { awk -v v="$1" -v f="$2" 'BEGIN { print (v + 0 >= f ? "meets" : "BELOW") " the floor of " f }'; }
+rec=$(metric BenchmarkMooncake records/cpu-s); recw=$(metric BenchmarkMooncake records/s)
+h1=$(metric BenchmarkMooncakeConcatenated/x1 peak-live-heap-KB); h20=$(metric BenchmarkMooncakeConcatenated/x20 peak-live-heap-KB)
+r1=$(metric BenchmarkMooncakeConcatenated/x1 max-RSS-MB); r20=$(metric BenchmarkMooncakeConcatenated/x20 max-RSS-MB)
+n20=$(metric BenchmarkMooncakeConcatenated/x20 records/pass)
+pr=$(metric BenchmarkPrompt12k/shared prompts/cpu-s); prw=$(metric BenchmarkPrompt12k/shared prompts/s)
+tr=$(metric BenchmarkMooncakeTraceBodies prompts/cpu-s); trw=$(metric BenchmarkMooncakeTraceBodies prompts/s)
+echo
+echo "bench-workload (one core, GOMAXPROCS=1; load average $(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo ?))"
+printf '  Mooncake reading:   %8.0f records/s per CPU second (%.0f wall), %s\n' "$rec" "$recw" "$(verdict "$rec" 500000)"
+printf '  memory, streaming:  live heap %s KB reading the trace once, %s KB reading it 20x (%s records); peak RSS %s MB then %s MB\n' "$h1" "$h20" "$n20" "$r1" "$r20"
+printf '  synthesis 12k:      %8.0f prompts/s per CPU second (%.0f wall), cached blocks, %s\n' "$pr" "$prw" "$(verdict "$pr" 2000)"
+printf '  Mooncake bodies:    %8.0f prompts/s per CPU second (%.0f wall), the trace in order (cache hits and misses as it has them)\n' "$tr" "$trw"

@@ -1,0 +1,143 @@
+package proxy
+
+import (
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"compress/zlib"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/zstd"
+	"go.uber.org/zap"
+)
+
+// Bodies with a Content-Encoding (gzip, br, deflate, zstd, or a list of
+// them) are forwarded exactly as received, in both directions; the proxy
+// decodes only its own bounded copy, to parse model, tokens and usage.
+// The decoded form is capped at Config.MaxBody (--max-parse-bytes), so a
+// small compressed body that inflates to gigabytes (a zip bomb) costs at
+// most that much memory and work.
+
+// contentEncoding returns h's Content-Encoding in lower case, "" when the
+// body is not encoded (absent or identity).
+func contentEncoding(h http.Header) string {
+	v := strings.ToLower(strings.TrimSpace(strings.Join(h.Values("Content-Encoding"), ",")))
+	if v == "identity" {
+		return ""
+	}
+	return v
+}
+
+// errUnsupportedEncoding names a coding the proxy cannot decode; the body
+// still passes through, only its parsing is skipped.
+var errUnsupportedEncoding = errors.New("unsupported content coding")
+
+// decodeBounded decodes body, encoded with the Content-Encoding list enc
+// (codings applied in the order listed, so undone from the last), and
+// returns at most max decoded bytes and whether they are all of it. A
+// truncated input (the tee kept only a prefix) decodes as far as it goes and
+// is reported incomplete; an input that yields nothing is an error.
+func decodeBounded(enc string, body []byte, max int) ([]byte, bool, error) {
+	var r io.Reader = bytes.NewReader(body)
+	codings := strings.Split(enc, ",")
+	var closers []io.Closer
+	defer func() {
+		for _, c := range closers {
+			_ = c.Close()
+		}
+	}()
+	for i := len(codings) - 1; i >= 0; i-- {
+		c := strings.TrimSpace(codings[i])
+		switch c {
+		case "", "identity":
+		case "gzip", "x-gzip":
+			zr, err := gzip.NewReader(r)
+			if err != nil {
+				return nil, false, fmt.Errorf("decoding %s body: %w", c, err)
+			}
+			closers = append(closers, zr)
+			r = zr
+		case "br":
+			r = brotli.NewReader(r)
+		case "deflate":
+			// RFC 9110 §8.4.1.2: the zlib format. Some servers send raw
+			// deflate; try that when the zlib header is missing.
+			raw := r
+			var peek bytes.Buffer
+			zr, err := zlib.NewReader(io.TeeReader(raw, &peek))
+			if err != nil {
+				fr := flate.NewReader(io.MultiReader(&peek, raw))
+				closers = append(closers, fr)
+				r = fr
+				continue
+			}
+			closers = append(closers, zr)
+			r = zr
+		case "zstd":
+			zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(32<<20),
+				zstd.WithDecoderMaxMemory(uint64(max)+(32<<20)))
+			if err != nil {
+				return nil, false, fmt.Errorf("decoding zstd body: %w", err)
+			}
+			defer zr.Close()
+			r = zr
+		default:
+			return nil, false, fmt.Errorf("decoding body: %w %q", errUnsupportedEncoding, c)
+		}
+	}
+	out, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
+	if len(out) > max {
+		return out[:max], false, nil
+	}
+	if err != nil {
+		if len(out) == 0 {
+			return nil, false, fmt.Errorf("decoding %s body: %w", enc, err)
+		}
+		return out, false, nil
+	}
+	return out, true, nil
+}
+
+// encodedCopy keeps the first max bytes of an encoded response body as they
+// arrive; feed decodes them for the tracker when the exchange ends. Events
+// of an encoded event stream are therefore all timed at the last byte: a
+// server that compresses SSE has given up per-event delivery anyway.
+type encodedCopy struct {
+	encoding string
+	buf      []byte
+	max      int
+	last     time.Time // arrival of the latest bytes
+	fed      bool
+}
+
+func (p *Proxy) newEncodedCopy(enc string) *encodedCopy {
+	return &encodedCopy{encoding: enc, max: p.cfg.MaxBody}
+}
+
+func (c *encodedCopy) write(now time.Time, b []byte) {
+	c.last = now
+	if room := c.max - len(c.buf); room > 0 {
+		c.buf = append(c.buf, b[:min(len(b), room)]...)
+	}
+}
+
+// feed hands the decoded copy to the tracker, once.
+func (c *encodedCopy) feed(ex *exchange, p *Proxy) {
+	if c.fed || len(c.buf) == 0 {
+		return
+	}
+	c.fed = true
+	dec, _, err := decodeBounded(c.encoding, c.buf, c.max)
+	c.buf = nil
+	if err != nil {
+		p.log.Debug("response body not decoded for parsing", zap.String("request_id", ex.reqID), zap.Error(err))
+		return
+	}
+	ex.tr.ResponseData(c.last, dec)
+}

@@ -1,0 +1,60 @@
+package proxycli
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/reprise-llm/reprise/internal/capture"
+	"github.com/reprise-llm/reprise/internal/control"
+	"github.com/reprise-llm/reprise/internal/proxy"
+)
+
+// newAdmin builds the --admin-listen server: the probes and /metrics
+// (proxy.AdminHandler) with the control API in front of them, gRPC and its
+// JSON mapping under /v1/ on the same port (HTTP/1 and cleartext HTTP/2).
+// --admin-token guards /metrics and the whole control API; the probes stay
+// open. Stop both with stopAdmin.
+func newAdmin(o *options, p *proxy.Proxy, w *capture.Writer, hub *control.Hub, origin time.Time) (*http.Server, *control.Server, error) {
+	ctl, err := control.NewServer(p, w, hub, control.Options{
+		Version:        control.BuildVersion(),
+		Start:          origin,
+		Upstream:       redactedURL(o.proxy.Upstream),
+		CaptureDir:     o.captureDir,
+		CaptureContent: o.proxy.Content,
+		Token:          o.adminToken,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	srv := &http.Server{
+		Handler:           ctl.Handler(p.AdminHandler(w, o.adminToken)),
+		ReadHeaderTimeout: 10 * time.Second,
+		Protocols:         control.Protocols(),
+	}
+	return srv, ctl, nil
+}
+
+// stopAdmin ends the control API's tail streams cleanly (clients see the
+// stream end, not a broken connection), then shuts the admin server down,
+// within a few seconds in all.
+func stopAdmin(admin *http.Server, ctl *control.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	ctl.Close(ctx)
+	if err := admin.Shutdown(ctx); err != nil {
+		_ = admin.Close()
+	}
+}
+
+// redactedURL is u without its password and query (where API keys hide), for
+// showing to an operator.
+func redactedURL(u string) string {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	pu.RawQuery = ""
+	return pu.Redacted()
+}

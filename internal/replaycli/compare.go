@@ -1,0 +1,467 @@
+package replaycli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/reprise-llm/reprise/internal/cli"
+	"github.com/reprise-llm/reprise/internal/compare"
+	"github.com/reprise-llm/reprise/internal/engine"
+	"github.com/reprise-llm/reprise/internal/report"
+	"github.com/reprise-llm/reprise/internal/workload"
+)
+
+const compareSynopsis = `replay compare --target NAME=URL --target NAME=URL ... --workload SPEC [--profile P] [--mode sequential|parallel] [--repetitions N] [--fail-if GATES] [--output-dir DIR]
+       replay compare [--fail-if GATES] [--baseline NAME] [--output-dir DIR] RESULTS_DIR RESULTS_DIR ...`
+
+// ErrGateFailed is returned by replay compare when a --fail-if bound is
+// exceeded with confidence; the program exits 1.
+var ErrGateFailed = errors.New("comparison gate failed")
+
+// Comparison modes.
+const (
+	modeSequential = "sequential"
+	modeParallel   = "parallel"
+	modeSaved      = "saved"
+	baselineCapt   = "captured"
+)
+
+type compareOptions struct {
+	bench       benchOptions // the load flags shared with replay run
+	targets     listFlag
+	mode        string
+	repetitions int
+	failIf      string
+	baseline    string
+	confidence  float64
+	resamples   int
+
+	gates []compare.Gate
+}
+
+// notCompareFlags are the replay run flags replay compare does not take:
+// it names its targets itself, and sweeps are compared point by point from
+// saved results.
+var notCompareFlags = map[string]bool{"target": true, "name": true, "no-baseline": true, "sweep-points": true, "rate-profile": true}
+
+func compareFlags(o *compareOptions) *flag.FlagSet {
+	fs := flag.NewFlagSet("replay compare", flag.ContinueOnError)
+	benchFlags(&o.bench).VisitAll(func(f *flag.Flag) { // one registration, so help and defaults stay one
+		if !notCompareFlags[f.Name] {
+			fs.Var(f.Value, f.Name, f.Usage)
+		}
+	})
+	fs.Var(&o.targets, "target", "NAME=URL of a deployment to compare (repeatable; the first is the baseline unless --baseline says otherwise)")
+	fs.StringVar(&o.mode, "mode", modeSequential, "sequential (each target in turn, identical schedule) or parallel (every target at once, each with its own dispatcher)")
+	fs.IntVar(&o.repetitions, "repetitions", 1, "run every target this many times (sequential: the order reversed every second time, to cancel drift); results are pooled per target")
+	fs.StringVar(&o.failIf, "fail-if", "", "gates, e.g. 'ttft_p99>+10%,error_rate>0.5%,e2e_p50>+50ms': exit 1 when a candidate exceeds one with confidence (docs/compare.md)")
+	fs.StringVar(&o.baseline, "baseline", "", "the reference: a target or benchmark name, or captured (production's recorded timings, for a capture workload); default the first")
+	fs.Float64Var(&o.confidence, "confidence", compare.DefaultConfidence, "family-wise confidence level per metric of the intervals and verdicts")
+	fs.IntVar(&o.resamples, "resamples", compare.DefaultResamples, "bootstrap replicates")
+	return fs
+}
+
+func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o compareOptions
+	fs := compareFlags(&o)
+	if err := parse(fs, args, stdout, compareSynopsis, os.Getenv); err != nil {
+		return err
+	}
+	var errs []error
+	if o.failIf != "" {
+		g, err := compare.ParseFailIf(o.failIf)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		o.gates = g
+	}
+	copts := compare.Options{Confidence: o.confidence, Resamples: o.resamples, Seed: uint64(o.bench.seed)}
+	if err := copts.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, l := range o.bench.labels {
+		if k, _, ok := strings.Cut(l, "="); !ok || k == "" {
+			errs = append(errs, fmt.Errorf("--label %q: want key=value", l))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	if err := o.bench.gate.parse(); err != nil {
+		return err
+	}
+	if o.bench.gate.spec != nil {
+		copts.SLO = o.bench.gate.spec.PerRequest()
+	}
+	var sides []compare.Side
+	var file *report.File
+	var err error
+	if fs.NArg() > 0 {
+		if len(o.targets) > 0 || o.bench.workload != "" {
+			return cli.UsageError("replay compare: give either result directories or --target and --workload, not both")
+		}
+		o.mode = modeSaved
+		file, sides, err = loadSaved(fs.Args(), o.baseline, stderr)
+	} else {
+		file, sides, err = o.live(ctx, stderr)
+	}
+	if err != nil {
+		return err
+	}
+	file.Tool, file.Created = "reprise", time.Now().UTC()
+	file.Command = append([]string{"replay", "compare"}, args...)
+	for k, v := range labels(o.bench.labels) {
+		if file.Labels == nil {
+			file.Labels = map[string]string{}
+		}
+		file.Labels[k] = v
+	}
+	cmp := &report.Comparison{Baseline: sides[0].Name, Mode: o.mode, Confidence: o.confidence, Resamples: o.resamples, Seed: copts.Seed}
+	if o.mode == modeSequential || o.mode == modeParallel {
+		cmp.Repetitions = o.repetitions
+	}
+	var names []string
+	for _, cand := range sides[1:] {
+		rows, err := compare.Compare(sides[0], cand, copts)
+		if err != nil {
+			return err
+		}
+		cmp.Rows = append(cmp.Rows, rows...)
+		names = append(names, cand.Name)
+	}
+	cmp.Gates = compare.Evaluate(o.gates, cmp.Rows, names)
+	file.Comparison = cmp
+	if err := report.WriteAll(o.bench.outputDir, file); err != nil {
+		return fmt.Errorf("writing results: %w", err)
+	}
+	if err := report.WriteTable(stdout, file); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	if err := report.WriteComparisonTable(stdout, cmp.Rows); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nintervals: %.0f%% family-wise per metric (bootstrap, %d resamples, seed %d); insufficient data: p50/mean need %d samples a side, p90 %d, p99 %d\n",
+		100*o.confidence, o.resamples, copts.Seed, compare.MinN(compare.StatP50), compare.MinN(compare.StatP90), compare.MinN(compare.StatP99))
+	fmt.Fprintf(stdout, "results in %s (benchmarks.json, benchmarks.csv, comparison.csv, report.html)\n", o.bench.outputDir)
+	var failed []string
+	for _, g := range cmp.Gates {
+		fmt.Fprintf(stdout, "gate %s (%s): %s — %s\n", g.Gate, g.Candidate, strings.ToUpper(g.Status), g.Detail)
+		if g.Status == report.GateFail {
+			failed = append(failed, fmt.Sprintf("%s for %s (%s)", g.Gate, g.Candidate, g.Detail))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%w: %s", ErrGateFailed, strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+// target is one --target NAME=URL.
+type target struct{ name, url string }
+
+func parseTargets(list []string) ([]target, error) {
+	var out []target
+	var errs []error
+	seen := map[string]bool{}
+	for _, t := range list {
+		name, u, ok := strings.Cut(t, "=")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" {
+			errs = append(errs, fmt.Errorf("--target %q: want NAME=URL, e.g. candidate=http://10.0.0.2:8000", t))
+			continue
+		}
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			errs = append(errs, fmt.Errorf("--target %q: want an http:// or https:// URL after the name", t))
+			continue
+		}
+		if seen[name] || name == baselineCapt {
+			errs = append(errs, fmt.Errorf("--target %q: the name %s is taken", t, name))
+			continue
+		}
+		seen[name] = true
+		out = append(out, target{name, strings.TrimRight(u, "/")})
+	}
+	return out, errors.Join(errs...)
+}
+
+// live runs the workload against every target and returns the file (its
+// benchmarks) and the comparison's sides, baseline first.
+func (o *compareOptions) live(ctx context.Context, stderr io.Writer) (*report.File, []compare.Side, error) {
+	targets, err := parseTargets(o.targets)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	captured := o.baseline == baselineCapt
+	capPath, isCapture := workload.CapturePath(o.bench.workload)
+	switch {
+	case o.bench.workload == "":
+		errs = append(errs, errors.New("--workload is required (or give result directories)"))
+	case captured && !isCapture:
+		errs = append(errs, fmt.Errorf("--baseline captured needs a capture workload, not %q", o.bench.workload))
+	}
+	if need := 2; len(targets) < need && !captured && err == nil {
+		errs = append(errs, fmt.Errorf("need at least two --target NAME=URL (baseline first), or one with --baseline captured; have %d", len(targets)))
+	} else if captured && len(targets) == 0 && err == nil {
+		errs = append(errs, errors.New("--baseline captured needs at least one --target NAME=URL"))
+	}
+	if o.mode != modeSequential && o.mode != modeParallel {
+		errs = append(errs, fmt.Errorf("--mode %q: want sequential or parallel", o.mode))
+	}
+	if o.repetitions < 1 {
+		errs = append(errs, fmt.Errorf("--repetitions %d: want at least 1", o.repetitions))
+	}
+	if o.bench.profile == profileSweep {
+		errs = append(errs, errors.New("--profile sweep is not supported by compare: compare one profile at a time"))
+	}
+	engineRate, rescale, rerr := traceRate(o.bench.profile, o.bench.rate, o.bench.timeScale)
+	if rerr != nil {
+		errs = append(errs, rerr)
+	}
+	if err := o.bench.scrape.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	baseIdx := 0
+	if o.baseline != "" && !captured {
+		baseIdx = -1
+		for i, t := range targets {
+			if t.name == o.baseline {
+				baseIdx = i
+			}
+		}
+		if baseIdx < 0 && err == nil {
+			errs = append(errs, fmt.Errorf("--baseline %q names no --target (nor captured)", o.baseline))
+		}
+	}
+	for _, h := range o.bench.headers {
+		if name, _, ok := strings.Cut(h, ":"); !ok || strings.TrimSpace(name) == "" {
+			errs = append(errs, fmt.Errorf("--header %q: want 'Name: value'", h))
+		}
+	}
+	cfg, cerr := o.bench.baseConfig(o.bench.profile)
+	if cerr != nil {
+		errs = append(errs, cerr)
+	}
+	cfg.Rate = engineRate
+	if len(targets) > 0 {
+		cfg.Target = targets[0].url
+		if err := cfg.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	if baseIdx > 0 { // the baseline runs first and heads the sides
+		targets = append([]target{targets[baseIdx]}, append(targets[:baseIdx:baseIdx], targets[baseIdx+1:]...)...)
+	}
+	// One body builder for every target, so each receives identical bodies.
+	cfg.Target = targets[0].url
+	bodies, err := o.bench.bodyBuilder(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, t := range targets {
+		if err := checkReachable(ctx, t.url); err != nil {
+			return nil, nil, fmt.Errorf("target %s: %w", t.name, err)
+		}
+	}
+
+	o.bench.plainProgress = o.mode == modeParallel
+	runs := make([][]*engine.Run, len(targets)) // per target, per repetition
+	benches := make([][]report.Benchmark, len(targets))
+	for rep := range o.repetitions {
+		order := make([]int, len(targets))
+		for i := range order {
+			order[i] = i
+			if rep%2 == 1 { // alternate the order to cancel drift
+				order[i] = len(targets) - 1 - i
+			}
+		}
+		one := func(i int) error {
+			t := targets[i]
+			name := t.name
+			if o.repetitions > 1 {
+				name = fmt.Sprintf("%s#%d", t.name, rep+1)
+			}
+			b, run, err := o.runOne(ctx, cfg, t, name, rescale, bodies, stderr)
+			if err != nil {
+				return err
+			}
+			runs[i] = append(runs[i], run)
+			benches[i] = append(benches[i], b)
+			return nil
+		}
+		if o.mode == modeSequential {
+			for _, i := range order {
+				if err := one(i); err != nil {
+					return nil, nil, err
+				}
+			}
+			continue
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var perr []error
+		for _, i := range order {
+			wg.Go(func() {
+				if err := one(i); err != nil {
+					mu.Lock()
+					perr = append(perr, err)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(perr...); err != nil {
+			return nil, nil, err
+		}
+	}
+
+	file := &report.File{}
+	var sides []compare.Side
+	if captured {
+		base, side, err := capturedSide(capPath, runs[0][0])
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading production's timings from the capture: %w", err)
+		}
+		file.Benchmarks = append(file.Benchmarks, base)
+		sides = append(sides, side)
+	}
+	for i, t := range targets {
+		side := compare.Side{Name: t.name}
+		for k, run := range runs[i] {
+			b := benches[i][k]
+			b.Baseline = i == 0 && !captured
+			file.Benchmarks = append(file.Benchmarks, b)
+			side.Requests = append(side.Requests, report.RequestRecords(run.Results)...)
+			side.RunLengths = append(side.RunLengths, len(run.Results))
+			side.WindowS += b.Metrics.WindowS
+		}
+		sides = append(sides, side)
+	}
+	return file, sides, nil
+}
+
+// runOne runs the workload once against t. Runs of different targets may
+// overlap (parallel mode): nothing here is shared but the body builder,
+// which is safe for concurrent use.
+func (o *compareOptions) runOne(ctx context.Context, cfg engine.Config, t target, name string, rescale float64, bodies engine.BodyBuilder, stderr io.Writer) (report.Benchmark, *engine.Run, error) {
+	cfg.Target = t.url
+	b, run, err := o.bench.benchmark(ctx, cfg, name, rescale, bodies, o.bench.gate.detector, stderr)
+	if err != nil {
+		return report.Benchmark{}, nil, fmt.Errorf("target %s: %w", name, err)
+	}
+	if err := failureSummary(run); err != nil {
+		return report.Benchmark{}, nil, fmt.Errorf("target %s: %w", name, err)
+	}
+	return b, run, nil
+}
+
+// capturedSide is production as captured (captured.go) for the requests
+// run replayed, as a benchmark and as the comparison's baseline side.
+func capturedSide(path string, run *engine.Run) (report.Benchmark, compare.Side, error) {
+	b, err := capturedBenchmark(path, run)
+	if err != nil {
+		return b, compare.Side{}, err
+	}
+	src, err := workload.OpenCapture(path)
+	if err != nil {
+		return b, compare.Side{}, err
+	}
+	defer src.Close()
+	var results []engine.Result
+	var t0 int64
+	for len(results) < len(run.Results) {
+		req, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return b, compare.Side{}, err
+		}
+		if len(results) == 0 {
+			t0 = req.Recorded.T
+		}
+		results = append(results, recordResult(len(results), req.Recorded, t0))
+	}
+	return b, compare.Side{Name: b.Name, Requests: report.RequestRecords(results), WindowS: b.Metrics.WindowS}, nil
+}
+
+// loadSaved reads benchmarks.json from every directory. Every benchmark
+// with per-request records becomes a side; the baseline is the one named
+// baseline, else the first. A name seen before is prefixed with its
+// directory.
+func loadSaved(dirs []string, baseline string, stderr io.Writer) (*report.File, []compare.Side, error) {
+	out := &report.File{}
+	var sides []compare.Side
+	seen := map[string]bool{}
+	for _, dir := range dirs {
+		path := filepath.Join(dir, report.JSONFile)
+		fh, err := os.Open(path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading results: %w", err)
+		}
+		f, err := report.ReadJSON(fh)
+		fh.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		for k, v := range f.Labels {
+			if out.Labels == nil {
+				out.Labels = map[string]string{}
+			}
+			if _, ok := out.Labels[k]; !ok {
+				out.Labels[k] = v
+			}
+		}
+		for _, b := range f.Benchmarks {
+			if len(b.Requests) == 0 {
+				if b.Profile == "captured" {
+					fmt.Fprintf(stderr, "%s: skipping %q: production's captured timings carry no per-request records here (compare a capture with --baseline captured)\n", path, b.Name)
+					continue
+				}
+				return nil, nil, fmt.Errorf("%s: benchmark %q has no per-request records, which the comparison needs: rerun it with --save-requests", path, b.Name)
+			}
+			if seen[b.Name] {
+				b.Name = filepath.Base(filepath.Clean(dir)) + "/" + b.Name
+			}
+			seen[b.Name] = true
+			b.Baseline = false
+			out.Benchmarks = append(out.Benchmarks, b)
+			sides = append(sides, compare.Side{Name: b.Name, Requests: b.Requests, WindowS: b.Metrics.WindowS})
+		}
+	}
+	if len(sides) < 2 {
+		return nil, nil, fmt.Errorf("replay compare: the directories hold %d benchmark(s) with per-request records; need at least two", len(sides))
+	}
+	at := 0
+	if baseline != "" {
+		at = -1
+		for i := range sides {
+			if sides[i].Name == baseline {
+				at = i
+			}
+		}
+		if at < 0 {
+			var names []string
+			for _, s := range sides {
+				names = append(names, s.Name)
+			}
+			return nil, nil, cli.UsageError("--baseline %q: no such benchmark (have %s)", baseline, strings.Join(names, ", "))
+		}
+	}
+	out.Benchmarks[at].Baseline = true
+	sides[0], sides[at] = sides[at], sides[0]
+	return out, sides, nil
+}
