@@ -7,7 +7,9 @@
 #     blocks): >= 2,000 prompts/s.
 # Wall-clock rates fall when other processes share the machine; records (or
 # prompts) per CPU second is what one core does, and is what the floors are
-# checked against. About 30 seconds.
+# checked against. About 30 seconds. Exits 1 when a floor is missed or when
+# reading the trace 20x grows the live heap past 1.5x reading it once (memory
+# must not follow the file's size).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -20,6 +22,9 @@ trap 'rm -f "$out"' EXIT
 # metric NAME UNIT: the value printed before UNIT on benchmark NAME's line
 metric() { awk -v n="$1" -v u="$2" '$1 == n { for (i = 2; i < NF; i++) if ($(i+1) == u) print $i }' "$out"; }
 verdict() { awk -v v="$1" -v f="$2" 'BEGIN { print (v + 0 >= f ? "meets" : "BELOW") " the floor of " f }'; }
+failed=0
+# check VALUE FLOOR WHAT: count a value missing or below its floor
+check() { awk -v v="$1" -v f="$2" 'BEGIN { exit !(v != "" && v + 0 >= f) }' || { echo "FAIL: $3: ${1:-missing} (floor $2)" >&2; failed=1; }; }
 rec=$(metric BenchmarkMooncake records/cpu-s); recw=$(metric BenchmarkMooncake records/s)
 h1=$(metric BenchmarkMooncakeConcatenated/x1 peak-live-heap-KB); h20=$(metric BenchmarkMooncakeConcatenated/x20 peak-live-heap-KB)
 r1=$(metric BenchmarkMooncakeConcatenated/x1 max-RSS-MB); r20=$(metric BenchmarkMooncakeConcatenated/x20 max-RSS-MB)
@@ -32,3 +37,11 @@ printf '  Mooncake reading:   %8.0f records/s per CPU second (%.0f wall), %s\n' 
 printf '  memory, streaming:  live heap %s KB reading the trace once, %s KB reading it 20x (%s records); peak RSS %s MB then %s MB\n' "$h1" "$h20" "$n20" "$r1" "$r20"
 printf '  synthesis 12k:      %8.0f prompts/s per CPU second (%.0f wall), cached blocks, %s\n' "$pr" "$prw" "$(verdict "$pr" 2000)"
 printf '  Mooncake bodies:    %8.0f prompts/s per CPU second (%.0f wall), the trace in order (cache hits and misses as it has them)\n' "$tr" "$trw"
+check "$rec" 500000 "Mooncake reading, records per CPU second"
+check "$pr" 2000 "synthesis of 12k-token prompts, prompts per CPU second"
+if [ -z "$h1" ] || [ -z "$h20" ]; then
+  echo "FAIL: the streaming memory benchmark printed no peak-live-heap-KB" >&2; failed=1
+elif awk -v a="$h1" -v b="$h20" 'BEGIN { exit !(b + 0 > 1.5 * a) }'; then
+  echo "FAIL: memory follows file size: live heap ${h20} KB reading the trace 20x against ${h1} KB once (limit 1.5x)" >&2; failed=1
+fi
+exit "$failed"

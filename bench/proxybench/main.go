@@ -7,6 +7,9 @@
 //   - open loop at a fixed rate: time to first content byte (TTFT) p50/p99,
 //     measured from the intended send time.
 //
+// The open-loop pass also runs the capturing proxy shadowing every request
+// to a candidate that never answers: the primary's TTFT must not move.
+//
 // Everything shares the machine's cores, so read the ratios, not the
 // absolute numbers.
 //
@@ -100,6 +103,20 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// The same capturing proxy shadowing every request to a candidate that
+	// never answers: the primary path must not notice (open-loop pass only).
+	stalled, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	if err != nil {
+		return err
+	}
+	pxShadow, err := proxy.New(proxy.Config{Upstream: upstream, Shadow: proxy.ShadowConfig{URL: stalled, Fraction: 1, Timeout: 2 * time.Second}}, w, hasher, origin, nil)
+	if err != nil {
+		return err
+	}
+	shadowURL, err := serve(pxShadow)
+	if err != nil {
+		return err
+	}
 
 	body := []byte(`{"model":"m","stream":true,"max_tokens":128,"stream_options":{"include_usage":true},"messages":[{"role":"system","content":"You are a helpful assistant that answers briefly."},{"role":"user","content":"Summarise the plot of a long novel in one paragraph, please, with names."}]}`)
 	paths := []struct{ name, url string }{{"direct", upstream}, {"httputil.ReverseProxy", plainURL}, {"reprise proxy (capturing)", capURL}}
@@ -145,13 +162,15 @@ func run() error {
 		ratios = append(ratios, perRound[paths[2].name][r]/perRound[paths[1].name][r])
 	}
 	sort.Float64s(ratios)
-	for _, p := range paths {
+	shadowPath := struct{ name, url string }{"capturing + shadow (stalled)", shadowURL}
+	for _, p := range append(paths, shadowPath) {
 		p50, p99, missed := openLoop(client, p.url, body, *rate, *rateFor)
 		ttft[p.name] = [2]time.Duration{p50, p99}
 		if missed > 0 {
 			fmt.Printf("  note: %s: %d requests failed in the open-loop pass\n", p.name, missed)
 		}
 	}
+	pxShadow.Wait() // shadow exchanges end within their 2 s timeout
 	if err := w.Close(); err != nil {
 		return err
 	}
@@ -160,6 +179,7 @@ func run() error {
 	for _, p := range paths {
 		fmt.Printf("%-28s %12.0f %10s %10s\n", p.name, tput[p.name], ttft[p.name][0].Round(time.Microsecond), ttft[p.name][1].Round(time.Microsecond))
 	}
+	fmt.Printf("%-28s %12s %10s %10s\n", shadowPath.name, "-", ttft[shadowPath.name][0].Round(time.Microsecond), ttft[shadowPath.name][1].Round(time.Microsecond))
 	c, pl, d := paths[2].name, paths[1].name, paths[0].name
 	fmt.Println()
 	fmt.Printf("throughput  capturing / plain ReverseProxy = %.3f   (floor 0.95; per-round ratios %.3f … %.3f over %d rounds)\n", tput[c]/tput[pl], ratios[0], ratios[len(ratios)-1], len(ratios))
@@ -167,6 +187,8 @@ func run() error {
 	fmt.Printf("added TTFT vs direct at %.0f req/s: p50 %+.3f ms (ceiling 0.2), p99 %+.3f ms (ceiling 1)\n", *rate,
 		ms(ttft[c][0]-ttft[d][0]), ms(ttft[c][1]-ttft[d][1]))
 	fmt.Printf("added TTFT vs plain ReverseProxy:   p50 %+.3f ms, p99 %+.3f ms\n", ms(ttft[c][0]-ttft[pl][0]), ms(ttft[c][1]-ttft[pl][1]))
+	fmt.Printf("shadow at fraction 1.0 to a stalled candidate: primary TTFT p99 %.3f ms vs %.3f ms without shadow (%+.3f ms; should be within noise)\n",
+		ms(ttft[shadowPath.name][1]), ms(ttft[c][1]), ms(ttft[shadowPath.name][1]-ttft[c][1]))
 	if st.Written > 0 {
 		fmt.Printf("capture: %d records, %d dropped, %d bytes on disk = %.0f bytes/record (hashed mode, %d-event stream)\n",
 			st.Written, st.Dropped, st.Bytes, float64(st.Bytes)/float64(st.Written), *events)

@@ -1,16 +1,18 @@
 // Command replay reissues captured, public or synthetic LLM workloads
 // against candidate deployments and measures them. See README.md.
+//
+// Exit status: 0 success; 1 an error; 2 a usage error; 3 a check that
+// failed (a compare --fail-if gate, an --slo, no capacity) — see
+// replaycli.ExitCode.
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
-	"github.com/reprise-llm/reprise/internal/cli"
 	"github.com/reprise-llm/reprise/internal/replaycli"
 )
 
@@ -20,9 +22,6 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "replay: %v\n", err)
-		if errors.Is(err, cli.ErrUsage) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+		os.Exit(replaycli.ExitCode(err))
 	}
 }

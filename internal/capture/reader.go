@@ -33,10 +33,21 @@ type CorruptError struct {
 	File   string // segment file name
 	Offset int64  // uncompressed byte offset of the bad line
 	Line   int    // 1-based line number within the segment
-	Err    error
+	// FileOffset locates the problem in the file itself: in a compressed
+	// segment, how many of its bytes had been read when the error was
+	// found (the bad bytes are before it, within about one zstd block:
+	// 128 KiB, plus the reader's 64 KiB of read-ahead for a bad record);
+	// in a plain .jsonl segment, the same as Offset.
+	FileOffset int64
+	Compressed bool // the segment is zstd-compressed
+	Err        error
 }
 
 func (e *CorruptError) Error() string {
+	if e.Compressed {
+		return fmt.Sprintf("capture %s line %d (uncompressed offset %d, compressed offset %d): %v",
+			e.File, e.Line, e.Offset, e.FileOffset, e.Err)
+	}
 	return fmt.Sprintf("capture %s line %d (offset %d): %v", e.File, e.Line, e.Offset, e.Err)
 }
 
@@ -70,49 +81,114 @@ type Reader struct {
 	err       error // sticky
 }
 
-// eofReader remembers whether the file under a decompressor reached its
-// end, which tells a file cut short from one corrupted in the middle.
+// eofReader counts the bytes read from the file under a decompressor and
+// remembers whether it reached its end, which tells a file cut short from
+// one corrupted in the middle.
 type eofReader struct {
 	r   io.Reader
+	n   int64 // bytes read
 	eof bool
 }
 
 func (e *eofReader) Read(p []byte) (int, error) {
 	n, err := e.r.Read(p)
+	e.n += int64(n)
 	if err == io.EOF {
 		e.eof = true
 	}
 	return n, err
 }
 
-// Open opens a capture directory (manifest.json and its seg-* segments, in
-// order) or a single segment file (.jsonl.zst or plain .jsonl; its
-// directory's manifest is used when there is one).
+// MultipleCapturesError is Open's answer for a directory that holds more
+// than one capture: the proxy, restarted on a directory that already held a
+// capture, writes each later run to a run-* subdirectory. Runs are not
+// merged: each has its own time origin and its own hash-id numbering (and,
+// without --hash-key-file, its own key), so one of them must be chosen.
+type MultipleCapturesError struct {
+	Dir      string   // the directory opened
+	Captures []string // the captures in it, oldest first: Dir's own (as Dir/manifest.json), then run subdirectories
+}
+
+func (e *MultipleCapturesError) Error() string {
+	return fmt.Sprintf("%s holds %d captures (one per proxy run; runs are not merged because their times and hash ids are not comparable): open one of %s",
+		e.Dir, len(e.Captures), strings.Join(e.Captures, ", "))
+}
+
+// HoldsCapture reports whether Open treats the directory dir as a capture:
+// it has a manifest.json, or a subdirectory (a run-* directory) has one.
+func HoldsCapture(dir string) bool {
+	return fileExists(filepath.Join(dir, ManifestName)) || len(captureDirs(dir)) > 0
+}
+
+// captureDirs returns dir's immediate subdirectories that hold a manifest,
+// sorted by name (run-* names sort by start time).
+func captureDirs(dir string) []string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		sub := filepath.Join(dir, e.Name())
+		if e.IsDir() && fileExists(filepath.Join(sub, ManifestName)) {
+			out = append(out, sub)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Open opens a capture: a capture directory (manifest.json and its seg-*
+// segments, in order), a single segment file (.jsonl.zst or plain .jsonl;
+// its directory's manifest is used when there is one), or a capture
+// directory's manifest.json (that directory's capture alone, ignoring run
+// subdirectories). A directory with no capture of its own and exactly one
+// subdirectory holding one (a run-* directory) opens that one; a directory
+// holding several captures is a *MultipleCapturesError naming them.
 func Open(path string) (*Reader, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("opening capture: %w", err)
 	}
-	r := &Reader{}
-	if !st.IsDir() {
-		base := filepath.Base(path)
-		zst := strings.HasSuffix(base, ".zst")
-		if !zst && !strings.HasSuffix(base, ".jsonl") {
-			return nil, fmt.Errorf("opening capture %s: want a capture directory, a .jsonl.zst or a .jsonl file", path)
-		}
-		sp := segmentPath{path: path, zst: zst}
-		if m := segmentRe.FindStringSubmatch(base); m != nil {
-			sp.partial = m[2] != ""
-		}
-		r.segs = []segmentPath{sp}
-		mpath := filepath.Join(filepath.Dir(path), ManifestName)
-		if fileExists(mpath) {
-			if r.manifest, err = readManifest(mpath); err != nil {
-				return nil, err
-			}
-		}
-		return r, nil
+	if !st.IsDir() && filepath.Base(path) == ManifestName {
+		return openDir(filepath.Dir(path))
 	}
+	if st.IsDir() {
+		own := fileExists(filepath.Join(path, ManifestName))
+		if subs := captureDirs(path); len(subs) > 0 {
+			if !own && len(subs) == 1 {
+				return openDir(subs[0])
+			}
+			if own {
+				subs = append([]string{filepath.Join(path, ManifestName)}, subs...)
+			}
+			return nil, &MultipleCapturesError{Dir: path, Captures: subs}
+		}
+		return openDir(path)
+	}
+	r := &Reader{}
+	base := filepath.Base(path)
+	zst := strings.HasSuffix(base, ".zst")
+	if !zst && !strings.HasSuffix(base, ".jsonl") {
+		return nil, fmt.Errorf("opening capture %s: want a capture directory, a .jsonl.zst or a .jsonl file", path)
+	}
+	sp := segmentPath{path: path, zst: zst}
+	if m := segmentRe.FindStringSubmatch(base); m != nil {
+		sp.partial = m[2] != ""
+	}
+	r.segs = []segmentPath{sp}
+	mpath := filepath.Join(filepath.Dir(path), ManifestName)
+	if fileExists(mpath) {
+		if r.manifest, err = readManifest(mpath); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// openDir opens the capture directory path.
+func openDir(path string) (*Reader, error) {
+	r := &Reader{}
 	entries, err := os.ReadDir(path)
 	if err != nil {
 		return nil, fmt.Errorf("opening capture: %w", err)
@@ -242,7 +318,15 @@ func (r *Reader) tolerant() bool {
 }
 
 func (r *Reader) corrupt(err error) *CorruptError {
-	return &CorruptError{File: filepath.Base(r.cur.path), Offset: r.off, Line: r.line + 1, Err: err}
+	return r.corruptAt(r.off, r.line+1, err)
+}
+
+func (r *Reader) corruptAt(off int64, line int, err error) *CorruptError {
+	e := &CorruptError{File: filepath.Base(r.cur.path), Offset: off, Line: line, FileOffset: off, Compressed: r.cur.zst, Err: err}
+	if r.cur.zst {
+		e.FileOffset = r.src.n
+	}
+	return e
 }
 
 // readRecord returns the next record of the current segment, (nil, nil) at
@@ -280,7 +364,7 @@ func (r *Reader) readRecord() (*Record, error) {
 			r.truncated = true
 			return nil, nil
 		}
-		return nil, &CorruptError{File: filepath.Base(r.cur.path), Offset: start, Line: r.line, Err: perr}
+		return nil, r.corruptAt(start, r.line, perr)
 	}
 }
 

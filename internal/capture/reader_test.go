@@ -232,6 +232,14 @@ func TestReaderCorruptLineOffset(t *testing.T) {
 			t.Fatalf("zst=%v: %d records, %v", zst, len(got), err)
 		}
 		want := fmt.Sprintf("line 17 (offset %d): ", offset)
+		if zst {
+			if ce.FileOffset <= 0 || ce.FileOffset > int64(len(segs[0])) {
+				t.Fatalf("compressed offset %d of a %d-byte segment", ce.FileOffset, len(segs[0]))
+			}
+			want = fmt.Sprintf("line 17 (uncompressed offset %d, compressed offset %d): ", offset, ce.FileOffset)
+		} else if ce.FileOffset != offset {
+			t.Fatalf("plain segment: file offset %d, want %d", ce.FileOffset, offset)
+		}
 		if !strings.Contains(ce.Error(), "seg-000001.jsonl") || !strings.Contains(ce.Error(), want) {
 			t.Fatalf("message %q", ce.Error())
 		}

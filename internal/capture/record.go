@@ -79,9 +79,14 @@ type Record struct {
 	// sub-µs digits and they would not compress.
 	ChunksUS    []int64 `json:"chunks_us,omitempty"`
 	ChunkTokens []int   `json:"chunk_tokens,omitempty"`
-	E2ENs       int64   `json:"e2e_ns,omitempty"`
-	Upstream    string  `json:"upstream,omitempty"` // destination endpoint header when present
-	Aborted     bool    `json:"aborted,omitempty"`  // client went away or the stream broke
+	// ChunkTokensSource is TokensUsage when every ChunkTokens entry came
+	// from per-chunk usage (vLLM's continuous_usage_stats), TokensEstimate
+	// when any was estimated from its text; empty without ChunkTokens.
+	// TokensSource says where the totals came from, which may differ.
+	ChunkTokensSource string `json:"chunk_tokens_source,omitempty"`
+	E2ENs             int64  `json:"e2e_ns,omitempty"`
+	Upstream          string `json:"upstream,omitempty"` // destination endpoint header when present
+	Aborted           bool   `json:"aborted,omitempty"`  // client went away or the stream broke
 }
 
 // Manifest describes a capture directory; it is manifest.json at its root.

@@ -78,6 +78,9 @@ func (w *Writer) loop() {
 			w.drain()
 			reply <- w.finish()
 		case <-tick.C:
+			if !w.ready {
+				w.retrySetup(w.opts.Now())
+			}
 			w.flush()
 			if w.seg != nil && w.opts.Now().Sub(w.seg.opened) >= w.opts.SegmentAge {
 				_ = w.finish()
@@ -113,6 +116,10 @@ func (w *Writer) store(r *Record) {
 			w.lost.Add(1)
 			return
 		}
+		if !w.ready && !w.retrySetup(now) {
+			w.lost.Add(1)
+			return
+		}
 		if err := w.open(now); err != nil {
 			w.fail(err)
 			w.retryAt = now.Add(retryDelay)
@@ -142,11 +149,28 @@ func (w *Writer) store(r *Record) {
 	}
 }
 
-// open starts segment w.seq+1.
+// retrySetup tries to set the capture directory up once retryDelay has
+// passed since the last failure, and reports whether it is ready.
+func (w *Writer) retrySetup(now time.Time) bool {
+	if now.Before(w.retryAt) {
+		return false
+	}
+	if err := w.setup(); err != nil {
+		w.fail(err)
+		w.retryAt = now.Add(retryDelay)
+		return false
+	}
+	w.ok()
+	return true
+}
+
+// open starts segment w.seq+1. The writer stays unhealthy (if it is) until
+// the segment's first flush succeeds: on a full disk creating a file works
+// and writing to it does not.
 func (w *Writer) open(now time.Time) error {
 	seq := w.seq + 1
 	name := segmentName(seq, false)
-	f, err := w.create(filepath.Join(w.dir, name))
+	f, err := w.create(filepath.Join(w.Dir(), name))
 	if err != nil {
 		return fmt.Errorf("creating segment: %w", err)
 	}
@@ -156,7 +180,6 @@ func (w *Writer) open(now time.Time) error {
 	w.zenc.Reset(&s.cw)
 	w.seg = s
 	w.segments.Add(1)
-	w.ok()
 	return nil
 }
 
@@ -199,7 +222,7 @@ func (w *Writer) finish() error {
 	} else {
 		w.ok()
 	}
-	syncDir(w.dir)
+	syncDir(w.Dir())
 	w.finished = append(w.finished, finishedSegment{name: name, size: s.cw.n})
 	w.retain()
 	return err
@@ -222,14 +245,17 @@ func (w *Writer) abandon(err error, now time.Time) {
 // it ends up with (the original if the rename fails, e.g. read-only disk).
 func (w *Writer) markPartial(seq int) string {
 	from, to := segmentName(seq, false), segmentName(seq, true)
-	if err := os.Rename(filepath.Join(w.dir, from), filepath.Join(w.dir, to)); err != nil {
+	if err := os.Rename(filepath.Join(w.Dir(), from), filepath.Join(w.Dir(), to)); err != nil {
 		return from
 	}
 	return to
 }
 
 // retain deletes the oldest finished segments while the capture is larger
-// than RetainBytes. The segment being written is never deleted.
+// than RetainBytes. The segment being written is never deleted. A segment
+// that cannot be deleted stays the oldest in the list and is retried at the
+// next rotation; newer segments are not deleted before it, so what remains
+// is always a contiguous run of the newest segments.
 func (w *Writer) retain() {
 	if w.opts.RetainBytes <= 0 {
 		return
@@ -243,12 +269,12 @@ func (w *Writer) retain() {
 	}
 	for len(w.finished) > 0 && total > w.opts.RetainBytes {
 		f := w.finished[0]
+		if err := w.remove(filepath.Join(w.Dir(), f.name)); err != nil && !os.IsNotExist(err) {
+			w.fail(fmt.Errorf("removing old segment %s (retried at the next rotation): %w", f.name, err))
+			return
+		}
 		w.finished = w.finished[1:]
 		total -= f.size
-		if err := os.Remove(filepath.Join(w.dir, f.name)); err != nil && !os.IsNotExist(err) {
-			w.fail(fmt.Errorf("removing old segment: %w", err))
-			continue
-		}
 		w.removed.Add(1)
 	}
 }
@@ -262,7 +288,11 @@ func (w *Writer) losePending(s *segment) {
 	s.pending = 0
 }
 
-func (w *Writer) ok() { w.healthy.Store(true) }
+func (w *Writer) ok() {
+	if !w.healthy.Swap(true) {
+		w.recovered.Add(1)
+	}
+}
 
 func (w *Writer) fail(err error) {
 	w.writeErrors.Add(1)

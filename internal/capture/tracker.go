@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/openai"
+	"github.com/reprise-llm/reprise/internal/redact"
 )
 
 // DefaultMaxBody is Options.MaxBody when it is zero: 16 MiB.
@@ -59,6 +60,7 @@ type Tracker struct {
 	usage       openai.Usage // latest usage object seen
 	haveUsage   bool
 	sumTokens   int     // tokens of content events
+	estChunks   bool    // some content event's tokens were estimated
 	body        *[]byte // buffered non-streamed response, pooled
 	bodyOver    bool    // response body passed MaxBody
 	reqPrompt   int     // estimated prompt tokens from the request text
@@ -119,19 +121,19 @@ func (t *Tracker) RequestBody(body []byte, complete bool) {
 	if info.PromptTokenIDs > 0 {
 		t.reqPrompt = info.PromptTokenIDs // sent as token ids: exact
 	}
+	h := t.hasher()
+	// A session is a keyed hash, not content: recorded in every mode, the
+	// same as SetSession's.
+	if h != nil && !t.sessionSet && info.User != "" {
+		r.Session = h.Session(info.User)
+	}
 	if t.content == ContentNone {
 		return
 	}
-	h := t.hasher()
-	if h != nil {
-		if !r.BodyTruncated {
-			r.HashIDs = h.HashIDs(info.Prompt)
-			if len(r.HashIDs) > 0 {
-				r.Block = h.BlockChars()
-			}
-		}
-		if !t.sessionSet && info.User != "" {
-			r.Session = h.Session(info.User)
+	if h != nil && !r.BodyTruncated {
+		r.HashIDs = h.HashIDs(info.Prompt)
+		if len(r.HashIDs) > 0 {
+			r.Block = h.BlockChars()
 		}
 	}
 	if t.content == ContentFull {
@@ -144,7 +146,8 @@ func (t *Tracker) RequestBody(body []byte, complete bool) {
 
 // SetSession records the keyed hash of a session key taken from a request
 // header the operator named; it takes precedence over the request's "user"
-// field. Without a Hasher it records nothing.
+// field. Like the "user" field's, it is recorded in every content mode.
+// Without a Hasher it records nothing.
 func (t *Tracker) SetSession(key string) {
 	if h := t.hasher(); h != nil && key != "" {
 		t.rec.Session = h.Session(key)
@@ -250,6 +253,7 @@ func (t *Tracker) event(now time.Time, data []byte) {
 	}
 	if tokens == 0 {
 		tokens = max(openai.EstimateTokens(c.Content), 1)
+		t.estChunks = true
 	}
 	off := int64(now.Sub(t.arrival))
 	if !t.contentSeen {
@@ -321,6 +325,12 @@ func (t *Tracker) Finish(now time.Time, err error, aborted bool) *Record {
 			r.TokensSource = TokensEstimate
 		}
 	}
+	if len(r.ChunkTokens) > 0 {
+		r.ChunkTokensSource = TokensUsage
+		if t.estChunks {
+			r.ChunkTokensSource = TokensEstimate
+		}
+	}
 	r.Error = t.errText
 	if err != nil {
 		if r.Error == "" {
@@ -329,6 +339,9 @@ func (t *Tracker) Finish(now time.Time, err error, aborted bool) *Record {
 			r.Error += "; " + err.Error()
 		}
 	}
+	// Upstream error text is copied verbatim by servers (a rejected key
+	// echoed back); records keep it scrubbed and bounded.
+	r.Error = redact.Text(r.Error)
 	r.Aborted = aborted
 	r.E2ENs = int64(now.Sub(t.arrival))
 	return r

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -58,6 +60,11 @@ type WriterOptions struct {
 	FlushInterval time.Duration
 	// Now is the clock for segment age; default time.Now.
 	Now func() time.Time
+	// OnReady, when set, is called once with the directory the capture is
+	// written to, as soon as it and its manifest exist: from NewWriter when
+	// the directory is usable at start, else from the writer goroutine
+	// when a retry succeeds. It must not block.
+	OnReady func(dir string)
 }
 
 // Validate reports every invalid option.
@@ -98,7 +105,7 @@ type WriterStats struct {
 	Removed     int    // segments deleted by retention
 	Bytes       int64  // compressed bytes written, all segments
 	LastError   string // the latest write error, "" if none yet
-	Healthy     bool   // the latest disk operation succeeded
+	Healthy     bool   // the latest disk write succeeded (a new segment counts once its first flush does)
 }
 
 // Writer stores records asynchronously in zstd-compressed JSONL segments.
@@ -108,7 +115,8 @@ type WriterStats struct {
 // and the queue keeps draining (records lost meanwhile are counted) while it
 // retries with a new segment.
 type Writer struct {
-	dir  string
+	base string                 // the directory asked for
+	dir  atomic.Pointer[string] // where this capture is written (base or a run subdirectory)
 	opts WriterOptions
 
 	mu     sync.RWMutex // guards closed against Write's send
@@ -128,17 +136,22 @@ type Writer struct {
 	bytes                               atomic.Int64
 	queued                              atomic.Int64 // approximate bytes of queued records
 	healthy                             atomic.Bool
+	recovered                           atomic.Uint64 // unhealthy → healthy transitions (tests)
 	lastErr                             atomic.Pointer[string]
 
 	// Loop state, owned by the writer goroutine.
-	seg      *segment
-	seq      int
-	finished []finishedSegment // on disk, oldest first
-	retryAt  time.Time
-	zenc     *zstd.Encoder                          // reused across segments
-	line     bytes.Buffer                           // one encoded record
-	enc      *json.Encoder                          // writes into line
-	create   func(name string) (segmentFile, error) // tests inject failures
+	ready     bool   // the capture directory and its manifest exist
+	runDir    string // the run subdirectory once created, reused by retries
+	seg       *segment
+	seq       int
+	finished  []finishedSegment // on disk, oldest first
+	retryAt   time.Time
+	zenc      *zstd.Encoder                          // reused across segments
+	line      bytes.Buffer                           // one encoded record
+	enc       *json.Encoder                          // writes into line
+	create    func(name string) (segmentFile, error) // tests inject failures
+	remove    func(name string) error                // tests inject failures
+	setupHook func(dir string) error                 // tests inject failures
 }
 
 type finishedSegment struct {
@@ -147,17 +160,28 @@ type finishedSegment struct {
 }
 
 // NewWriter creates dir (and parents) if needed, writes its manifest and
-// starts the writer goroutine. It refuses a directory that already holds a
-// capture: captures are never appended to.
+// starts the writer goroutine. Captures are never appended to: when dir
+// already holds one (a restart on the same volume), this capture goes to a
+// new subdirectory named by its start time, dir/run-20060102T150405Z (see
+// Dir).
+//
+// A directory that cannot be used for now (permission denied, read-only or
+// full file system, I/O error) does not fail NewWriter: the Writer starts
+// unhealthy, counts every record as lost and retries every second, setting
+// the directory up as soon as it can. Only a path that can never be a
+// directory (it or a parent is a regular file, a name too long, a symlink
+// loop) and invalid options are errors.
 func NewWriter(dir string, opts WriterOptions) (*Writer, error) {
 	return newWriter(dir, opts, writerHooks{})
 }
 
 // writerHooks let tests hold the writer goroutine before it starts (gate)
-// and inject file failures (create).
+// and inject file failures (create, remove, setup).
 type writerHooks struct {
 	gate   chan struct{}
 	create func(path string) (segmentFile, error)
+	remove func(path string) error
+	setup  func(dir string) error // runs before each attempt to set dir up
 }
 
 func newWriter(dir string, opts WriterOptions, hooks writerHooks) (*Writer, error) {
@@ -193,39 +217,121 @@ func newWriter(dir string, opts WriterOptions, hooks writerHooks) (*Writer, erro
 		m.Start = opts.Now()
 	}
 	m.Start = m.Start.UTC()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating capture directory: %w", err)
-	}
-	if segs, _ := filepath.Glob(filepath.Join(dir, "seg-*")); len(segs) > 0 || fileExists(filepath.Join(dir, ManifestName)) {
-		return nil, fmt.Errorf("capture directory %s is not empty", dir)
-	}
 	zenc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(segmentWindow),
 		zstd.WithEncoderLevel(zstd.SpeedDefault))
 	if err != nil {
 		return nil, fmt.Errorf("creating zstd encoder: %w", err)
 	}
-	if err := writeManifest(dir, *m); err != nil {
-		return nil, err
-	}
 	w := &Writer{
-		zenc:   zenc,
-		dir:    dir,
-		opts:   opts,
-		queue:  make(chan *Record, opts.QueueSize),
-		rotate: make(chan chan error),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
-		gate:   hooks.gate,
-		create: hooks.create,
+		zenc:      zenc,
+		base:      dir,
+		opts:      opts,
+		queue:     make(chan *Record, opts.QueueSize),
+		rotate:    make(chan chan error),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		gate:      hooks.gate,
+		create:    hooks.create,
+		remove:    hooks.remove,
+		setupHook: hooks.setup,
 	}
 	if w.create == nil {
 		w.create = createFile
 	}
+	if w.remove == nil {
+		w.remove = os.Remove
+	}
+	w.dir.Store(&dir)
 	w.healthy.Store(true)
+	if err := w.setup(); err != nil {
+		if neverADirectory(dir, err) {
+			return nil, err
+		}
+		w.fail(err)
+		w.retryAt = opts.Now().Add(retryDelay)
+	}
 	w.enc = json.NewEncoder(&w.line)
 	w.enc.SetEscapeHTML(false)
 	go w.loop()
 	return w, nil
+}
+
+// setup creates the capture directory (a run subdirectory when the one
+// asked for already holds a capture) and writes its manifest. A failed
+// attempt is retried; a run subdirectory once created is reused.
+func (w *Writer) setup() error {
+	if w.setupHook != nil {
+		if err := w.setupHook(w.base); err != nil {
+			return err
+		}
+	}
+	dir := w.runDir
+	if dir == "" {
+		if err := os.MkdirAll(w.base, 0o755); err != nil {
+			return fmt.Errorf("creating capture directory: %w", err)
+		}
+		dir = w.base
+		if holdsCapture(w.base) {
+			sub, err := makeRunDir(w.base, w.opts.Manifest.Start)
+			if err != nil {
+				return err
+			}
+			w.runDir, dir = sub, sub
+		}
+	}
+	if err := writeManifest(dir, w.opts.Manifest); err != nil {
+		return err
+	}
+	w.dir.Store(&dir)
+	w.ready = true
+	if w.opts.OnReady != nil {
+		w.opts.OnReady(dir)
+	}
+	return nil
+}
+
+// RunDirPrefix starts the name of the subdirectory a capture goes to when
+// its directory already holds one.
+const RunDirPrefix = "run-"
+
+// holdsCapture reports whether dir has a manifest or segments of its own.
+func holdsCapture(dir string) bool {
+	if fileExists(filepath.Join(dir, ManifestName)) {
+		return true
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "seg-*"))
+	return len(segs) > 0
+}
+
+// makeRunDir creates base/run-<start, UTC, to the second>, with a -2, -3…
+// suffix if that exists (two starts within a second).
+func makeRunDir(base string, start time.Time) (string, error) {
+	name := RunDirPrefix + start.UTC().Format("20060102T150405Z")
+	for i := 1; i <= 100; i++ {
+		dir := filepath.Join(base, name)
+		if i > 1 {
+			dir = fmt.Sprintf("%s-%d", dir, i)
+		}
+		err := os.Mkdir(dir, 0o755)
+		if err == nil {
+			syncDir(base)
+			return dir, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("creating run directory in %s (it holds an earlier capture): %w", base, err)
+		}
+	}
+	return "", fmt.Errorf("creating run directory in %s: %s and 99 others exist", base, name)
+}
+
+// neverADirectory tells a misconfigured capture path, which no retry can
+// fix, from a directory that cannot be written for now.
+func neverADirectory(dir string, err error) bool {
+	if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ENAMETOOLONG) || errors.Is(err, syscall.ELOOP) {
+		return true
+	}
+	st, serr := os.Stat(dir)
+	return serr == nil && !st.IsDir()
 }
 
 func fileExists(path string) bool {
@@ -246,6 +352,9 @@ func writeManifest(dir string, m Manifest) error {
 		return fmt.Errorf("writing manifest: %w", err)
 	}
 	_, err = tmp.Write(b)
+	if err == nil {
+		err = tmp.Chmod(0o644) // CreateTemp makes it 0600; segments are 0644
+	}
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -272,8 +381,10 @@ func syncDir(dir string) {
 	}
 }
 
-// Dir is the capture directory.
-func (w *Writer) Dir() string { return w.dir }
+// Dir is the directory this capture is written to: the one given to
+// NewWriter, or a run subdirectory of it when it already held a capture.
+// While the writer could not yet set it up, it is the one given.
+func (w *Writer) Dir() string { return *w.dir.Load() }
 
 // Manifest is the manifest as written.
 func (w *Writer) Manifest() Manifest { return w.opts.Manifest }
@@ -309,7 +420,7 @@ func (w *Writer) Write(r *Record) bool {
 // struct and its strings and slices.
 func approxSize(r *Record) int64 {
 	n := 512 + len(r.ID) + len(r.Session) + len(r.Method) + len(r.Path) + len(r.Model) + len(r.Prompt) +
-		len(r.Messages) + len(r.Error) + len(r.FinishReason) + len(r.Upstream) + len(r.TokensSource) +
+		len(r.Messages) + len(r.Error) + len(r.FinishReason) + len(r.Upstream) + len(r.TokensSource) + len(r.ChunkTokensSource) +
 		4*len(r.HashIDs) + 8*len(r.ChunksUS) + 8*len(r.ChunkTokens)
 	return int64(n)
 }

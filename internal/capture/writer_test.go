@@ -153,31 +153,6 @@ func TestWriterReaderRoundTrip(t *testing.T) {
 	}
 }
 
-func TestNewWriterRefusesExistingCapture(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "lost+found"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	w, err := NewWriter(dir, WriterOptions{})
-	if err != nil {
-		t.Fatalf("a volume root with lost+found should be accepted: %v", err)
-	}
-	w.Write(testRecord(1))
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := NewWriter(dir, WriterOptions{}); err == nil || !strings.Contains(err.Error(), "is not empty") {
-		t.Fatalf("reusing a capture directory: %v", err)
-	}
-	notDir := filepath.Join(dir, "file")
-	if err := os.WriteFile(notDir, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := NewWriter(filepath.Join(notDir, "sub"), WriterOptions{}); err == nil {
-		t.Fatal("a directory under a regular file should fail")
-	}
-}
-
 func TestWriterOptionsValidate(t *testing.T) {
 	o := WriterOptions{QueueSize: -1, SegmentBytes: -1, RetainBytes: -5, Manifest: Manifest{Version: FormatVersion + 1}}
 	err := o.Validate()

@@ -31,9 +31,28 @@ func EnvName(flagName string) string {
 }
 
 // Parse parses args into fs, then sets every flag not given on the command
-// line from its environment variable, when that is set. An unknown flag or a
-// bad value, from either place, is a usage error naming it.
+// line from its environment variable (see ParseLookup). getenv nil means
+// the process environment, where a variable set to "" counts as set; with a
+// getenv function an empty value cannot be told from an unset one and is
+// ignored.
 func Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if getenv == nil {
+		return ParseLookup(fs, args, os.LookupEnv)
+	}
+	return ParseLookup(fs, args, func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	})
+}
+
+// ParseLookup parses args into fs, then sets every flag not given on the
+// command line from its environment variable when lookup reports it set
+// (os.LookupEnv semantics): a variable set to "" sets the flag to "", so
+// REPRISE_ADMIN_LISTEN= turns a listener off. A repeatable flag (its usage
+// says "(repeatable") takes one value per line of its variable; empty
+// lines are skipped. An unknown flag or a bad value, from either place, is
+// a usage error naming it. lookup nil means os.LookupEnv.
+func ParseLookup(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -41,8 +60,8 @@ func Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 		}
 		return UsageError("%s %v", fs.Name(), err)
 	}
-	if getenv == nil {
-		getenv = os.Getenv
+	if lookup == nil {
+		lookup = os.LookupEnv
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -52,13 +71,32 @@ func Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 			return
 		}
 		env := EnvName(f.Name)
-		if v := getenv(env); v != "" {
-			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, UsageError("%s=%q: %v", env, v, err))
+		v, ok := lookup(env)
+		if !ok {
+			return
+		}
+		values := []string{v}
+		if IsRepeatable(f) {
+			values = values[:0]
+			for _, line := range strings.Split(v, "\n") {
+				if line = strings.TrimSuffix(line, "\r"); line != "" {
+					values = append(values, line)
+				}
+			}
+		}
+		for _, val := range values {
+			if err := fs.Set(f.Name, val); err != nil {
+				errs = append(errs, UsageError("%s=%q: %v", env, val, err))
 			}
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// IsRepeatable reports whether a flag takes several values, one per use:
+// its usage text says "(repeatable", as every list flag's help does.
+func IsRepeatable(f *flag.Flag) bool {
+	return strings.Contains(f.Usage, "(repeatable")
 }
 
 // PrintUsage writes a flag set's usage with its defaults and env names.
@@ -70,7 +108,11 @@ func PrintUsage(w io.Writer, fs *flag.FlagSet, synopsis string) {
 		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" && f.DefValue != "0s" {
 			fmt.Fprintf(w, " (default %s)", f.DefValue)
 		}
-		fmt.Fprintf(w, " [%s]\n", EnvName(f.Name))
+		if IsRepeatable(f) {
+			fmt.Fprintf(w, " [%s, one value per line]\n", EnvName(f.Name))
+		} else {
+			fmt.Fprintf(w, " [%s]\n", EnvName(f.Name))
+		}
 	})
 }
 

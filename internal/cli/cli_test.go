@@ -62,3 +62,74 @@ func TestLoggerRejectsUnknownLevel(t *testing.T) {
 		t.Fatalf("json log: %q", sb.String())
 	}
 }
+
+// listFlag is a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// A variable set to "" sets the flag to "" (os.LookupEnv semantics): an
+// operator can turn a listener off from the environment. An unset
+// variable leaves the default.
+func TestParseLookupSetButEmptyVariable(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	admin := fs.String("admin-listen", "127.0.0.1:8091", "")
+	listen := fs.String("listen", "127.0.0.1:8080", "")
+	env := map[string]string{"REPRISE_ADMIN_LISTEN": ""}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	if err := ParseLookup(fs, nil, lookup); err != nil {
+		t.Fatal(err)
+	}
+	if *admin != "" || *listen != "127.0.0.1:8080" {
+		t.Fatalf("admin-listen %q listen %q", *admin, *listen)
+	}
+	// A bad empty value is a usage error naming the variable.
+	fs2 := flag.NewFlagSet("y", flag.ContinueOnError)
+	fs2.Duration("drain-timeout", time.Second, "")
+	err := ParseLookup(fs2, nil, func(k string) (string, bool) { return "", k == "REPRISE_DRAIN_TIMEOUT" })
+	if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "REPRISE_DRAIN_TIMEOUT") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// Parse with nil getenv reads the process environment with LookupEnv.
+func TestParseNilGetenvHonoursSetButEmpty(t *testing.T) {
+	t.Setenv("REPRISE_ADMIN_LISTEN", "")
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	admin := fs.String("admin-listen", "127.0.0.1:8091", "")
+	if err := Parse(fs, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if *admin != "" {
+		t.Fatalf("admin-listen %q, want it turned off", *admin)
+	}
+}
+
+// A repeatable flag takes one value per line of its variable (LF or CRLF,
+// empty lines skipped); the command line still wins over the environment.
+func TestParseLookupRepeatableFlagFromLines(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	var hdrs, labels listFlag
+	fs.Var(&hdrs, "shadow-header", "header (repeatable)")
+	fs.Var(&labels, "label", "key=value (repeatable)")
+	single := fs.String("name", "", "one value")
+	env := map[string]string{
+		"REPRISE_SHADOW_HEADER": "Authorization: Bearer x\r\n\nX-Team: infra\n",
+		"REPRISE_LABEL":         "from=env",
+		"REPRISE_NAME":          "a\nb",
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	if err := ParseLookup(fs, []string{"--label", "from=flag"}, lookup); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(hdrs, "|") != "Authorization: Bearer x|X-Team: infra" {
+		t.Errorf("shadow-header %q", hdrs)
+	}
+	if strings.Join(labels, "|") != "from=flag" {
+		t.Errorf("label %q: the command line must win", labels)
+	}
+	if *single != "a\nb" {
+		t.Errorf("a plain flag's value is not split: %q", *single)
+	}
+}

@@ -117,7 +117,7 @@ func Compare(baseline, candidate Side, opts Options) ([]report.ComparisonRow, er
 		return nil, err
 	}
 	o := opts.withDefaults()
-	c := &comparer{o: o, base: baseline, cand: candidate}
+	c := &comparer{o: o, base: measured(baseline), cand: measured(candidate)}
 	var rows []report.ComparisonRow
 	for _, m := range latencyMetrics {
 		rows = append(rows, c.latency(m)...)
@@ -129,6 +129,32 @@ func Compare(baseline, candidate Side, opts Options) ([]report.ComparisonRow, er
 		finite(&rows[i])
 	}
 	return rows, nil
+}
+
+// measured is s without the requests of a warmup or cooldown phase
+// (RequestRecord.Phase), which the benchmark's metrics leave out too, with
+// RunLengths counted again.
+func measured(s Side) Side {
+	out := s
+	out.Requests, out.RunLengths = nil, nil
+	runs := s.RunLengths
+	if len(runs) == 0 {
+		runs = []int{len(s.Requests)}
+	}
+	at := 0
+	for _, n := range runs {
+		reqs := s.Requests[min(at, len(s.Requests)):min(at+n, len(s.Requests))]
+		at += n
+		kept := 0
+		for i := range reqs {
+			if reqs[i].Phase == "" {
+				out.Requests = append(out.Requests, reqs[i])
+				kept++
+			}
+		}
+		out.RunLengths = append(out.RunLengths, kept)
+	}
+	return out
 }
 
 type comparer struct {
@@ -173,7 +199,7 @@ func (c *comparer) latency(m latencyMetric) []report.ComparisonRow {
 	for _, stat := range latencyStats {
 		row := report.ComparisonRow{
 			Metric: m.name, Stat: stat, Unit: "ms", LowerIsBetter: true,
-			BaselineN: len(bx), CandidateN: len(cx), Confidence: conf, PValue: p,
+			BaselineN: len(bx), CandidateN: len(cx), Confidence: conf, PValue: p, PDelta: -1,
 		}
 		point := func(xs []float64) float64 {
 			if q, ok := statQuantile[stat]; ok {
@@ -198,7 +224,7 @@ func (c *comparer) latency(m latencyMetric) []report.ComparisonRow {
 			if len(cx) > 0 {
 				row.CandidateValue = point(cx)
 			}
-			row.RelativeUndefined = true
+			row.RelativeUndefined, row.NoInterval = true, true
 			rows = append(rows, row)
 			continue
 		}
@@ -228,6 +254,7 @@ func (c *comparer) intervals(row *report.ComparisonRow, bReps, cReps []float64, 
 		}
 	}
 	row.CILowAbs, row.CIHighAbs = percentileCI(abs, conf)
+	row.PDelta = bootP(abs)
 	// A relative interval needs a baseline replicate that is never 0.
 	if !row.RelativeUndefined && len(rel) == len(bReps) {
 		row.CILowPct, row.CIHighPct = percentileCI(rel, conf)
@@ -237,13 +264,32 @@ func (c *comparer) intervals(row *report.ComparisonRow, bReps, cReps []float64, 
 	row.CandidateCILow, row.CandidateCIHigh = percentileCI(cReps, conf)
 }
 
+// bootP is the two-sided bootstrap p-value of "delta = 0" from sorted
+// replicates of delta: twice the smaller share of replicates on either
+// side of 0 (ties count on both), with the +1 correction that keeps it
+// above 0 — the smallest α at which the percentile interval at 1 − α would
+// still contain 0, up to Monte Carlo error.
+func bootP(sorted []float64) float64 {
+	b := len(sorted)
+	if b == 0 {
+		return -1
+	}
+	le, _ := slices.BinarySearch(sorted, math.SmallestNonzeroFloat64) // replicates ≤ 0
+	lt, _ := slices.BinarySearch(sorted, 0)                           // replicates < 0
+	ge := b - lt
+	return min(1, 2*float64(min(le, ge)+1)/float64(b+1))
+}
+
 // decide sets the verdict from the absolute interval: better or worse when
 // it excludes 0 (by the metric's direction), insufficient data below minN
-// samples on either side, else no significant difference.
+// samples on either side, else no significant difference. Below minN the
+// interval is withdrawn too: replicates of a handful of values (the p99 of
+// 100 requests is their maximum) would show a spuriously exact one.
 func decide(row *report.ComparisonRow, minN int) {
 	if row.BaselineN < minN || row.CandidateN < minN {
 		row.Verdict = report.VerdictInsufficient
 		row.Note = fmt.Sprintf("needs at least %d samples a side for %s, has %d and %d", minN, row.Stat, row.BaselineN, row.CandidateN)
+		noInterval(row)
 		return
 	}
 	up := row.CILowAbs > 0
@@ -256,6 +302,12 @@ func decide(row *report.ComparisonRow, minN int) {
 	default:
 		row.Verdict = report.VerdictBetter
 	}
+}
+
+// noInterval withdraws a row's intervals and its p-value of the delta.
+func noInterval(row *report.ComparisonRow) {
+	row.NoInterval, row.PDelta = true, -1
+	row.CILowAbs, row.CIHighAbs, row.CILowPct, row.CIHighPct, row.CandidateCILow, row.CandidateCIHigh = 0, 0, 0, 0, 0, 0
 }
 
 // BucketS is the width in seconds of the time buckets whose rates give
@@ -313,12 +365,12 @@ func (c *comparer) rates() []report.ComparisonRow {
 		bx, cx := bucketRates(c.base, rt.per), bucketRates(c.cand, rt.per)
 		row := report.ComparisonRow{
 			Metric: rt.name, Stat: StatValue, Unit: rt.unit, LowerIsBetter: false,
-			BaselineN: len(bx), CandidateN: len(cx), Confidence: c.o.Confidence, PValue: -1,
+			BaselineN: len(bx), CandidateN: len(cx), Confidence: c.o.Confidence, PValue: -1, PDelta: -1,
 			BaselineValue: total(c.base), CandidateValue: total(c.cand),
 		}
 		if len(bx) == 0 || len(cx) == 0 {
 			row.DeltaAbs = row.CandidateValue - row.BaselineValue
-			row.RelativeUndefined = true
+			row.RelativeUndefined, row.NoInterval = true, true
 			row.Verdict = report.VerdictInsufficient
 			row.Note = fmt.Sprintf("needs at least %d one-second buckets a side (runs of %d s), has %d and %d", MinSamples, MinSamples, len(bx), len(cx))
 			rows = append(rows, row)
@@ -418,10 +470,10 @@ func (c *comparer) proportions() []report.ComparisonRow {
 		cx, cn := count(c.cand, pr.hit)
 		row := report.ComparisonRow{
 			Metric: pr.name, Stat: StatValue, Unit: "fraction", LowerIsBetter: pr.lowerBetter,
-			BaselineN: int(bn), CandidateN: int(cn), Confidence: c.o.Confidence, RelativeUndefined: true,
+			BaselineN: int(bn), CandidateN: int(cn), Confidence: c.o.Confidence, RelativeUndefined: true, PDelta: -1,
 		}
 		if bn == 0 || cn == 0 {
-			row.Verdict, row.PValue = report.VerdictInsufficient, -1
+			row.Verdict, row.PValue, row.NoInterval = report.VerdictInsufficient, -1, true
 			row.Note = "no completed requests on one side"
 			rows = append(rows, row)
 			continue
@@ -434,6 +486,7 @@ func (c *comparer) proportions() []report.ComparisonRow {
 		row.CILowAbs, row.CIHighAbs = newcombe(cx, cn, bx, bn, z)
 		row.CandidateCILow, row.CandidateCIHigh = wilson(cx, cn, z)
 		row.PValue = twoProportionP(cx, cn, bx, bn)
+		row.PDelta = row.PValue
 		decide(&row, MinSamples)
 		rows = append(rows, row)
 	}
@@ -450,5 +503,8 @@ func finite(r *report.ComparisonRow) {
 	}
 	if math.IsNaN(r.PValue) || math.IsInf(r.PValue, 0) {
 		r.PValue = -1
+	}
+	if math.IsNaN(r.PDelta) || math.IsInf(r.PDelta, 0) {
+		r.PDelta = -1
 	}
 }

@@ -33,9 +33,12 @@ type client struct {
 	host    string // Host header override (gateways route on it)
 	model   string
 	bodies  BodyBuilder
+	replies ReplyObserver // bodies, when it observes replies (reply.go); else nil
 	origin  time.Time
 	now     func() time.Time
 	timeout time.Duration
+	onFirst func(FirstToken) // Config.OnFirstToken; nil: none
+	discard bool             // Config.DiscardChunks
 }
 
 // Buffers reused across requests: one stream read buffer per request in
@@ -57,7 +60,9 @@ func newClient(cfg *Config, bodies BodyBuilder, origin time.Time) (*client, erro
 	if err != nil {
 		return nil, err
 	}
+	replies, _ := bodies.(ReplyObserver)
 	return &client{
+		replies: replies,
 		hc:      &http.Client{Transport: tr},
 		target:  strings.TrimRight(cfg.Target, "/"),
 		headers: cfg.Headers,
@@ -67,6 +72,8 @@ func newClient(cfg *Config, bodies BodyBuilder, origin time.Time) (*client, erro
 		origin:  origin,
 		now:     cfg.Now,
 		timeout: cfg.Timeout,
+		onFirst: cfg.OnFirstToken,
+		discard: cfg.DiscardChunks,
 	}, nil
 }
 
@@ -115,6 +122,9 @@ func (c *client) since() time.Duration { return c.now().Sub(c.origin) }
 
 // build builds req's body ahead of its due time.
 func (c *client) build(req *workload.Request) *prebuilt {
+	if c.replies != nil && req.History {
+		return nil // its body needs the previous turn's reply: built when sent
+	}
 	body, err := c.bodies.Body(req, c.model)
 	return &prebuilt{body: body, err: err}
 }
@@ -123,8 +133,8 @@ func (c *client) build(req *workload.Request) *prebuilt {
 // Its body is pre's when given, else built here. Sent is read after the
 // body is built, just before the request is handed to the transport, so
 // building time on the critical path shows as lag rather than as latency.
-func (c *client) send(ctx context.Context, req *workload.Request, pre *prebuilt, intended time.Duration) Result {
-	res := Result{Index: req.Index, Endpoint: string(req.Endpoint), Stream: req.Stream, Intended: intended,
+func (c *client) send(ctx context.Context, req *workload.Request, pre *prebuilt, intended time.Duration) (out Result) {
+	res := Result{Index: req.Index, Endpoint: string(req.Endpoint), Stream: req.Stream, Intended: intended, Recorded: req.Recorded,
 		RequestedPromptTokens: req.PromptTokens, RequestedOutputTokens: req.OutputTokens}
 	if res.Endpoint == "" {
 		res.Endpoint = string(openai.Chat)
@@ -135,19 +145,42 @@ func (c *client) send(ctx context.Context, req *workload.Request, pre *prebuilt,
 		res.Err = err
 		return res
 	}
-	if pre == nil {
-		pre = c.build(req)
+	if c.replies != nil && req.History {
+		res.reply = make([]byte, 0, 512)
+		defer func() {
+			c.replies.ObserveReply(req, string(out.reply))
+			out.reply = nil // results are kept for the whole run; the text is not
+		}()
 	}
-	body, err := pre.body, pre.err
+	var body []byte
+	var err error
+	if pre != nil {
+		body, err = pre.body, pre.err
+		pre.body = nil // the request's body reader lets go of it once sent
+	} else {
+		body, err = c.bodies.Body(req, c.model)
+	}
 	if err != nil {
 		return fail(fmt.Sprintf("building request: %v", err))
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.target+openai.PathFor(openai.Endpoint(res.Endpoint)), bytes.NewReader(body))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.target+openai.PathFor(openai.Endpoint(res.Endpoint)), &sentBody{b: body})
 	if err != nil {
 		return fail(fmt.Sprintf("building request: %v", err))
 	}
+	hreq.ContentLength = int64(len(body))
+	// A retry (a kept-alive connection the server closed as the request
+	// went out) rebuilds the body: the builder gives equal requests equal
+	// bodies, and keeping a copy would hold every prompt in flight.
+	hreq.GetBody = func() (io.ReadCloser, error) {
+		b, err := c.bodies.Body(req, c.model)
+		if err != nil {
+			return nil, err
+		}
+		return io.NopCloser(&sentBody{b: b}), nil
+	}
+	body = nil
 	for k, v := range c.headers {
 		hreq.Header[k] = v
 	}
@@ -181,6 +214,26 @@ func (c *client) send(ctx context.Context, req *workload.Request, pre *prebuilt,
 		c.readJSON(ctx, resp.Body, &res)
 	}
 	return res
+}
+
+// sentBody is a request body that lets go of its bytes once they have all
+// been read (sent): a body as large as its prompt
+// (tens of kilobytes for long-context traces) is then not held while the
+// response streams, which is most of a request's life, so memory per
+// request in flight is what the response needs.
+type sentBody struct{ b []byte }
+
+func (s *sentBody) Read(p []byte) (int, error) {
+	if len(s.b) == 0 {
+		s.b = nil
+		return 0, io.EOF
+	}
+	n := copy(p, s.b)
+	s.b = s.b[n:]
+	if len(s.b) == 0 {
+		s.b = nil
+	}
+	return n, nil
 }
 
 // isStream reports whether a response is Server-Sent Events: its media
@@ -224,7 +277,7 @@ func (c *client) readStream(ctx context.Context, body io.Reader, res *Result) {
 	defer readBufs.Put(bp)
 	buf := *bp
 	var dec openai.Decoder
-	var acc streamAcc
+	acc := streamAcc{onFirst: c.onFirst}
 	for {
 		n, err := body.Read(buf)
 		if n > 0 {
@@ -253,9 +306,10 @@ func (c *client) readStream(ctx context.Context, body io.Reader, res *Result) {
 	}
 	res.End = c.since()
 	setTokens(res, acc.usage, acc.sum)
-	// Results are kept for the whole run: give back what presizing from
-	// the requested output length over-allocated (a stream that stopped early).
-	if cap(res.Chunks) > 2*len(res.Chunks)+8 {
+	// Results are kept for the whole run (unless the run discards their
+	// chunks): give back what presizing from the requested output length
+	// over-allocated (a stream that stopped early).
+	if !c.discard && cap(res.Chunks) > 2*len(res.Chunks)+8 {
 		res.Chunks = slices.Clone(res.Chunks)
 		res.ChunkTokens = slices.Clone(res.ChunkTokens)
 	}
@@ -263,19 +317,25 @@ func (c *client) readStream(ctx context.Context, body io.Reader, res *Result) {
 
 // streamAcc accumulates what a stream's events say about tokens.
 type streamAcc struct {
-	usage   *openai.Usage // the last usage seen
-	cum     int           // completion tokens in the last usage seen
-	haveCum bool          // a usage has been seen
-	sum     int           // tokens attributed to content events so far
+	onFirst func(FirstToken) // called at the first output event; nil: none
+	usage   *openai.Usage    // the last usage seen
+	cum     int              // completion tokens in the last usage seen
+	haveCum bool             // a usage has been seen
+	sum     int              // tokens attributed to content events so far
 }
 
-// event handles the data of one event received at offset at. A
-// content-bearing event counts 1 token, or, with vLLM's continuous usage
+// event handles the data of one event received at offset at. Every event
+// counts in Result.Events; an output-bearing one (content, or a tool-call
+// delta) is timed in Chunks and counts 1 token, or, with vLLM's continuous usage
 // stats (usage on every chunk, completion_tokens cumulative), the growth of
 // completion_tokens since the previous chunk. Growth is only trusted when
 // every earlier content event was measured the same way, so that a first
 // usage arriving after unmeasured events cannot count them twice.
 func (a *streamAcc) event(res *Result, at time.Duration, data []byte) {
+	if res.Events == 0 {
+		res.FirstEvent = at
+	}
+	res.Events++
 	ch, err := openai.ParseChunk(data)
 	if err != nil || ch.Done {
 		return
@@ -294,11 +354,17 @@ func (a *streamAcc) event(res *Result, at time.Duration, data []byte) {
 		}
 		a.cum, a.haveCum = ch.Usage.CompletionTokens, true
 	}
-	if ch.Content == "" {
+	if ch.Content == "" && !ch.ToolCall {
 		return
+	}
+	if res.reply != nil {
+		res.reply = append(res.reply, ch.Content...)
 	}
 	if len(res.Chunks) == 0 {
 		res.FirstToken = at
+		if a.onFirst != nil {
+			a.onFirst(FirstToken{Index: res.Index, Intended: res.Intended, Sent: res.Sent, At: at})
+		}
 	}
 	res.LastToken = at
 	res.Chunks = append(res.Chunks, at)
@@ -338,7 +404,13 @@ func (c *client) readJSON(ctx context.Context, body io.Reader, res *Result) {
 	}
 	res.FirstToken, res.LastToken = res.End, res.End
 	res.FinishReason = r.FinishReason
+	if res.reply != nil {
+		res.reply = append(res.reply, r.Content...)
+	}
 	setTokens(res, r.Usage, openai.EstimateTokens(r.Content))
+	if c.onFirst != nil && res.Err == "" {
+		c.onFirst(FirstToken{Index: res.Index, Intended: res.Intended, Sent: res.Sent, At: res.FirstToken})
+	}
 }
 
 // setTokens fills token counts from usage when the server reported it,

@@ -47,8 +47,9 @@ type Config struct {
 	// below 1 burstier, above 1 more even (the gaps' coefficient of
 	// variation is 1/√Burstiness). 0 means 1.
 	Burstiness float64
-	// TimeScale multiplies recorded offsets for trace (0.5 = twice as
-	// fast). 0 means 1.
+	// TimeScale multiplies recorded times (0.5 = twice as fast): the
+	// offsets of trace, and for every profile the think time (Delay) of
+	// session turns. 0 means 1.
 	TimeScale float64
 	// Concurrency is the number of closed loops for concurrent.
 	Concurrency int
@@ -122,6 +123,18 @@ type Config struct {
 	// OnResult, when set, is called with each request's Result as it ends,
 	// from the goroutine that sent it (concurrently; it must be quick).
 	OnResult func(Result)
+	// DiscardChunks keeps each request's Chunks and ChunkTokens only until
+	// OnResult has seen them: Run.Results then holds their count
+	// (Result.ChunkCount) but not the offsets, so the run's memory follows
+	// the requests in flight rather than the workload's length. Set it when
+	// OnResult records every result as it ends (stats.Online).
+	DiscardChunks bool
+	// OnFirstToken, when set, is called once per request as its first
+	// output arrives (see FirstToken), before the request ends, from the
+	// goroutine reading it (concurrently; it must be quick). A
+	// non-streamed response calls it when its body has been read and
+	// parsed without error.
+	OnFirstToken func(FirstToken)
 	// Now is the clock every offset is read from (nil: time.Now). It must
 	// carry a monotonic reading, as time.Now's does; timers still use the
 	// runtime's clock, which testing/synctest fakes together with time.Now.
@@ -174,9 +187,6 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--rate %v: must be > 0 for --profile %s", c.Rate, c.Profile))
 		}
 	case ProfileTrace:
-		if c.TimeScale < 0 || math.IsNaN(c.TimeScale) || math.IsInf(c.TimeScale, 0) {
-			errs = append(errs, fmt.Errorf("--time-scale %v: must be positive", c.TimeScale))
-		}
 		if c.Rate != 0 {
 			errs = append(errs, errors.New("--rate with --profile trace: rescaling a trace to a mean rate is not supported yet; use --time-scale"))
 		}
@@ -187,6 +197,9 @@ func (c *Config) Validate() error {
 	case ProfileSynchronous, ProfileThroughput:
 	default:
 		errs = append(errs, fmt.Errorf("--profile %q: want trace, constant, poisson, gamma, synchronous, concurrent or throughput", c.Profile))
+	}
+	if c.TimeScale < 0 || math.IsNaN(c.TimeScale) || math.IsInf(c.TimeScale, 0) {
+		errs = append(errs, fmt.Errorf("--time-scale %v: must be positive", c.TimeScale))
 	}
 	if c.Burstiness < 0 || math.IsNaN(c.Burstiness) || math.IsInf(c.Burstiness, 0) || (c.Burstiness > 0 && c.Burstiness < minBurstiness) {
 		errs = append(errs, fmt.Errorf("--burstiness %v: must be a positive number, at least %v", c.Burstiness, minBurstiness))

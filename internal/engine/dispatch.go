@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"runtime"
 	"sync"
 	"time"
@@ -40,6 +41,7 @@ func (d *dispatcher) openLoop(ctx context.Context, src workload.Source) error {
 			}
 			return err
 		}
+		req.Delay = d.thinkTime(req.Delay)
 		due, ok := sched.Next()
 		if !ok {
 			return nil
@@ -89,11 +91,15 @@ func (d *dispatcher) openLoop(ctx context.Context, src workload.Source) error {
 				tok.finish(d.since())
 				continue
 			}
+			t0 := d.since()
+			d.blocked.Store(int64(due) + 1) // for Progress.Behind
 			select {
 			case d.slots <- struct{}{}:
+				d.blocked.Store(0)
 				d.waited.Add(1)
-				queued = max(d.since()-due, 0)
+				queued = queueWait(t0, due, d.since())
 			case <-ctx.Done():
+				d.blocked.Store(0)
 				tok.finish(d.since())
 				d.dropOverdue(src, sched, &req)
 				return nil
@@ -113,6 +119,15 @@ func (d *dispatcher) openLoop(ctx context.Context, src workload.Source) error {
 		runtime.Gosched()
 	}
 	return nil
+}
+
+// queueWait is the time a request spent waiting for a slot: from when it
+// started waiting (t0) or, if the wait began before it was due, from its
+// due time, to when it got the slot (got). A request the generator itself
+// reached late (a late timer, a slow workload read or body build) only
+// queued from t0: the time before is client lag, not the cap's doing.
+func queueWait(t0, due, got time.Duration) time.Duration {
+	return max(got-max(t0, due), 0)
 }
 
 // turn is one session turn's completion, which the session's next turn
@@ -173,10 +188,11 @@ func (d *dispatcher) chainTurn(ctx context.Context, req workload.Request, pre *p
 	select {
 	case d.slots <- struct{}{}:
 	default:
+		t0 := d.since()
 		select {
 		case d.slots <- struct{}{}:
 			d.waited.Add(1)
-			queued = max(d.since()-at, 0)
+			queued = queueWait(t0, at, d.since())
 		case <-ctx.Done():
 			return
 		}
@@ -198,6 +214,20 @@ func (d *dispatcher) waitChains(ctx context.Context) {
 	case <-done:
 	case <-ctx.Done():
 	}
+}
+
+// thinkTime is a session turn's recorded think time as replayed: scaled
+// by TimeScale like the trace's offsets, so that --time-scale 0.5 halves
+// the pauses of a conversation as well as the gaps between arrivals.
+func (d *dispatcher) thinkTime(delay time.Duration) time.Duration {
+	if d.cfg.TimeScale <= 0 || d.cfg.TimeScale == 1 || delay <= 0 {
+		return delay
+	}
+	f := float64(delay) * d.cfg.TimeScale
+	if f >= math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return time.Duration(f)
 }
 
 // schedule returns the open-loop profile's schedule. Trace's offsets are
@@ -307,6 +337,7 @@ func (d *dispatcher) closedLoop(ctx context.Context, src workload.Source) error 
 			return nil, nil, false
 		}
 		*req = r
+		req.Delay = d.thinkTime(req.Delay)
 		d.scheduled++
 		if r.Session != "" {
 			prev = d.sessions[r.Session]

@@ -78,9 +78,16 @@ const (
 	StopMaxSeconds    = "max_seconds"    // Config.MaxSeconds passed
 	StopMaxErrors     = "max_errors"     // Config.MaxErrors requests failed
 	StopMaxErrorRate  = "max_error_rate" // the error window passed Config.MaxErrorRate
-	StopCancelled     = "cancelled"      // the caller's context ended (interrupt, saturation detector)
+	StopCancelled     = "cancelled"      // the caller's context ended (interrupt)
+	StopSaturated     = "saturated"      // the caller's context ended with cause ErrSaturated
 	StopWorkloadError = "workload_error" // reading the workload failed
 )
+
+// ErrSaturated is the cause a caller gives when it cancels the run's
+// context because the target is saturated (the saturation detector in
+// enforce mode, with context.WithCancelCause): the run then reports
+// StopSaturated instead of StopCancelled.
+var ErrSaturated = errors.New("target saturated")
 
 // LateAfter is the lag (Sent − Intended) beyond which an open-loop request
 // counts in Run.Late: below it, the lag is timer and scheduler noise.
@@ -93,6 +100,11 @@ type Progress struct {
 	Done     int           // requests finished, failed ones included
 	InFlight int           // Sent − Done
 	Errors   int           // finished requests that failed
+	// Behind is how long the open loop's next request, due but waiting for
+	// a free slot under MaxConcurrency, has waited (now − its due time); 0
+	// when none waits. Requests due after it are not counted: they wait
+	// behind it, about Behind × the schedule's rate of them.
+	Behind time.Duration
 }
 
 // sendFunc sends one request intended for offset intended and reports what
@@ -166,6 +178,9 @@ type dispatcher struct {
 	waited, dropped atomic.Int64
 
 	sent, done, failed atomic.Int64
+	// blocked is 1 + the due offset of the open-loop request waiting for a
+	// slot under MaxConcurrency, 0 when none waits (Progress.Behind).
+	blocked atomic.Int64
 }
 
 // errorCount tracks failures for MaxErrors and MaxErrorRate.
@@ -262,6 +277,9 @@ func (d *dispatcher) reason(ctx, sched context.Context, srcErr error) string {
 	case srcErr != nil:
 		return StopWorkloadError
 	case ctx.Err() != nil:
+		if errors.Is(context.Cause(ctx), ErrSaturated) {
+			return StopSaturated
+		}
 		return StopCancelled
 	case errors.Is(context.Cause(sched), errMaxSeconds):
 		return StopMaxSeconds
@@ -329,8 +347,8 @@ func (d *dispatcher) prebuild(req *workload.Request) *prebuilt {
 func (d *dispatcher) launch(req *workload.Request, pre *prebuilt, intended, queued time.Duration) Result {
 	r := d.send(d.flight, req, pre, intended)
 	r.QueueWait = queued
+	r.ChunkCount = len(r.Chunks)
 	d.mu.Lock()
-	d.results = append(d.results, r)
 	stop := d.count(&r)
 	d.mu.Unlock()
 	if stop != "" {
@@ -339,6 +357,13 @@ func (d *dispatcher) launch(req *workload.Request, pre *prebuilt, intended, queu
 	if d.cfg.OnResult != nil {
 		d.cfg.OnResult(r)
 	}
+	kept := r
+	if d.cfg.DiscardChunks {
+		kept.Chunks, kept.ChunkTokens = nil, nil
+	}
+	d.mu.Lock()
+	d.results = append(d.results, kept)
+	d.mu.Unlock()
 	if !r.OK() {
 		d.failed.Add(1)
 	}
@@ -378,7 +403,12 @@ func (d *dispatcher) progress() (stop func()) {
 			case <-t.C:
 				done := int(d.done.Load()) // before sent, so that InFlight ≥ 0
 				sent := int(d.sent.Load())
-				d.cfg.Progress(Progress{Elapsed: d.since(), Sent: sent, Done: done, InFlight: sent - done, Errors: int(d.failed.Load())})
+				now := d.since()
+				var behind time.Duration
+				if b := d.blocked.Load(); b > 0 {
+					behind = max(now-time.Duration(b-1), 0)
+				}
+				d.cfg.Progress(Progress{Elapsed: now, Sent: sent, Done: done, InFlight: sent - done, Errors: int(d.failed.Load()), Behind: behind})
 			}
 		}
 	})

@@ -1,6 +1,10 @@
 package engine
 
-import "time"
+import (
+	"time"
+
+	"github.com/reprise-llm/reprise/internal/capture"
+)
 
 // Result is what the replayer observed for one request. Every time is an
 // offset from the run's single monotonic origin.
@@ -10,21 +14,32 @@ type Result struct {
 	Stream   bool
 
 	Intended time.Duration // when the schedule said to send it
-	// QueueWait is how long the request, once due, waited for a free slot
-	// under MaxConcurrency (0 if it found one): the part of Sent − Intended
-	// that the concurrency cap, not the load generator, caused.
+	// QueueWait is how long the request waited for a free slot under
+	// MaxConcurrency (0 if it found one), counted from the later of its due
+	// time and the moment the dispatcher reached it: the part of
+	// Sent − Intended that the concurrency cap, not the load generator
+	// (a late timer, a slow workload or body build), caused.
 	QueueWait time.Duration
 	Sent      time.Duration // when the request was handed to the connection
 	FirstByte time.Duration // response headers received; 0 if never
+	// FirstEvent is when the first SSE event of any kind arrived (a role
+	// delta, a usage or keep-alive event, content); 0 if none did, and for
+	// a non-streamed response. Events counts the stream's events, all kinds.
+	FirstEvent time.Duration
+	Events     int
 	// FirstToken and LastToken are the first and last SSE events that carried
-	// non-empty content (for a non-streamed response both equal End).
+	// generated output: non-empty content (text or reasoning) or part of a
+	// tool call (for a non-streamed response both equal End).
 	FirstToken time.Duration
 	LastToken  time.Duration
 	End        time.Duration // response fully read or failed
-	// Chunks holds the offset of every content-bearing event, and
+	// Chunks holds the offset of every output-bearing event, and
 	// ChunkTokens its token count (1 each unless per-chunk usage says more).
 	Chunks      []time.Duration
 	ChunkTokens []int
+	// ChunkCount is len(Chunks) as the request ended, kept when the run
+	// discards Chunks (Config.DiscardChunks). Read NumChunks.
+	ChunkCount int
 
 	Status int
 	Err    string // empty on success
@@ -41,7 +56,34 @@ type Result struct {
 	// run's warmup or cooldown (Config.Warmup, Config.Cooldown): recorded,
 	// but left out of the metrics. Empty for measured requests.
 	Phase string
+
+	// Recorded is the capture record the request was replayed from
+	// (workload.Request.Recorded; nil for other workloads): production's
+	// own timings of exactly this request, after every transform (window,
+	// filter, sample, loop, shard). replay compare --baseline captured
+	// builds production's side from it.
+	Recorded *capture.Record
+
+	// reply collects the content text for a ReplyObserver (reply.go);
+	// nil for every other request.
+	reply []byte
 }
+
+// NumChunks is the number of output-bearing events: len(Chunks), or
+// ChunkCount once the run has discarded Chunks.
+func (r *Result) NumChunks() int { return max(len(r.Chunks), r.ChunkCount) }
 
 // OK reports whether the request succeeded.
 func (r *Result) OK() bool { return r.Err == "" && r.Status >= 200 && r.Status < 300 }
+
+// FirstToken is what Config.OnFirstToken learns of a request when its
+// first output arrives: offsets from the run's origin, as in Result.
+type FirstToken struct {
+	Index    int           // workload request index
+	Intended time.Duration // when the schedule said to send it
+	Sent     time.Duration // when it was sent
+	At       time.Duration // when its first output arrived (Result.FirstToken)
+}
+
+// TTFT is the time to first token from the actual send.
+func (f FirstToken) TTFT() time.Duration { return f.At - f.Sent }

@@ -43,6 +43,7 @@ func FuzzReadStream(f *testing.F) {
 	f.Add([]byte("data: {\"error\":{\"message\":\"boom\"}}\n\n"), 0)
 	f.Add([]byte(": ping\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"unterminated\"}}]}"), 5)
 	f.Add([]byte("data: {not json}\n\nevent: x\ndata: \n\n"), 2)
+	f.Add([]byte("data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\"}}]}}]}\n\ndata: [DONE]\n\n"), 9)
 	f.Fuzz(func(t *testing.T, stream []byte, split int) {
 		whole := readAll(strings.NewReader(string(stream)))
 		bytewise := readAll(iotest.OneByteReader(strings.NewReader(string(stream))))
@@ -57,6 +58,9 @@ func FuzzReadStream(f *testing.F) {
 				if n < 1 {
 					t.Fatalf("a content event with %d tokens", n)
 				}
+			}
+			if r.Events < len(r.Chunks) || (r.Events > 0 && r.FirstEvent == 0) || (len(r.Chunks) > 0 && r.FirstEvent > r.FirstToken) {
+				t.Fatalf("%d events from %v, %d chunks from %v", r.Events, r.FirstEvent, len(r.Chunks), r.FirstToken)
 			}
 			if len(r.Chunks) > 0 && (r.FirstToken != r.Chunks[0] || r.LastToken != r.Chunks[len(r.Chunks)-1] || r.End < r.LastToken) {
 				t.Fatalf("first/last/end %v %v %v, chunks %v", r.FirstToken, r.LastToken, r.End, r.Chunks)
@@ -77,7 +81,7 @@ func FuzzReadStream(f *testing.F) {
 		split %= len(stream) + 1
 		halves := readAll(io.MultiReader(strings.NewReader(string(stream[:split])), strings.NewReader(string(stream[split:]))))
 		for _, r := range []Result{bytewise, halves} {
-			if !slices.Equal(r.ChunkTokens, whole.ChunkTokens) || r.OutputTokens != whole.OutputTokens || r.PromptTokens != whole.PromptTokens ||
+			if !slices.Equal(r.ChunkTokens, whole.ChunkTokens) || r.Events != whole.Events || r.OutputTokens != whole.OutputTokens || r.PromptTokens != whole.PromptTokens ||
 				r.CachedTokens != whole.CachedTokens || r.FinishReason != whole.FinishReason || r.Err != whole.Err {
 				t.Fatalf("depends on read boundaries:\nwhole %+v\nsplit %+v", whole, r)
 			}

@@ -60,7 +60,7 @@ func (p *chunkParser) top() bool {
 		switch string(key) {
 		case "choices":
 			// encoding/json keeps the last of duplicate keys; so does this.
-			p.content, p.c.FinishReason = p.content[:0], ""
+			p.content, p.c.FinishReason, p.c.ToolCall = p.content[:0], "", false
 			if !p.choices() {
 				return false
 			}
@@ -172,8 +172,12 @@ func (p *chunkParser) choice() bool {
 			}
 		case "delta":
 			dContent, dRC, dR = field{}, field{}, field{}
-			if !p.delta(&dContent, &dRC, &dR) {
+			tools := false
+			if !p.delta(&dContent, &dRC, &dR, &tools) {
 				return false
+			}
+			if tools {
+				p.c.ToolCall = true
 			}
 		default:
 			if !s.skip() {
@@ -204,7 +208,7 @@ func (p *chunkParser) choice() bool {
 }
 
 // delta walks choices[].delta (or null).
-func (p *chunkParser) delta(content, rc, r *field) bool {
+func (p *chunkParser) delta(content, rc, r *field, tools *bool) bool {
 	s := &p.s
 	if isNull, ok := s.null(); isNull {
 		return ok
@@ -225,6 +229,11 @@ func (p *chunkParser) delta(content, rc, r *field) bool {
 			*rc, ok = s.stringField()
 		case "reasoning":
 			*r, ok = s.stringField()
+		case "tool_calls":
+			start := s.i
+			if ok = s.skip(); ok {
+				*tools = hasToolCalls(s.b[start:s.i])
+			}
 		default:
 			ok = s.skip()
 		}

@@ -23,6 +23,41 @@ var chunkSeeds = []string{
 	`{"choices":[{"delta":{"content":"a"}}],"extra":[1,2.5e3,true,false,null,{"k":"v"}]}`,
 	`{"choices":[{"delta":{"content":"\q"}}]}`,
 	`[1,2]`, `{`, `{"choices":[1]}`, `{"usage":{"prompt_tokens":1.5}}`,
+	`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]}}]}`,
+	`{"choices":[{"index":0,"delta":{"tool_calls":[ ]}},{"delta":{"tool_calls":null,"content":"a"}}]}`,
+	`{"type":"response.function_call_arguments.delta","item_id":"fc_1","output_index":0,"delta":"{\"a\""}`,
+}
+
+func TestParseChunkToolCalls(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want bool
+	}{
+		{`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"x\":"}}]}}]}`, true},
+		{`{"choices":[{"delta":{"content":"a"}},{"delta":{"tool_calls":[{"index":0}]}}]}`, true},
+		{`{"choices":[{"index":0,"delta":{"tool_calls":[]}}]}`, false},
+		{`{"choices":[{"index":0,"delta":{"tool_calls":null,"content":"x"}}]}`, false},
+		{`{"choices":[{"index":0,"delta":{"content":"x"}}]}`, false},
+		{`{"type":"response.function_call_arguments.delta","delta":"{\"a\":1"}`, true},
+		{`{"type":"response.function_call_arguments.delta","delta":""}`, false},
+		{`{"type":"response.output_text.delta","delta":"x"}`, false},
+	} {
+		got, err := ParseChunk([]byte(c.in))
+		if err != nil {
+			t.Fatalf("%s: %v", c.in, err)
+		}
+		slow, err := parseChunkSlow([]byte(c.in))
+		if err != nil {
+			t.Fatalf("%s: %v", c.in, err)
+		}
+		if got.ToolCall != c.want || slow.ToolCall != c.want {
+			t.Errorf("%s: ToolCall %v (encoding/json %v), want %v", c.in, got.ToolCall, slow.ToolCall, c.want)
+		}
+	}
+	// The common tool-call chunk stays on the fast path.
+	if _, ok := fastChunk([]byte(`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"x"}}]},"finish_reason":null}]}`)); !ok {
+		t.Error("fast path refused a tool-call delta")
+	}
 }
 
 func TestFastChunkCommonShapesTakeTheFastPath(t *testing.T) {
@@ -66,7 +101,7 @@ func BenchmarkParseChunk(b *testing.B) {
 // there encoding/json merges or case-folds, and the two decoders may
 // legitimately disagree on input no server sends.
 func uniqueExactKeys(data []byte) bool {
-	known := []string{"choices", "text", "finish_reason", "delta", "content", "reasoning_content", "reasoning",
+	known := []string{"choices", "text", "finish_reason", "delta", "content", "reasoning_content", "reasoning", "tool_calls",
 		"usage", "prompt_tokens", "completion_tokens", "input_tokens", "output_tokens", "prompt_tokens_details",
 		"input_tokens_details", "cached_tokens", "type", "response", "error", "object", "message", "status", "output"}
 	var v any

@@ -15,14 +15,19 @@ import "strings"
 // textDeltaTypes are the Responses stream events whose "delta" is generated
 // text, counted as content like a chat delta's content or
 // reasoning_content: the answer, a refusal, and reasoning (vLLM serves
-// gpt-oss reasoning as reasoning_text). Tool-call argument deltas are not,
-// as chat tool_calls deltas are not.
+// gpt-oss reasoning as reasoning_text). Tool-call argument deltas
+// (toolCallDeltaType) are not text; they set Chunk.ToolCall instead, as a
+// chat delta's tool_calls does.
 var textDeltaTypes = [...]string{
 	"response.output_text.delta",
 	"response.refusal.delta",
 	"response.reasoning_text.delta",
 	"response.reasoning_summary_text.delta",
 }
+
+// toolCallDeltaType is the Responses stream event whose "delta" is part
+// of a function call's arguments.
+const toolCallDeltaType = "response.function_call_arguments.delta"
 
 // isTextDelta reports whether a Responses event type carries text.
 func isTextDelta(typ string) bool {
@@ -125,6 +130,9 @@ func fastResponseEvent(b []byte) (c Chunk, ok bool) {
 			return Chunk{}, false
 		}
 		c.Content = string(text)
+	}
+	if t == toolCallDeltaType && len(delta.raw) > 0 {
+		c.ToolCall = true
 	}
 	if haveResp {
 		c.Usage = u

@@ -37,9 +37,13 @@ type Decoder struct {
 	data  []byte // cur's data lines joined, once it has two
 	lastC bool   // previous Feed ended with '\r' (a following '\n' belongs to it)
 	skip  bool   // discarding the rest of an overlong line
-	// MaxLine bounds a single line; longer lines are dropped and counted in
-	// Overflows so that a misbehaving upstream cannot grow memory unboundedly.
-	// Zero means 1 MiB.
+	// dropEv: cur's data lines together outgrew MaxLine; the event is
+	// dropped at its end (counted once in Overflows).
+	dropEv bool
+	// MaxLine bounds a single line, and the joined data of one event;
+	// longer lines are dropped, and so are events with more data, each
+	// counted in Overflows, so that a misbehaving upstream cannot grow
+	// memory unboundedly. Zero means 1 MiB.
 	MaxLine   int
 	Overflows int
 }
@@ -68,10 +72,7 @@ func (d *Decoder) Feed(p []byte) {
 // whether they arrive in one Feed or in many, so the events returned never
 // depend on how the stream was fragmented.
 func (d *Decoder) Next() (ev Event, ok bool) {
-	max := d.MaxLine
-	if max <= 0 {
-		max = 1 << 20
-	}
+	max := d.maxLine()
 	for {
 		rest := d.buf[d.off:]
 		if d.lastC && len(rest) > 0 {
@@ -121,13 +122,24 @@ func (d *Decoder) Next() (ev Event, ok bool) {
 			continue
 		}
 		if len(line) == 0 {
+			if d.dropEv {
+				d.reset() // its data outgrew MaxLine: dropped, counted
+				continue
+			}
 			if d.has {
 				return d.dispatch(), true
 			}
 			continue
 		}
-		d.field(line)
+		d.field(line, max)
 	}
+}
+
+func (d *Decoder) maxLine() int {
+	if d.MaxLine <= 0 {
+		return 1 << 20
+	}
+	return d.MaxLine
 }
 
 // dispatch returns the event being built and starts a new one. A single
@@ -141,8 +153,13 @@ func (d *Decoder) dispatch() Event {
 	case d.lines > 1:
 		ev.Data = d.data
 	}
-	d.cur, d.first, d.owned, d.data, d.lines, d.has = Event{}, nil, false, nil, 0, false
+	d.reset()
 	return ev
+}
+
+// reset starts a new event.
+func (d *Decoder) reset() {
+	d.cur, d.first, d.owned, d.data, d.lines, d.has, d.dropEv = Event{}, nil, false, nil, 0, false, false
 }
 
 // Flush returns an event that was not terminated by a blank line, as happens
@@ -158,26 +175,28 @@ func (d *Decoder) Flush() (ev Event, ok bool) {
 	// of one line without its end.
 	if rest := d.buf[d.off:]; len(rest) > 0 {
 		if !d.skip {
-			max := d.MaxLine
-			if max <= 0 {
-				max = 1 << 20
-			}
-			if len(rest) > max {
+			if max := d.maxLine(); len(rest) > max {
 				d.Overflows++
 			} else {
-				d.field(rest)
+				d.field(rest, max)
 			}
 		}
 		d.off = len(d.buf)
 	}
 	d.skip, d.lastC = false, false
+	if d.dropEv {
+		d.reset()
+		return Event{}, false
+	}
 	if !d.has {
 		return Event{}, false
 	}
 	return d.dispatch(), true
 }
 
-func (d *Decoder) field(line []byte) {
+// field applies one line of the event being built. max bounds the event's
+// joined data as it bounds a line.
+func (d *Decoder) field(line []byte, max int) {
 	if len(line) == 0 || line[0] == ':' {
 		return // comment
 	}
@@ -190,6 +209,25 @@ func (d *Decoder) field(line []byte) {
 	}
 	switch string(name) {
 	case "data":
+		if d.dropEv {
+			return
+		}
+		size := 0 // the joined data with this line
+		switch d.lines {
+		case 0:
+			size = len(value)
+		case 1:
+			size = len(d.first) + 1 + len(value)
+		default:
+			size = len(d.data) + 1 + len(value)
+		}
+		if size > max {
+			// Like an overlong line: drop the event, keep memory bounded.
+			d.Overflows++
+			d.dropEv, d.has = true, true
+			d.first, d.owned, d.data = nil, false, nil
+			return
+		}
 		switch d.lines {
 		case 0:
 			if value == nil {

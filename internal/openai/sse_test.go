@@ -192,6 +192,47 @@ func TestDecoderOverlongLinesDroppedWhole(t *testing.T) {
 	}
 }
 
+// Many short data lines whose joined data outgrows MaxLine do not
+// accumulate: the event is dropped (counted once), in any fragmentation,
+// and the events around it survive.
+func TestDecoderOverlongMultiLineDataDropped(t *testing.T) {
+	var in strings.Builder
+	in.WriteString("data: before\n\nevent: big\n")
+	for i := 0; i < 20; i++ {
+		in.WriteString("data: 0123456789\n") // each line well under the cap
+	}
+	in.WriteString("\ndata: a\ndata: b\n\n")
+	want := []Event{ev("", "before", ""), ev("", "a\nb", "")}
+	for name, cuts := range map[string][]int{"whole": nil, "byte by byte": byteByByte(in.Len())} {
+		got, over := decodeSplits([]byte(in.String()), cuts, 50)
+		if !reflect.DeepEqual(got, want) || over != 1 {
+			t.Fatalf("%s: got %q overflows %d", name, got, over)
+		}
+	}
+	// Unterminated at the end of the stream: Flush drops it too.
+	tail := "data: 0123456789\ndata: 0123456789\ndata: 0123456789\ndata: 0123456789\ndata: 0123456789"
+	if got, over := decodeSplits([]byte(tail), nil, 50); len(got) != 0 || over != 1 {
+		t.Fatalf("unterminated: got %q overflows %d", got, over)
+	}
+	// At the cap exactly, the event is kept.
+	exact := "data: 0123456789\ndata: 0123456789\n\n" // 21 bytes joined
+	if got, over := decodeSplits([]byte(exact), nil, 21); len(got) != 1 || over != 0 {
+		t.Fatalf("at the cap: got %q overflows %d", got, over)
+	}
+	// The default cap bounds memory against a stream of small data lines.
+	var d Decoder
+	line := []byte("data: " + strings.Repeat("z", 1000) + "\n")
+	for i := 0; i < 3000; i++ { // 3 MB of data in one event
+		d.Feed(line)
+		if _, ok := d.Next(); ok {
+			t.Fatal("an event before its blank line")
+		}
+	}
+	if cap(d.data) > 1<<20+2048 || d.Overflows != 1 {
+		t.Fatalf("held %d bytes of data, %d overflows", cap(d.data), d.Overflows)
+	}
+}
+
 func TestDecoderDataStaysValidAcrossNext(t *testing.T) {
 	var d Decoder
 	d.Feed([]byte("data: first\n\ndata: second\n\n"))

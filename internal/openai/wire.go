@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/reprise-llm/reprise/internal/redact"
 )
 
 // Endpoint names an OpenAI-compatible API surface.
@@ -313,6 +315,11 @@ type Chunk struct {
 	FinishReason string
 	Usage        *Usage // present on usage events and vLLM continuous usage
 	Error        string // an error object sent in-stream
+	// ToolCall reports that the event streams part of a tool call: a
+	// choice's non-empty delta.tool_calls (chat), or a Responses API
+	// response.function_call_arguments.delta with a non-empty delta.
+	// Such an event is generated output, as content is.
+	ToolCall bool
 }
 
 type usageWire struct {
@@ -347,9 +354,10 @@ type chunkWire struct {
 	Choices []struct {
 		Text  string `json:"text"`
 		Delta struct {
-			Content          *string `json:"content"`
-			ReasoningContent *string `json:"reasoning_content"`
-			Reasoning        *string `json:"reasoning"`
+			Content          *string         `json:"content"`
+			ReasoningContent *string         `json:"reasoning_content"`
+			Reasoning        *string         `json:"reasoning"`
+			ToolCalls        json.RawMessage `json:"tool_calls"`
 		} `json:"delta"`
 		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
@@ -379,6 +387,19 @@ func ParseChunk(data []byte) (Chunk, error) {
 	return parseChunkSlow(data)
 }
 
+// hasToolCalls reports whether a delta's raw tool_calls value carries a
+// tool call: anything but absent, null or an empty array.
+func hasToolCalls(raw []byte) bool {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return false
+	}
+	if raw[0] == '[' && raw[len(raw)-1] == ']' {
+		return len(bytes.TrimSpace(raw[1:len(raw)-1])) > 0
+	}
+	return true
+}
+
 // parseChunkSlow is ParseChunk with encoding/json, for every shape.
 func parseChunkSlow(data []byte) (Chunk, error) {
 	var w chunkWire
@@ -401,9 +422,15 @@ func parseChunkSlow(data []byte) (Chunk, error) {
 		if ch.FinishReason != nil && *ch.FinishReason != "" {
 			c.FinishReason = *ch.FinishReason
 		}
+		if hasToolCalls(ch.Delta.ToolCalls) {
+			c.ToolCall = true
+		}
 	}
 	if isTextDelta(w.Type) {
 		sb.WriteString(w.Delta)
+	}
+	if w.Type == toolCallDeltaType && w.Delta != "" {
+		c.ToolCall = true
 	}
 	c.Content = sb.String()
 	c.Usage = w.Usage.usage()
@@ -421,7 +448,7 @@ func parseChunkSlow(data []byte) (Chunk, error) {
 	if len(w.Error) > 0 && string(w.Error) != "null" {
 		c.Error = errorText(w.Error)
 	} else if (w.Object == "error" || w.Type == "error") && c.Error == "" {
-		c.Error = w.Message
+		c.Error = redact.Text(w.Message)
 		if c.Error == "" {
 			c.Error = "error event"
 		}
@@ -493,7 +520,7 @@ func ParseResponse(body []byte) (Response, error) {
 	if len(w.Error) > 0 && string(w.Error) != "null" {
 		r.Error = errorText(w.Error)
 	} else if w.Object == "error" {
-		r.Error = w.Message
+		r.Error = redact.Text(w.Message)
 		if r.Error == "" {
 			r.Error = "error response"
 		}
@@ -501,18 +528,20 @@ func ParseResponse(body []byte) (Response, error) {
 	return r, nil
 }
 
+// errorText is an error object's message, scrubbed of credentials a
+// server may echo back (a rejected key) and bounded (redact.Text).
 func errorText(raw json.RawMessage) string {
 	var e struct {
 		Message string `json:"message"`
 	}
 	if json.Unmarshal(raw, &e) == nil && e.Message != "" {
-		return e.Message
+		return redact.Text(e.Message)
 	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		return s
+		return redact.Text(s)
 	}
-	return string(raw)
+	return redact.Text(string(raw))
 }
 
 // EstimateTokens approximates the token count of text when a server reports

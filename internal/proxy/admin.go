@@ -73,6 +73,7 @@ var (
 	descDropped  = prometheus.NewDesc("reprise_proxy_records_dropped_total", "Records the writer refused (queue full or failed); traffic was not affected.", nil, nil)
 	descAborted  = prometheus.NewDesc("reprise_proxy_aborted_total", "Requests that ended abnormally (client gone, upstream reset).", nil, nil)
 	descUpErr    = prometheus.NewDesc("reprise_proxy_upstream_errors_total", "Requests the upstream could not serve (answered 502).", nil, nil)
+	descUsageByp = prometheus.NewDesc("reprise_proxy_usage_filter_bypassed_total", "--ensure-usage streams passed through unfiltered: an event outgrew the filter's 1 MiB bound.", nil, nil)
 	descWritten  = prometheus.NewDesc("reprise_capture_records_written_total", "Records stored in segments.", nil, nil)
 	descLost     = prometheus.NewDesc("reprise_capture_records_lost_total", "Records accepted but not stored because of write errors.", nil, nil)
 	descWErr     = prometheus.NewDesc("reprise_capture_write_errors_total", "Failed disk operations.", nil, nil)
@@ -82,7 +83,7 @@ var (
 )
 
 func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descInFlight, descRecorded, descDropped, descAborted, descUpErr,
+	for _, d := range []*prometheus.Desc{descRequests, descInFlight, descRecorded, descDropped, descAborted, descUpErr, descUsageByp,
 		descWritten, descLost, descWErr, descQueue, descBytes, descHealthy} {
 		ch <- d
 	}
@@ -96,6 +97,7 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(st.Dropped))
 	ch <- prometheus.MustNewConstMetric(descAborted, prometheus.CounterValue, float64(st.Aborted))
 	ch <- prometheus.MustNewConstMetric(descUpErr, prometheus.CounterValue, float64(st.UpstreamErr))
+	ch <- prometheus.MustNewConstMetric(descUsageByp, prometheus.CounterValue, float64(st.UsageBypassed))
 	if c.w == nil {
 		return
 	}
@@ -114,8 +116,8 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 
 // AdminHandler serves /healthz (the process is up: always 200, its body
 // naming a degraded capture), /readyz (200, its body naming a degraded
-// capture; 503 while the capture writer is unhealthy only with
-// Config.ReadyRequiresCapture) and /metrics (Prometheus). When token is non-empty, /metrics requires
+// capture; 503 "draining" once SetDraining was called; 503 while the
+// capture writer is unhealthy only with Config.ReadyRequiresCapture) and /metrics (Prometheus). When token is non-empty, /metrics requires
 // "Authorization: Bearer TOKEN"; the probes stay open for the kubelet.
 func (p *Proxy) AdminHandler(w WriterStatser, token string) http.Handler {
 	reg := prometheus.NewRegistry()
@@ -136,6 +138,12 @@ func (p *Proxy) AdminHandler(w WriterStatser, token string) http.Handler {
 		fmt.Fprintln(rw, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
+		if p.draining.Load() {
+			// Shutting down: out of rotation before the listener closes.
+			rw.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(rw, "draining")
+			return
+		}
 		if w != nil {
 			if ws := w.Stats(); !ws.Healthy {
 				if p.cfg.ReadyRequiresCapture {

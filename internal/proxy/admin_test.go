@@ -50,6 +50,13 @@ func TestAdminProbesAndMetrics(t *testing.T) {
 	if code, body := get(t, admin.URL+"/readyz", ""); code != 200 || !strings.Contains(body, "no space") {
 		t.Errorf("readyz %d %q while the writer fails: want 200 naming the failure", code, body)
 	}
+	p.SetDraining()
+	if code, body := get(t, admin.URL+"/readyz", ""); code != 503 || !strings.Contains(body, "draining") {
+		t.Errorf("readyz %d %q while draining: want 503 draining", code, body)
+	}
+	if code, _ := get(t, admin.URL+"/healthz", ""); code != 200 {
+		t.Errorf("healthz %d while draining: the process is still up", code)
+	}
 	if code, _ := get(t, admin.URL+"/metrics", ""); code != 401 {
 		t.Errorf("metrics without token: %d", code)
 	}

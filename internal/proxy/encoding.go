@@ -136,7 +136,7 @@ func (c *encodedCopy) feed(ex *exchange, p *Proxy) {
 	dec, _, err := decodeBounded(c.encoding, c.buf, c.max)
 	c.buf = nil
 	if err != nil {
-		p.log.Debug("response body not decoded for parsing", zap.String("request_id", ex.reqID), zap.Error(err))
+		p.log.Debug("response body not decoded for parsing", zap.String("request_id", ex.reqID), errField(err))
 		return
 	}
 	ex.tr.ResponseData(c.last, dec)

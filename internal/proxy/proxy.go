@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/reprise-llm/reprise/internal/capture"
+	"github.com/reprise-llm/reprise/internal/redact"
 )
 
 // RecordWriter receives finished records. Write must never block; it returns
@@ -74,7 +75,7 @@ func (c *Config) Validate() error {
 	if c.Upstream == "" {
 		errs = append(errs, errors.New("--upstream is required"))
 	} else if u, err := url.Parse(c.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("--upstream %q: want an http:// or https:// URL", c.Upstream))
+		errs = append(errs, fmt.Errorf("--upstream %s: want an http:// or https:// URL", redact.URL(c.Upstream)))
 	} else {
 		errs = append(errs, c.TLS.validate(u.Scheme))
 	}
@@ -98,6 +99,9 @@ type Stats struct {
 	Dropped     int64 // records the writer refused (queue full, writer failed)
 	Aborted     int64 // requests that ended abnormally (client gone, upstream reset)
 	UpstreamErr int64 // requests the upstream could not serve (502 from the proxy)
+	// UsageBypassed counts --ensure-usage streams passed through
+	// unfiltered because an event outgrew the filter's 1 MiB bound.
+	UsageBypassed int64
 }
 
 // Proxy is an http.Handler that forwards and captures.
@@ -114,8 +118,11 @@ type Proxy struct {
 	bufPool sync.Pool
 	metrics *metrics
 	shadow  *shadower // nil: no --shadow
+	// draining: shutdown began; /readyz answers 503 so load balancers
+	// stop sending before the listener closes.
+	draining atomic.Bool
 
-	requests, inFlight, recorded, dropped, aborted, upstreamErr atomic.Int64
+	requests, inFlight, recorded, dropped, aborted, upstreamErr, usageBypassed atomic.Int64
 }
 
 // New builds a Proxy forwarding to cfg.Upstream and handing records to out.
@@ -184,8 +191,13 @@ func (p *Proxy) Stats() Stats {
 	return Stats{
 		Requests: p.requests.Load(), InFlight: p.inFlight.Load(), Recorded: p.recorded.Load(),
 		Dropped: p.dropped.Load(), Aborted: p.aborted.Load(), UpstreamErr: p.upstreamErr.Load(),
+		UsageBypassed: p.usageBypassed.Load(),
 	}
 }
+
+// SetDraining marks the proxy as shutting down: /readyz answers 503
+// "draining" from now on. Call it before the listener stops accepting.
+func (p *Proxy) SetDraining() { p.draining.Store(true) }
 
 // Wait blocks until every request being served has written its record, so a
 // caller that stopped the listener can then close the writer without losing
@@ -281,7 +293,7 @@ func (p *Proxy) finish(ex *exchange, r *http.Request, panicked bool) {
 		} else if dec, decComplete, err := decodeBounded(ex.reqEncoding, buf, p.cfg.MaxBody); err == nil {
 			ex.tr.RequestBody(dec, complete && decComplete)
 		} else {
-			p.log.Debug("request body not decoded for parsing", zap.String("request_id", ex.reqID), zap.Error(err))
+			p.log.Debug("request body not decoded for parsing", zap.String("request_id", ex.reqID), errField(err))
 		}
 		ex.body.release(p)
 	}
@@ -352,7 +364,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		}
 		resp.Body = ob
 		if ex.usageAdded {
-			filterUsage(resp)
+			filterUsage(resp, func() { p.usageBypassed.Add(1) })
 		}
 	}
 	return nil
@@ -362,7 +374,7 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	ex := exchangeFrom(r.Context())
 	if r.Context().Err() == nil {
 		p.upstreamErr.Add(1)
-		p.log.Warn("upstream request failed", zap.String("request_id", requestIDOf(ex)), zap.String("path", r.URL.Path), zap.Error(err))
+		p.log.Warn("upstream request failed", zap.String("request_id", requestIDOf(ex)), zap.String("path", r.URL.Path), errField(err))
 	}
 	if ex != nil {
 		ex.proxErr = err

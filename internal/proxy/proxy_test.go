@@ -212,6 +212,64 @@ func TestStreamsBeforeUpstreamFinishes(t *testing.T) {
 	}
 }
 
+// An upstream that echoes a credential back in its error (a JSON error
+// body, an in-stream error event, a broken stream's error) does not get it
+// into the record or the logs: the error text is scrubbed and bounded.
+func TestUpstreamErrorTextScrubbed(t *testing.T) {
+	const secret = "sk-PLANTEDerror9f8e7d"
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		switch r.URL.Path {
+		case "/v1/chat/completions":
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprintf(w, "data: {\"error\":{\"message\":\"revoked: Authorization: Bearer %s\"}}\n\ndata: [DONE]\n\n", secret)
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprintf(w, `{"error":{"message":"Incorrect API key provided: %s. api_key=%s %s","type":"auth"}}`,
+				secret, secret, strings.Repeat("long ", 1000))
+		}
+	}))
+	defer backend.Close()
+	var logs syncBuf
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&logs), zap.DebugLevel))
+	out := &memWriter{}
+	p, px := newTestProxy(t, backend.URL, out, log)
+	post(t, px.URL, chatBody, nil)
+	postPath(t, px.URL, "/v1/completions", `{"model":"m","prompt":"x"}`)
+	p.Wait()
+	recs := out.records()
+	if len(recs) != 2 {
+		t.Fatalf("%d records", len(recs))
+	}
+	for _, r := range recs {
+		if r.Error == "" || strings.Contains(r.Error, "PLANTED") || len(r.Error) > 1100 {
+			t.Errorf("record %s error %d bytes: %.200q", r.Path, len(r.Error), r.Error)
+		}
+	}
+	if strings.Contains(logs.String(), "PLANTED") || !strings.Contains(logs.String(), "xxxxx") {
+		t.Errorf("logs:\n%.2000s", logs.String())
+	}
+}
+
+// syncBuf is a bytes.Buffer safe for a logger and a test at once.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 func TestSecretsNeverRecordedOrLogged(t *testing.T) {
 	const secret = "sk-PLANTED-SECRET-4242"
 	backend := httptest.NewServer(sseBackend(2, 0))
@@ -329,6 +387,7 @@ func TestClientDisconnectMidStreamAborts(t *testing.T) {
 }
 
 func TestUpstreamResetMidStreamReachesClient(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{\"content\":\"partial\"}}]}\n\n")
@@ -339,7 +398,6 @@ func TestUpstreamResetMidStreamReachesClient(t *testing.T) {
 			conn.Close() // reset mid-stream
 		}
 	}))
-	defer backend.Close()
 	out := &memWriter{}
 	p, px := newTestProxy(t, backend.URL, out, nil)
 	req, _ := http.NewRequest("POST", px.URL+"/v1/chat/completions", strings.NewReader(chatBody))
@@ -357,6 +415,8 @@ func TestUpstreamResetMidStreamReachesClient(t *testing.T) {
 	if len(recs) != 1 || !recs[0].Aborted || recs[0].Error == "" || recs[0].OutputTokens < 1 {
 		t.Fatalf("record: %+v", recs)
 	}
+	px.Close()
+	backend.Close()
 }
 
 func TestConfigValidateNamesEveryProblem(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/reprise-llm/reprise/internal/capture"
+	"github.com/reprise-llm/reprise/internal/redact"
 )
 
 // maxRequestID bounds a client-supplied X-Request-Id, in bytes.
@@ -43,11 +44,20 @@ func requestIDOf(ex *exchange) string {
 func (p *Proxy) logFinish(ex *exchange, r *http.Request, rec *capture.Record) {
 	if ex.respErr != nil {
 		p.log.Warn("upstream response broke off", zap.String("request_id", ex.reqID), zap.String("path", r.URL.Path),
-			zap.Int("status", rec.Status), zap.Error(ex.respErr))
+			zap.Int("status", rec.Status), errField(ex.respErr))
 	}
 	if ce := p.log.Check(zap.DebugLevel, "request"); ce != nil {
 		ce.Write(zap.String("request_id", ex.reqID), zap.String("id", rec.ID), zap.String("method", r.Method),
 			zap.String("path", r.URL.Path), zap.Int("status", rec.Status), zap.Duration("e2e", time.Duration(rec.E2ENs)),
 			zap.Bool("aborted", rec.Aborted), zap.String("error", rec.Error))
 	}
+}
+
+// errField logs err scrubbed of credentials and bounded (redact.Text):
+// transport and decoding errors may quote what a server sent.
+func errField(err error) zap.Field {
+	if err == nil {
+		return zap.Skip()
+	}
+	return zap.String("error", redact.Text(err.Error()))
 }

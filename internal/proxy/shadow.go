@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/reprise-llm/reprise/internal/capture"
+	"github.com/reprise-llm/reprise/internal/redact"
 )
 
 // Shadow testing: a sample of requests is sent, asynchronously, to a
@@ -103,7 +104,7 @@ func (c *ShadowConfig) Validate() error {
 	}
 	var errs []error
 	if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("--shadow %q: want an http:// or https:// URL", c.URL))
+		errs = append(errs, fmt.Errorf("--shadow %s: want an http:// or https:// URL", redact.URL(c.URL)))
 	}
 	if !(c.Fraction >= 0 && c.Fraction <= 1) {
 		errs = append(errs, fmt.Errorf("--shadow-fraction %v: want 0..1", c.Fraction))

@@ -59,27 +59,52 @@ type readCloser struct {
 	io.Closer
 }
 
+// maxPendingEvent bounds the partial event a usageFilter holds back. A
+// stream whose event grows past it (no blank line in a MiB: not an SSE
+// stream the filter understands) is passed through unfiltered from there
+// on, so memory stays bounded and nothing is held back.
+const maxPendingEvent = 1 << 20
+
 // usageFilter passes an SSE stream through event by event, dropping the
 // usage-only event and the "usage": null members that include_usage added.
-// It holds back at most one partial event: every whole event is returned
-// as soon as its blank line arrives, so events are not delayed. Used only
-// on responses to requests ensureUsage edited.
+// It holds back at most one partial event (up to maxPendingEvent): every
+// whole event is returned as soon as its blank line arrives, so events are
+// not delayed. Used only on responses to requests ensureUsage edited.
 type usageFilter struct {
 	rc  io.ReadCloser
 	in  []byte // bytes read, not yet split into whole events
 	out []byte // filtered bytes not yet returned
 	err error  // rc's error, returned once out is drained
-	buf [16 << 10]byte
+	// scan is where in in the search for the pending event's end resumes
+	// (a line start), so a long event is scanned once, not per read.
+	scan int
+	// passthrough: the pending event outgrew maxPendingEvent; the rest of
+	// the stream is returned as read. bypassed is called once then.
+	passthrough bool
+	bypassed    func()
+	buf         [16 << 10]byte
 }
 
-func newUsageFilter(rc io.ReadCloser) *usageFilter { return &usageFilter{rc: rc} }
+func newUsageFilter(rc io.ReadCloser, bypassed func()) *usageFilter {
+	return &usageFilter{rc: rc, bypassed: bypassed}
+}
 
 func (f *usageFilter) Read(p []byte) (int, error) {
+	if f.passthrough && len(f.out) == 0 && f.err == nil {
+		return f.rc.Read(p)
+	}
 	for len(f.out) == 0 && f.err == nil {
 		n, err := f.rc.Read(f.buf[:])
 		f.in = append(f.in, f.buf[:n]...)
 		f.split(err != nil)
 		f.err = err
+		if len(f.in) > maxPendingEvent {
+			f.out = append(f.out, f.in...) // unfiltered from here on
+			f.in, f.passthrough = nil, true
+			if f.bypassed != nil {
+				f.bypassed()
+			}
+		}
 	}
 	if len(f.out) > 0 {
 		n := copy(p, f.out)
@@ -93,47 +118,52 @@ func (f *usageFilter) Close() error { return f.rc.Close() }
 
 // split moves every whole event from in to out, filtered. At the end of the
 // stream (final) a partial last event is passed on unchanged. The partial
-// event left in in is rescanned on the next read; it is one event, small.
+// event left in in is scanned on from where this scan stopped.
 func (f *usageFilter) split(final bool) {
 	f.out = f.out[:0]
-	start := 0
+	start, from := 0, f.scan
 	for {
-		end := eventEnd(f.in[start:], final)
+		end, stop := eventEnd(f.in[start:], from, final)
 		if end < 0 {
+			f.scan = stop
 			break
 		}
 		f.out = append(f.out, filterEvent(f.in[start:start+end])...)
 		start += end
+		from = 0
 	}
 	if final {
 		f.out = append(f.out, f.in[start:]...)
-		start = len(f.in)
+		start, f.scan = len(f.in), 0
 	}
 	f.in = append(f.in[:0], f.in[start:]...)
 }
 
 // eventEnd returns the length of the first whole event in b, through the
-// blank line that ends it, or -1. Lines end in "\r\n", "\n" or "\r" (the
-// SSE spec); a '\r' at the very end is undecided unless the stream is over.
-func eventEnd(b []byte, final bool) int {
-	for i := 0; i < len(b); {
+// blank line that ends it, or -1 and the line start where the search
+// stopped (to resume from once more bytes came). from is a line start in b
+// where the search begins. Lines end in "\r\n", "\n" or "\r" (the SSE
+// spec); a '\r' at the very end is undecided unless the stream is over.
+func eventEnd(b []byte, from int, final bool) (end, stop int) {
+	i := from
+	for i < len(b) {
 		j := bytes.IndexAny(b[i:], "\r\n")
 		if j < 0 {
-			return -1
+			return -1, i
 		}
 		next := lineStartAfter(b, i+j)
 		if next < 0 {
 			if !final {
-				return -1
+				return -1, i
 			}
 			next = len(b)
 		}
 		if j == 0 { // i is always at a line start: a blank line
-			return next
+			return next, 0
 		}
 		i = next
 	}
-	return -1
+	return -1, i
 }
 
 // lineStartAfter returns the index after the line terminator at b[i], or
@@ -201,12 +231,13 @@ func filterEvent(ev []byte) []byte {
 // response is sent chunked. An encoded (compressed) stream is passed as
 // received: filtering it would mean decoding and re-encoding every event,
 // and holding back bytes the filter cannot read would stall the stream.
-func filterUsage(resp *http.Response) {
+// bypassed is called when the filter gives up on an overlong event.
+func filterUsage(resp *http.Response, bypassed func()) {
 	if resp.StatusCode != http.StatusOK || !isEventStream(resp.Header.Get("Content-Type")) ||
 		resp.Header.Get("Content-Encoding") != "" {
 		return
 	}
-	resp.Body = newUsageFilter(resp.Body)
+	resp.Body = newUsageFilter(resp.Body, bypassed)
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")
 }

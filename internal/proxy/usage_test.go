@@ -208,7 +208,7 @@ func TestUsageFilterIndependentOfReadSizes(t *testing.T) {
 		"one byte": iotest.OneByteReader(strings.NewReader(stream)),
 		"half":     iotest.HalfReader(strings.NewReader(stream)),
 	} {
-		got, err := io.ReadAll(newUsageFilter(io.NopCloser(r)))
+		got, err := io.ReadAll(newUsageFilter(io.NopCloser(r), nil))
 		if err != nil || string(got) != want {
 			t.Errorf("%s: %q %v\nwant %q", name, got, err, want)
 		}
@@ -219,11 +219,11 @@ func FuzzUsageFilter(f *testing.F) {
 	f.Add([]byte("data: {\"choices\":[],\"usage\":{}}\n\ndata: {\"usage\":null,\"a\":1}\r\n\r\ndata: [DONE]\n\n"), uint8(3))
 	f.Add([]byte("data: x\r\rdata: {\"usage\":null}\r"), uint8(1))
 	f.Fuzz(func(t *testing.T, stream []byte, step uint8) {
-		whole, err := io.ReadAll(newUsageFilter(io.NopCloser(bytes.NewReader(stream))))
+		whole, err := io.ReadAll(newUsageFilter(io.NopCloser(bytes.NewReader(stream)), nil))
 		if err != nil {
 			t.Fatal(err)
 		}
-		pieces, err := io.ReadAll(newUsageFilter(io.NopCloser(&stepReader{b: stream, step: int(step%16) + 1})))
+		pieces, err := io.ReadAll(newUsageFilter(io.NopCloser(&stepReader{b: stream, step: int(step%16) + 1}), nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -294,5 +294,47 @@ func TestEnsureUsageStillStreams(t *testing.T) {
 	line, err := bufio.NewReader(resp.Body).ReadString('\n')
 	if err != nil || line != "data: {\"choices\":[{\"delta\":{\"content\":\"first\"}}]}\n" {
 		t.Fatalf("first event not streamed (or not filtered): %q %v", line, err)
+	}
+}
+
+// An --ensure-usage response whose event never ends (no blank line in
+// more than maxPendingEvent bytes) is not buffered without bound: the
+// filter gives up, passes the rest through as received and counts it.
+func TestEnsureUsageOverlongEventPassesThroughUnfiltered(t *testing.T) {
+	line := "data: {\"choices\":[{\"delta\":{\"content\":\"" + strings.Repeat("x", 1000) + "\"}}],\"usage\":null}\n"
+	var stream strings.Builder
+	for stream.Len() <= 3*maxPendingEvent {
+		stream.WriteString(line) // single newlines only: one endless event
+	}
+	stream.WriteString("\ndata: {\"choices\":[],\"usage\":{\"completion_tokens\":1}}\n\ndata: [DONE]\n\n")
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		s := stream.String()
+		for len(s) > 0 { // in pieces, flushed, as a server streams
+			n := min(len(s), 7000)
+			if _, err := io.WriteString(w, s[:n]); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			s = s[n:]
+		}
+	}))
+	defer backend.Close()
+	p, px := newUsageProxy(t, backend.URL, true, &memWriter{})
+	got := postPath(t, px.URL, "/v1/chat/completions", chatBody)
+	if string(got) != stream.String() {
+		t.Fatalf("client got %d bytes, want the upstream's %d unchanged", len(got), stream.Len())
+	}
+	p.Wait()
+	if st := p.Stats(); st.UsageBypassed != 1 {
+		t.Fatalf("UsageBypassed = %d, want 1", st.UsageBypassed)
+	}
+
+	// Below the bound the filter still works on the same kind of stream.
+	small := strings.Repeat(line, 10) + "\ndata: {\"choices\":[],\"usage\":{\"completion_tokens\":1}}\n\ndata: [DONE]\n\n"
+	out, err := io.ReadAll(newUsageFilter(io.NopCloser(iotest.HalfReader(strings.NewReader(small))), func() { t.Error("bypassed") }))
+	if err != nil || string(out) != strings.Repeat(line, 10)+"\ndata: [DONE]\n\n" {
+		t.Fatalf("small stream: %q %v", out, err)
 	}
 }

@@ -3,12 +3,12 @@ package proxycli
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/capture"
 	"github.com/reprise-llm/reprise/internal/control"
 	"github.com/reprise-llm/reprise/internal/proxy"
+	"github.com/reprise-llm/reprise/internal/redact"
 )
 
 // newAdmin builds the --admin-listen server: the probes and /metrics
@@ -20,8 +20,8 @@ func newAdmin(o *options, p *proxy.Proxy, w *capture.Writer, hub *control.Hub, o
 	ctl, err := control.NewServer(p, w, hub, control.Options{
 		Version:        control.BuildVersion(),
 		Start:          origin,
-		Upstream:       redactedURL(o.proxy.Upstream),
-		CaptureDir:     o.captureDir,
+		Upstream:       redact.URL(o.proxy.Upstream),
+		CaptureDir:     w.Dir(), // the run subdirectory when --capture-dir held an earlier capture
 		CaptureContent: o.proxy.Content,
 		Token:          o.adminToken,
 	})
@@ -46,15 +46,4 @@ func stopAdmin(admin *http.Server, ctl *control.Server) {
 	if err := admin.Shutdown(ctx); err != nil {
 		_ = admin.Close()
 	}
-}
-
-// redactedURL is u without its password and query (where API keys hide), for
-// showing to an operator.
-func redactedURL(u string) string {
-	pu, err := url.Parse(u)
-	if err != nil {
-		return ""
-	}
-	pu.RawQuery = ""
-	return pu.Redacted()
 }

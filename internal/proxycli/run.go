@@ -21,6 +21,7 @@ import (
 	"github.com/reprise-llm/reprise/internal/cli"
 	"github.com/reprise-llm/reprise/internal/control"
 	"github.com/reprise-llm/reprise/internal/proxy"
+	"github.com/reprise-llm/reprise/internal/redact"
 )
 
 const synopsis = "proxy --upstream URL --capture-dir DIR [--listen ADDR] [flags]"
@@ -34,6 +35,9 @@ type options struct {
 	segmentAge   time.Duration
 	retainBytes  int64
 	drainTimeout time.Duration
+	drainDelay   time.Duration
+	idleTimeout  time.Duration
+	headerWait   time.Duration
 	upstreamWait time.Duration
 	adminListen  string
 	adminToken   string
@@ -47,7 +51,7 @@ func flags(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to accept client traffic on (use :8080 to accept from other hosts)")
 	fs.StringVar(&o.proxy.Upstream, "upstream", "", "base URL of the inference gateway or model server to forward to (required)")
-	fs.StringVar(&o.captureDir, "capture-dir", "", "directory to write the capture into; must be empty or not exist (required)")
+	fs.StringVar(&o.captureDir, "capture-dir", "", "directory to write the capture into; when it already holds a capture, this run goes to a new run-<start time> subdirectory (required)")
 	fs.StringVar(&o.proxy.Content, "capture-content", capture.ContentHashed, "prompt capture: none, hashed (keyed prefix-block hashes) or full (prompt text)")
 	fs.StringVar(&o.proxy.SessionHeader, "session-header", "", "request header naming a conversation/user key (stored hashed); default: the body's \"user\" field")
 	fs.StringVar(&o.proxy.UpstreamHeader, "upstream-header", "x-gateway-destination-endpoint", "response header naming the endpoint that served the request")
@@ -70,7 +74,10 @@ func flags(o *options) *flag.FlagSet {
 	fs.Int64Var(&o.segmentBytes, "segment-bytes", 64<<20, "rotate a segment after this many compressed bytes")
 	fs.DurationVar(&o.segmentAge, "segment-age", 10*time.Minute, "rotate a segment after this long")
 	fs.Int64Var(&o.retainBytes, "retain-bytes", 0, "delete the oldest segments beyond this total size (0: keep all)")
-	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests (streams, WebSockets) may take to finish; then they are cut and recorded aborted")
+	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM, how long to keep accepting after /readyz turns 503 (\"draining\"), so load balancers stop sending first")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", 2*time.Minute, "close a client's keep-alive connection after this long without a request (0: never)")
+	fs.DurationVar(&o.headerWait, "read-header-timeout", 30*time.Second, "how long a client may take to send a request's headers (0: no limit)")
 	fs.DurationVar(&o.upstreamWait, "upstream-wait", 30*time.Second, "at start, how long to wait for the upstream to accept connections before giving up (0: do not check)")
 	fs.StringVar(&o.adminListen, "admin-listen", "127.0.0.1:8091", "address for /healthz, /readyz, /metrics and the control API (gRPC and JSON under /v1/; empty: off); localhost by default")
 	fs.StringVar(&o.adminToken, "admin-token", "", "bearer token required on /metrics and the control API (probes stay open)")
@@ -85,7 +92,7 @@ func flags(o *options) *flag.FlagSet {
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o options
 	fs := flags(&o)
-	if err := cli.Parse(fs, args, os.Getenv); err != nil {
+	if err := cli.ParseLookup(fs, args, os.LookupEnv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			cli.PrintUsage(stdout, fs, synopsis)
 			return nil
@@ -134,16 +141,25 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	w, err := capture.NewWriter(o.captureDir, capture.WriterOptions{
 		Manifest: capture.Manifest{
 			Format: capture.FormatName, Version: capture.FormatVersion, Start: origin,
-			Source: "proxy upstream=" + o.proxy.Upstream, Block: block, KeyID: hasher.KeyID(),
+			Source: "proxy upstream=" + redact.URL(o.proxy.Upstream), Block: block, KeyID: hasher.KeyID(),
 			Content: o.proxy.Content,
 		},
 		QueueSize:    o.queueSize,
 		SegmentBytes: o.segmentBytes,
 		SegmentAge:   o.segmentAge,
 		RetainBytes:  o.retainBytes,
+		// The directory actually written: a run-* subdirectory when
+		// --capture-dir already held a capture (a restart).
+		OnReady: func(dir string) { log.Info("capture directory ready", zap.String("capture_dir", dir)) },
 	})
 	if err != nil {
 		return fmt.Errorf("opening capture: %w", err)
+	}
+	if ws := w.Stats(); !ws.Healthy {
+		// Traffic must flow even when capture cannot: serve, count the
+		// records lost, and let the writer retry every second.
+		log.Error("capture directory unusable: serving traffic WITHOUT capture (records are counted as lost); retrying every second",
+			zap.String("capture_dir", o.captureDir), zap.String("error", ws.LastError))
 	}
 	hub := control.NewHub(0) // finished records for the control API's tail streams
 	p, err := proxy.New(o.proxy, hub.Tee(w), hasher, origin, log)
@@ -156,15 +172,19 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		_ = w.Close()
 		return fmt.Errorf("listening on --listen %s: %w", o.listen, err)
 	}
-	srv := &http.Server{Handler: p, ReadHeaderTimeout: time.Minute, ErrorLog: zap.NewStdLog(log.Named("http")),
-		Protocols: proxy.ServerProtocols(o.h2c)}
-	fmt.Fprintf(stdout, "proxy listening on http://%s, forwarding to %s, capturing to %s\n", ln.Addr(), o.proxy.Upstream, o.captureDir)
-	log.Info("proxy started", zap.String("listen", ln.Addr().String()), zap.String("upstream", o.proxy.Upstream),
-		zap.String("capture_dir", o.captureDir), zap.String("capture_content", o.proxy.Content))
+	// Requests' contexts derive from base: cancelling it at the end of the
+	// drain ends what Shutdown cannot close, hijacked connections
+	// (WebSocket tunnels) whose handlers run until the context ends.
+	base, cutInFlight := context.WithCancel(context.Background())
+	defer cutInFlight()
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: o.headerWait, IdleTimeout: o.idleTimeout,
+		ErrorLog: zap.NewStdLog(log.Named("http")), Protocols: proxy.ServerProtocols(o.h2c),
+		BaseContext: func(net.Listener) context.Context { return base }}
+	fmt.Fprintf(stdout, "proxy listening on http://%s, forwarding to %s, capturing to %s\n", ln.Addr(), redact.URL(o.proxy.Upstream), w.Dir())
+	log.Info("proxy started", zap.String("listen", ln.Addr().String()), zap.String("upstream", redact.URL(o.proxy.Upstream)),
+		zap.String("capture_dir", w.Dir()), zap.String("capture_content", o.proxy.Content))
 	if o.proxy.Shadow.URL != "" {
-		cand, _ := url.Parse(o.proxy.Shadow.URL) // valid: checked above
-		cand.RawQuery = ""                       // neither a query key nor a password reaches the log
-		log.Info("shadow testing", zap.String("candidate", cand.Redacted()), zap.Float64("fraction", o.proxy.Shadow.Fraction),
+		log.Info("shadow testing", zap.String("candidate", redact.URL(o.proxy.Shadow.URL)), zap.Float64("fraction", o.proxy.Shadow.Fraction),
 			zap.Int("max_inflight", o.proxy.Shadow.MaxInFlight))
 	}
 
@@ -195,19 +215,19 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		runErr = fmt.Errorf("serving: %w", err)
 	}
 
-	// Stop accepting; let in-flight streams finish within the bound; then
-	// force the rest closed (their records say aborted) and wait for every
-	// handler to hand over its record before the writer drains.
-	shutCtx, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
-	if err := srv.Shutdown(shutCtx); err != nil {
-		log.Warn("drain timeout passed; closing remaining connections", zap.Int64("in_flight", p.Stats().InFlight))
-		_ = srv.Close()
+	// Out of rotation first (/readyz 503), then stop accepting; let
+	// in-flight streams finish within the bound; then cut the rest (their
+	// records say aborted) and wait for every handler to hand over its
+	// record before the writer drains.
+	p.SetDraining()
+	log.Info("draining", zap.Int64("in_flight", p.Stats().InFlight), zap.Duration("drain_timeout", o.drainTimeout))
+	if o.drainDelay > 0 && runErr == nil {
+		time.Sleep(o.drainDelay) // still serving: the endpoint is being removed
 	}
-	cancel()
+	drain(srv, p, o.drainTimeout, cutInFlight, log)
 	if admin != nil {
 		stopAdmin(admin, ctl) // tail streams end cleanly
 	}
-	p.Wait()
 	shadowCtx, cancelShadow := context.WithTimeout(context.Background(), min(o.drainTimeout, 5*time.Second))
 	p.StopShadow(shadowCtx) // running shadows finish or are recorded aborted
 	cancelShadow()
@@ -221,13 +241,42 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runErr
 }
 
+// drain stops srv accepting and waits up to bound for every request to
+// finish, hijacked ones (WebSockets) included, which Shutdown does not
+// track. When the bound passes it closes the remaining connections and
+// cancels every request's context (cut), then waits for the handlers to
+// record: a cancelled request ends promptly, so this wait is short.
+func drain(srv *http.Server, p *proxy.Proxy, bound time.Duration, cut context.CancelFunc, log *zap.Logger) {
+	deadline := time.Now().Add(bound)
+	shutCtx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	shutErr := srv.Shutdown(shutCtx) // returns when tracked connections are idle
+	handlers := make(chan struct{})
+	go func() {
+		p.Wait()
+		close(handlers)
+	}()
+	if shutErr == nil {
+		select {
+		case <-handlers: // everything finished within the bound
+			return
+		case <-shutCtx.Done():
+		}
+	}
+	log.Warn("drain timeout passed; cutting remaining requests", zap.Duration("drain_timeout", bound),
+		zap.Int64("in_flight", p.Stats().InFlight))
+	cut()
+	_ = srv.Close()
+	<-handlers
+}
+
 // waitForUpstream dials the upstream until it accepts a TCP connection or
 // the wait passes, so a mistyped --upstream fails at start with one clear
 // line instead of as a 502 on every request.
 func waitForUpstream(ctx context.Context, upstream string, wait time.Duration) error {
 	u, err := url.Parse(upstream)
 	if err != nil {
-		return fmt.Errorf("--upstream %q: %w", upstream, err)
+		return fmt.Errorf("--upstream %s: not a URL", redact.URL(upstream))
 	}
 	host := cli.DialAddress(u)
 	deadline := time.Now().Add(wait)
@@ -238,7 +287,7 @@ func waitForUpstream(ctx context.Context, upstream string, wait time.Duration) e
 			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("upstream %s unreachable after %v: %w", upstream, wait, err)
+			return fmt.Errorf("upstream %s unreachable after %v: %w", redact.URL(upstream), wait, err)
 		}
 		select {
 		case <-ctx.Done():

@@ -17,6 +17,7 @@ import (
 	"github.com/reprise-llm/reprise/internal/cli"
 	"github.com/reprise-llm/reprise/internal/engine"
 	"github.com/reprise-llm/reprise/internal/progress"
+	"github.com/reprise-llm/reprise/internal/redact"
 	"github.com/reprise-llm/reprise/internal/report"
 	"github.com/reprise-llm/reprise/internal/saturation"
 	"github.com/reprise-llm/reprise/internal/scrape"
@@ -45,6 +46,7 @@ type benchOptions struct {
 	eng                                                                 engineFlags   // --burstiness, --warmup, --max-errors, --http2, … (engineflags.go)
 	gate                                                                gateOptions   // --detect-saturation, --slo, --sweep-points (gate.go)
 	wl                                                                  workloadFlags // --window, --filter-*, --sample, --loop, caps, --model-map, --shard (workloadflags.go)
+	req                                                                 requestFlags  // --ignore-eos, --start-at (workloadflags.go)
 	scrape                                                              scrape.Flags  // --scrape-metrics, --scrape-interval, --scrape-series (internal/scrape)
 
 	plainProgress bool // progress as plain lines even on a terminal
@@ -55,10 +57,10 @@ type benchOptions struct {
 func benchFlags(o *benchOptions) *flag.FlagSet {
 	fs := flag.NewFlagSet("replay run", flag.ContinueOnError)
 	fs.StringVar(&o.target, "target", "", "base URL of the deployment to benchmark, e.g. http://candidate:8000 (required)")
-	fs.StringVar(&o.workload, "workload", "", "capture directory, mooncake:PATH, azure:PATH, burstgpt:PATH or synthetic:k=v,... (required)")
+	fs.StringVar(&o.workload, "workload", "", "capture directory, mooncake:PATH, azure:PATH, burstgpt:PATH, prompts:PATH (.jsonl, .csv or .txt) or synthetic:k=v,... (required)")
 	fs.StringVar(&o.profile, "profile", "trace", "load model: trace, constant, poisson, gamma, synchronous, concurrent, throughput or sweep")
 	fs.Float64Var(&o.rate, "rate", 0, "requests per second for constant and poisson; with trace, rescale the trace to this mean rate keeping the shape of its bursts")
-	fs.Float64Var(&o.timeScale, "time-scale", 1, "trace: multiply recorded offsets by this (0.5 replays twice as fast)")
+	fs.Float64Var(&o.timeScale, "time-scale", 1, "multiply recorded times by this (0.5 replays twice as fast): trace offsets, and session think times with every profile")
 	fs.IntVar(&o.concurrency, "concurrency", 1, "concurrent: number of closed-loop streams")
 	fs.IntVar(&o.maxConcurrency, "max-concurrency", 1024, "cap on requests in flight (throughput: the level it keeps)")
 	fs.Float64Var(&o.maxSeconds, "max-seconds", 0, "stop scheduling after this many seconds (0: no limit)")
@@ -80,6 +82,7 @@ func benchFlags(o *benchOptions) *flag.FlagSet {
 	registerEngineFlags(fs, &o.eng)
 	registerGateFlags(fs, &o.gate)
 	registerWorkloadFlags(fs, &o.wl)
+	registerRequestFlags(fs, &o.req)
 	o.scrape.Register(fs)
 	return fs
 }
@@ -110,7 +113,7 @@ func (o *benchOptions) validate() error {
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o benchOptions
 	fs := benchFlags(&o)
-	if err := parse(fs, args, stdout, runSynopsis, os.Getenv); err != nil {
+	if err := parse(fs, args, stdout, runSynopsis, nil); err != nil { // nil: the environment, os.LookupEnv semantics
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -168,6 +171,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := report.WriteTable(stdout, file); err != nil {
 		return err
 	}
+	tokenShortfall(stdout, bench.Name, &bench.Metrics)
 	fmt.Fprintf(stdout, "\nresults in %s (benchmarks.json, benchmarks.csv, report.html)\n", o.outputDir)
 	gateSummary(stdout, &bench)
 	if bench.ServerMetrics != nil {
@@ -204,11 +208,14 @@ func (o *benchOptions) baseConfig(profile string) (engine.Config, error) {
 // prompt synthesiser every benchmark of the invocation shares, so each
 // target receives identical bodies.
 func (o *benchOptions) bodyBuilder(cfg engine.Config) (engine.BodyBuilder, error) {
+	if err := o.req.parse(); err != nil {
+		return nil, fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
 	tok, err := tokenizer.Open(o.encoding, tokenizer.Options{Target: cfg.Target, Model: cfg.Model, Header: cfg.Headers})
 	if err != nil {
 		return nil, fmt.Errorf("%w: --tokenizer %s: %v", cli.ErrUsage, o.encoding, err)
 	}
-	bodies, err := synth.New(synth.Options{Tokenizer: tok, Seed: o.seed})
+	bodies, err := synth.New(synth.Options{Tokenizer: tok, Seed: o.seed, OmitIgnoreEOS: o.req.omitIgnoreEOS()})
 	if err != nil {
 		return nil, fmt.Errorf("--tokenizer %s: %w", o.encoding, err)
 	}
@@ -233,6 +240,11 @@ func (o *benchOptions) benchmark(ctx context.Context, cfg engine.Config, name st
 	if err := checkReachable(ctx, cfg.Target); err != nil { // after the workload, so a bad one is named first
 		return report.Benchmark{}, nil, err
 	}
+	startAt, err := o.req.waitStart(ctx, time.Now) // --start-at: after the workload and tokenizer are ready
+	if err != nil {
+		return report.Benchmark{}, nil, err
+	}
+	online := recordOnline(&cfg, rescale)
 	finish := observe(ctx, o, name, &cfg, stderr)
 	run, sat, err := executeGated(ctx, det, cfg, src, bodies)
 	serverMetrics := finish(run)
@@ -240,14 +252,20 @@ func (o *benchOptions) benchmark(ctx context.Context, cfg engine.Config, name st
 		return report.Benchmark{}, run, err
 	}
 	skipped := warn.finish(src)
-	b := targetBenchmark(name, run, cfg, o.saveRequests)
+	b := targetBenchmark(name, run, cfg, rescale, o.saveRequests, online)
 	if t := describeTransforms(transforms); t != nil {
 		b.Config["workload_transforms"] = t
 	}
 	if skipped > 0 {
 		b.Config["skipped_invalid_lines"] = skipped
 	}
-	attachGate(&b, run, sat, o.gate.spec)
+	if !startAt.IsZero() {
+		b.Config["start_at"] = startAt.UTC().Format(time.RFC3339Nano)
+	}
+	if o.req.omitIgnoreEOS() {
+		b.Config["ignore_eos"] = false
+	}
+	attachGate(&b, run, sat, o.gate.specFor(cfg.Profile))
 	b.ServerMetrics = serverMetrics
 	degradedWarning(stderr, &b)
 	return b, run, nil
@@ -290,7 +308,7 @@ func checkReachable(ctx context.Context, target string) error {
 	host := cli.DialAddress(u)
 	conn, err := (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, "tcp", host)
 	if err != nil {
-		return fmt.Errorf("target %s unreachable: %w", target, err)
+		return fmt.Errorf("target %s unreachable: %w", redact.URL(target), err)
 	}
 	return conn.Close()
 }
@@ -307,12 +325,43 @@ func labels(kv []string) map[string]string {
 	return m
 }
 
-func targetBenchmark(name string, run *engine.Run, cfg engine.Config, saveRequests bool) report.Benchmark {
+// recordOnline makes a benchmark without warmup or cooldown record its
+// metrics as requests end, and keep no chunk offsets in its results, so
+// that its memory follows the requests in flight rather than the
+// workload's length; nil (metrics from the results at the end) when the
+// run has a warmup or cooldown, which the engine marks only once it is over.
+func recordOnline(cfg *engine.Config, rescale float64) *stats.Online {
+	if !cfg.Warmup.IsZero() || !cfg.Cooldown.IsZero() {
+		return nil
+	}
+	online := stats.NewOnline(stats.Options{RequestedRate: requestedRate(*cfg, rescale), LagThreshold: cfg.LagThreshold})
+	onResult := cfg.OnResult
+	cfg.OnResult = func(r engine.Result) {
+		if onResult != nil {
+			onResult(r)
+		}
+		online.Record(&r)
+	}
+	cfg.DiscardChunks = true
+	return online
+}
+
+// targetBenchmark builds the results of run; rescale > 0 is the mean rate
+// a trace was rescaled to (--profile trace --rate), its requested rate.
+// online, when not nil, recorded the run's results as they ended.
+func targetBenchmark(name string, run *engine.Run, cfg engine.Config, rescale float64, saveRequests bool, online *stats.Online) report.Benchmark {
+	var m stats.Metrics
+	if online != nil {
+		m = online.Metrics()
+		m.DroppedRequests = int64(max(run.Dropped, 0))
+	} else {
+		m = stats.Summarize(run.Results, stats.Options{RequestedRate: requestedRate(cfg, rescale), Dropped: int64(run.Dropped), LagThreshold: cfg.LagThreshold})
+	}
 	b := report.Benchmark{
-		Name: name, Target: cfg.Target, Profile: cfg.Profile, Start: run.Start,
+		Name: name, Target: redact.URL(cfg.Target), Profile: cfg.Profile, Start: run.Start,
 		DurationS: run.Duration.Seconds(),
 		Config:    benchConfig(cfg),
-		Metrics:   stats.Summarize(run.Results, stats.Options{RequestedRate: requestedRate(cfg), Dropped: int64(run.Dropped), LagThreshold: cfg.LagThreshold}),
+		Metrics:   m,
 	}
 	engineConfig(b.Config, cfg, run)
 	if saveRequests {
@@ -322,7 +371,7 @@ func targetBenchmark(name string, run *engine.Run, cfg engine.Config, saveReques
 }
 
 func benchConfig(cfg engine.Config) map[string]any {
-	m := map[string]any{"profile": cfg.Profile, "target": cfg.Target, "seed": cfg.Seed}
+	m := map[string]any{"profile": cfg.Profile, "target": redact.URL(cfg.Target), "seed": cfg.Seed}
 	if cfg.Rate > 0 {
 		m["rate"] = cfg.Rate
 	}
@@ -376,11 +425,15 @@ func progressPrinter(w io.Writer, name string) func(engine.Progress) {
 	}
 }
 
-// requestedRate is the rate the profile asked for, when it names one.
-func requestedRate(cfg engine.Config) float64 {
+// requestedRate is the rate the profile asked for, when it names one: the
+// rate of constant, poisson and gamma, or the mean rate rescale > 0 a trace
+// was rescaled to.
+func requestedRate(cfg engine.Config, rescale float64) float64 {
 	switch cfg.Profile {
 	case "constant", "poisson", "gamma":
 		return cfg.Rate
+	case "trace":
+		return max(rescale, 0)
 	}
 	return 0
 }

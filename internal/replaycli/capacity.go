@@ -35,7 +35,7 @@ func runCapacity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.Float64Var(&c.minRate, "min-rate", 0, "lowest rate tried, req/s (0: a tenth of the highest)")
 	fs.Float64Var(&c.maxRate, "max-rate", 0, "highest rate tried, req/s (0: 1.25 × the rate a throughput run achieves)")
 	fs.Float64Var(&c.precision, "precision", 0.05, "stop when the bracket is narrower than this fraction of its upper end")
-	if err := parse(fs, args, stdout, capacitySynopsis, os.Getenv); err != nil {
+	if err := parse(fs, args, stdout, capacitySynopsis, nil); err != nil { // nil: the environment, os.LookupEnv semantics
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -85,7 +85,10 @@ func runCapacity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 // searchCapacity bisects over rates. A probe passes when its benchmark
-// meets every SLO term and the detector (when on) did not fire. The bracket
+// meets every SLO term and the detector (when on) did not fire; failed,
+// timed-out and drain-cancelled requests count against every term
+// (slo.Evaluate), so a rate at which most requests fail does not pass on
+// the speed of the few that succeed. The bracket
 // is [--min-rate, --max-rate], the top bootstrapped as 1.25 × a throughput
 // run's rate when not given, the bottom a tenth of the top; the lower end must pass (else ErrNoCapacity), a passing
 // upper end is the answer; otherwise the bracket halves until it is
@@ -113,7 +116,9 @@ func searchCapacity(ctx context.Context, env *benchEnv, c *capacityOptions, det 
 		return 0, fmt.Errorf("capacity: --min-rate %g is not below the top of the range, %g req/s", lo, hi)
 	}
 	probe := func(rate float64) (bool, error) {
-		b, _, err := env.bench(ctx, rateName(env.o.gate.rateProfile, rate), env.o.gate.rateProfile, rate, det, stderr)
+		// A rate where every request fails is a failing probe, not an
+		// error: its SLO terms are +Inf.
+		b, _, err := env.benchFailing(ctx, rateName(env.o.gate.rateProfile, rate), env.o.gate.rateProfile, rate, det, stderr)
 		if err != nil {
 			return false, err
 		}

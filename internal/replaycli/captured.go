@@ -1,8 +1,6 @@
 package replaycli
 
 import (
-	"errors"
-	"io"
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/capture"
@@ -10,36 +8,17 @@ import (
 	"github.com/reprise-llm/reprise/internal/openai"
 	"github.com/reprise-llm/reprise/internal/report"
 	"github.com/reprise-llm/reprise/internal/stats"
-	"github.com/reprise-llm/reprise/internal/workload"
 )
 
-// capturedBenchmark is production as captured: the recorded timings of the
-// same requests the run replayed (the first len(run.Results) replayable
-// records, in order), measured by the proxy from arrival. It lets a report
-// put "what production did with these requests" next to the candidate.
+// capturedBenchmark is production as captured: the recorded timings of
+// exactly the requests the run replayed — each result's own capture record
+// (engine.Result.Recorded), so the window, filters, sample, loop and shard
+// select the same requests on both sides — measured by the proxy from
+// arrival. A request of the run's warmup or cooldown keeps its phase, so
+// it is left out of production's metrics too. It lets a report put "what
+// production did with these requests" next to the candidate.
 func capturedBenchmark(path string, run *engine.Run) (report.Benchmark, error) {
-	src, err := workload.OpenCapture(path)
-	if err != nil {
-		return report.Benchmark{}, err
-	}
-	defer src.Close()
-	var results []engine.Result
-	var t0 int64
-	var start time.Time
-	for len(results) < len(run.Results) {
-		req, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return report.Benchmark{}, err
-		}
-		rec := req.Recorded
-		if len(results) == 0 {
-			t0, start = rec.T, rec.Wall
-		}
-		results = append(results, recordResult(len(results), rec, t0))
-	}
+	results, start := capturedResults(run)
 	var dur time.Duration
 	for i := range results {
 		dur = max(dur, results[i].End)
@@ -50,6 +29,33 @@ func capturedBenchmark(path string, run *engine.Run) (report.Benchmark, error) {
 		Config:  map[string]any{"capture": path},
 		Metrics: stats.Summarize(results, stats.Options{}),
 	}, nil
+}
+
+// capturedResults converts the capture record of every result of run, in
+// the run's order, to production's observation, timed from the earliest
+// of them (whose wall time is start). Results without a record (not from
+// a capture) are left out. A looped request (--loop) repeats its record,
+// at the record's own time.
+func capturedResults(run *engine.Run) ([]engine.Result, time.Time) {
+	var t0 int64
+	var start time.Time
+	first := true
+	for i := range run.Results {
+		if rec := run.Results[i].Recorded; rec != nil && (first || rec.T < t0) {
+			t0, start, first = rec.T, rec.Wall, false
+		}
+	}
+	var results []engine.Result
+	for i := range run.Results {
+		r := &run.Results[i]
+		if r.Recorded == nil {
+			continue
+		}
+		res := recordResult(r.Index, r.Recorded, t0)
+		res.Phase = r.Phase
+		results = append(results, res)
+	}
+	return results, start
 }
 
 // recordResult converts a capture record to the replayer's per-request

@@ -24,7 +24,8 @@ const compareSynopsis = `replay compare --target NAME=URL --target NAME=URL ... 
        replay compare [--fail-if GATES] [--baseline NAME] [--output-dir DIR] RESULTS_DIR RESULTS_DIR ...`
 
 // ErrGateFailed is returned by replay compare when a --fail-if bound is
-// exceeded with confidence; the program exits 1.
+// exceeded with confidence (or, with --fail-on-undecided, cannot be
+// decided); it wraps ErrCheckFailed, so the program exits 3 (ExitCode).
 var ErrGateFailed = errors.New("comparison gate failed")
 
 // Comparison modes.
@@ -41,16 +42,19 @@ type compareOptions struct {
 	mode        string
 	repetitions int
 	failIf      string
-	baseline    string
-	confidence  float64
-	resamples   int
+	// failUndecided makes an undecided gate fail the command.
+	failUndecided bool
+	baseline      string
+	confidence    float64
+	resamples     int
 
 	gates []compare.Gate
 }
 
 // notCompareFlags are the replay run flags replay compare does not take:
-// it names its targets itself, and sweeps are compared point by point from
-// saved results.
+// it names its targets itself, and compares one profile at a time (sweeps
+// are compared point by point from two saved results directories, paired
+// by benchmark name: loadSaved).
 var notCompareFlags = map[string]bool{"target": true, "name": true, "no-baseline": true, "sweep-points": true, "rate-profile": true}
 
 func compareFlags(o *compareOptions) *flag.FlagSet {
@@ -63,7 +67,8 @@ func compareFlags(o *compareOptions) *flag.FlagSet {
 	fs.Var(&o.targets, "target", "NAME=URL of a deployment to compare (repeatable; the first is the baseline unless --baseline says otherwise)")
 	fs.StringVar(&o.mode, "mode", modeSequential, "sequential (each target in turn, identical schedule) or parallel (every target at once, each with its own dispatcher)")
 	fs.IntVar(&o.repetitions, "repetitions", 1, "run every target this many times (sequential: the order reversed every second time, to cancel drift); results are pooled per target")
-	fs.StringVar(&o.failIf, "fail-if", "", "gates, e.g. 'ttft_p99>+10%,error_rate>0.5%,e2e_p50>+50ms': exit 1 when a candidate exceeds one with confidence (docs/compare.md)")
+	fs.StringVar(&o.failIf, "fail-if", "", "gates, e.g. 'ttft_p99>+10%,error_rate>0.5%,e2e_p50>+50ms': exit 3 when a candidate exceeds one with confidence (docs/compare.md)")
+	fs.BoolVar(&o.failUndecided, "fail-on-undecided", false, "also exit 3 when a gate is undecided (too few samples for its statistic), instead of only warning")
 	fs.StringVar(&o.baseline, "baseline", "", "the reference: a target or benchmark name, or captured (production's recorded timings, for a capture workload); default the first")
 	fs.Float64Var(&o.confidence, "confidence", compare.DefaultConfidence, "family-wise confidence level per metric of the intervals and verdicts")
 	fs.IntVar(&o.resamples, "resamples", compare.DefaultResamples, "bootstrap replicates")
@@ -73,7 +78,7 @@ func compareFlags(o *compareOptions) *flag.FlagSet {
 func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o compareOptions
 	fs := compareFlags(&o)
-	if err := parse(fs, args, stdout, compareSynopsis, os.Getenv); err != nil {
+	if err := parse(fs, args, stdout, compareSynopsis, nil); err != nil { // nil: the environment, os.LookupEnv semantics
 		return err
 	}
 	var errs []error
@@ -102,7 +107,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if o.bench.gate.spec != nil {
 		copts.SLO = o.bench.gate.spec.PerRequest()
 	}
-	var sides []compare.Side
+	var pairs []sidePair
 	var file *report.File
 	var err error
 	if fs.NArg() > 0 {
@@ -110,9 +115,12 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return cli.UsageError("replay compare: give either result directories or --target and --workload, not both")
 		}
 		o.mode = modeSaved
-		file, sides, err = loadSaved(fs.Args(), o.baseline, stderr)
+		file, pairs, err = loadSaved(fs.Args(), o.baseline, stderr)
 	} else {
-		file, sides, err = o.live(ctx, stderr)
+		file, pairs, err = o.live(ctx, stderr)
+		if o.baseline == baselineCapt {
+			o.mode = baselineCapt
+		}
 	}
 	if err != nil {
 		return err
@@ -125,18 +133,19 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		file.Labels[k] = v
 	}
-	cmp := &report.Comparison{Baseline: sides[0].Name, Mode: o.mode, Confidence: o.confidence, Resamples: o.resamples, Seed: copts.Seed}
-	if o.mode == modeSequential || o.mode == modeParallel {
+	cmp := &report.Comparison{Baseline: pairs[0].base.Name, Mode: o.mode, Confidence: o.confidence, Resamples: o.resamples, Seed: copts.Seed}
+	if o.mode != modeSaved {
 		cmp.Repetitions = o.repetitions
 	}
 	var names []string
-	for _, cand := range sides[1:] {
-		rows, err := compare.Compare(sides[0], cand, copts)
+	for _, p := range pairs {
+		rows, err := compare.Compare(p.base, p.cand, copts)
 		if err != nil {
 			return err
 		}
 		cmp.Rows = append(cmp.Rows, rows...)
-		names = append(names, cand.Name)
+		cmp.Headlines = append(cmp.Headlines, compare.Headline(rows, p.cand.Name, o.confidence))
+		names = append(names, p.cand.Name)
 	}
 	cmp.Gates = compare.Evaluate(o.gates, cmp.Rows, names)
 	file.Comparison = cmp
@@ -153,17 +162,50 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fmt.Fprintf(stdout, "\nintervals: %.0f%% family-wise per metric (bootstrap, %d resamples, seed %d); insufficient data: p50/mean need %d samples a side, p90 %d, p99 %d\n",
 		100*o.confidence, o.resamples, copts.Seed, compare.MinN(compare.StatP50), compare.MinN(compare.StatP90), compare.MinN(compare.StatP99))
 	fmt.Fprintf(stdout, "results in %s (benchmarks.json, benchmarks.csv, comparison.csv, report.html)\n", o.bench.outputDir)
+	for _, h := range cmp.Headlines {
+		fmt.Fprintf(stdout, "overall %s (Holm across %d metrics at %.0f%%)\n", h.Text(), h.Families, 100*o.confidence)
+	}
 	var failed []string
 	for _, g := range cmp.Gates {
 		fmt.Fprintf(stdout, "gate %s (%s): %s — %s\n", g.Gate, g.Candidate, strings.ToUpper(g.Status), g.Detail)
-		if g.Status == report.GateFail {
+		switch g.Status {
+		case report.GateFail:
 			failed = append(failed, fmt.Sprintf("%s for %s (%s)", g.Gate, g.Candidate, g.Detail))
+		case report.GateUndecided:
+			fmt.Fprintf(stderr, "warning: gate %s is undecided for %s: %s\n", g.Gate, g.Candidate, g.Detail)
+			if o.failUndecided {
+				failed = append(failed, fmt.Sprintf("%s for %s undecided (--fail-on-undecided: %s)", g.Gate, g.Candidate, g.Detail))
+			}
 		}
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("%w: %s", ErrGateFailed, strings.Join(failed, "; "))
 	}
 	return nil
+}
+
+// lockedWriter serialises writes to w, for runs printing at once.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// sidePair is one comparison: a candidate against its baseline.
+type sidePair struct{ base, cand compare.Side }
+
+// against pairs sides[0], the baseline, with every other side.
+func against(sides []compare.Side) []sidePair {
+	var out []sidePair
+	for _, c := range sides[1:] {
+		out = append(out, sidePair{sides[0], c})
+	}
+	return out
 }
 
 // target is one --target NAME=URL.
@@ -195,8 +237,8 @@ func parseTargets(list []string) ([]target, error) {
 }
 
 // live runs the workload against every target and returns the file (its
-// benchmarks) and the comparison's sides, baseline first.
-func (o *compareOptions) live(ctx context.Context, stderr io.Writer) (*report.File, []compare.Side, error) {
+// benchmarks) and the comparisons: the baseline against every candidate.
+func (o *compareOptions) live(ctx context.Context, stderr io.Writer) (*report.File, []sidePair, error) {
 	targets, err := parseTargets(o.targets)
 	var errs []error
 	if err != nil {
@@ -278,6 +320,9 @@ func (o *compareOptions) live(ctx context.Context, stderr io.Writer) (*report.Fi
 	}
 
 	o.bench.plainProgress = o.mode == modeParallel
+	if o.mode == modeParallel { // the targets' runs print at the same time
+		stderr = &lockedWriter{w: stderr}
+	}
 	runs := make([][]*engine.Run, len(targets)) // per target, per repetition
 	benches := make([][]report.Benchmark, len(targets))
 	for rep := range o.repetitions {
@@ -330,6 +375,7 @@ func (o *compareOptions) live(ctx context.Context, stderr io.Writer) (*report.Fi
 
 	file := &report.File{}
 	var sides []compare.Side
+	own := labels(o.bench.labels)
 	if captured {
 		base, side, err := capturedSide(capPath, runs[0][0])
 		if err != nil {
@@ -343,6 +389,7 @@ func (o *compareOptions) live(ctx context.Context, stderr io.Writer) (*report.Fi
 		for k, run := range runs[i] {
 			b := benches[i][k]
 			b.Baseline = i == 0 && !captured
+			b.Labels = own
 			file.Benchmarks = append(file.Benchmarks, b)
 			side.Requests = append(side.Requests, report.RequestRecords(run.Results)...)
 			side.RunLengths = append(side.RunLengths, len(run.Results))
@@ -350,7 +397,7 @@ func (o *compareOptions) live(ctx context.Context, stderr io.Writer) (*report.Fi
 		}
 		sides = append(sides, side)
 	}
-	return file, sides, nil
+	return file, against(sides), nil
 }
 
 // runOne runs the workload once against t. Runs of different targets may
@@ -368,44 +415,40 @@ func (o *compareOptions) runOne(ctx context.Context, cfg engine.Config, t target
 	return b, run, nil
 }
 
-// capturedSide is production as captured (captured.go) for the requests
-// run replayed, as a benchmark and as the comparison's baseline side.
+// capturedSide is production as captured (captured.go) for exactly the
+// requests run replayed, as a benchmark and as the comparison's baseline
+// side.
 func capturedSide(path string, run *engine.Run) (report.Benchmark, compare.Side, error) {
 	b, err := capturedBenchmark(path, run)
 	if err != nil {
 		return b, compare.Side{}, err
 	}
-	src, err := workload.OpenCapture(path)
-	if err != nil {
-		return b, compare.Side{}, err
-	}
-	defer src.Close()
-	var results []engine.Result
-	var t0 int64
-	for len(results) < len(run.Results) {
-		req, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return b, compare.Side{}, err
-		}
-		if len(results) == 0 {
-			t0 = req.Recorded.T
-		}
-		results = append(results, recordResult(len(results), req.Recorded, t0))
+	results, _ := capturedResults(run)
+	if len(results) == 0 {
+		return b, compare.Side{}, errors.New("the replayed requests carry no capture records")
 	}
 	return b, compare.Side{Name: b.Name, Requests: report.RequestRecords(results), WindowS: b.Metrics.WindowS}, nil
 }
 
+// savedDir is one results directory's benchmarks with records.
+type savedDir struct {
+	dir, path string
+	benches   []report.Benchmark
+}
+
 // loadSaved reads benchmarks.json from every directory. Every benchmark
-// with per-request records becomes a side; the baseline is the one named
-// baseline, else the first. A name seen before is prefixed with its
-// directory.
-func loadSaved(dirs []string, baseline string, stderr io.Writer) (*report.File, []compare.Side, error) {
-	out := &report.File{}
-	var sides []compare.Side
-	seen := map[string]bool{}
+// with per-request records becomes a side, labelled with its own file's
+// labels (Benchmark.Labels; the file gets those all share).
+//
+// Two directories holding the same set of two or more benchmark names —
+// two sweeps of the same points, say — are compared point by point: each
+// benchmark of the baseline directory (the first, or the one --baseline
+// names) against the candidate directory's benchmark of the same name,
+// both named DIR/NAME. Otherwise the baseline is the benchmark named
+// baseline, else the first, against every other; a name seen before is
+// prefixed with its directory.
+func loadSaved(dirs []string, baseline string, stderr io.Writer) (*report.File, []sidePair, error) {
+	var loaded []savedDir
 	for _, dir := range dirs {
 		path := filepath.Join(dir, report.JSONFile)
 		fh, err := os.Open(path)
@@ -417,14 +460,7 @@ func loadSaved(dirs []string, baseline string, stderr io.Writer) (*report.File, 
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", path, err)
 		}
-		for k, v := range f.Labels {
-			if out.Labels == nil {
-				out.Labels = map[string]string{}
-			}
-			if _, ok := out.Labels[k]; !ok {
-				out.Labels[k] = v
-			}
-		}
+		sd := savedDir{dir: dir, path: path}
 		for _, b := range f.Benchmarks {
 			if len(b.Requests) == 0 {
 				if b.Profile == "captured" {
@@ -433,11 +469,99 @@ func loadSaved(dirs []string, baseline string, stderr io.Writer) (*report.File, 
 				}
 				return nil, nil, fmt.Errorf("%s: benchmark %q has no per-request records, which the comparison needs: rerun it with --save-requests", path, b.Name)
 			}
+			merged := map[string]string{}
+			for k, v := range f.Labels {
+				merged[k] = v
+			}
+			for k, v := range b.Labels {
+				merged[k] = v
+			}
+			b.Labels = nil
+			if len(merged) > 0 {
+				b.Labels = merged
+			}
+			b.Baseline = false
+			sd.benches = append(sd.benches, b)
+		}
+		loaded = append(loaded, sd)
+	}
+	var out *report.File
+	var pairs []sidePair
+	var err error
+	if pointByPoint(loaded) {
+		out, pairs, err = pairSaved(loaded, baseline)
+	} else {
+		out, pairs, err = againstSaved(loaded, baseline)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	out.Labels = sharedLabels(out.Benchmarks)
+	return out, pairs, nil
+}
+
+// pointByPoint says the directories are two of the same benchmark names
+// (each unique, at least two): sweeps to compare point by point.
+func pointByPoint(ds []savedDir) bool {
+	if len(ds) != 2 || len(ds[0].benches) < 2 || len(ds[0].benches) != len(ds[1].benches) {
+		return false
+	}
+	names := map[string]int{}
+	for k, d := range ds {
+		for _, b := range d.benches {
+			if names[b.Name] != k { // unseen in earlier dirs, or twice in this one
+				return false
+			}
+			names[b.Name] = k + 1
+		}
+	}
+	return true
+}
+
+// pairSaved pairs the benchmarks of two directories by name.
+func pairSaved(ds []savedDir, baseline string) (*report.File, []sidePair, error) {
+	tag := []string{filepath.Base(filepath.Clean(ds[0].dir)), filepath.Base(filepath.Clean(ds[1].dir))}
+	if tag[0] == tag[1] {
+		tag = []string{filepath.Clean(ds[0].dir), filepath.Clean(ds[1].dir)}
+	}
+	bi := 0
+	switch baseline {
+	case "", tag[0], ds[0].dir:
+	case tag[1], ds[1].dir:
+		bi = 1
+	default:
+		return nil, nil, cli.UsageError("--baseline %q: comparing %s and %s point by point, the baseline is one of the directories", baseline, tag[0], tag[1])
+	}
+	base, cand := ds[bi], ds[1-bi]
+	out := &report.File{}
+	var pairs []sidePair
+	side := func(b report.Benchmark, tag string, isBase bool) compare.Side {
+		b.Name = tag + "/" + b.Name
+		b.Baseline = isBase
+		out.Benchmarks = append(out.Benchmarks, b)
+		return compare.Side{Name: b.Name, Requests: b.Requests, WindowS: b.Metrics.WindowS}
+	}
+	for _, bb := range base.benches {
+		for _, cb := range cand.benches {
+			if cb.Name == bb.Name {
+				pairs = append(pairs, sidePair{side(bb, tag[bi], true), side(cb, tag[1-bi], false)})
+			}
+		}
+	}
+	return out, pairs, nil
+}
+
+// againstSaved compares the baseline benchmark with every other.
+func againstSaved(ds []savedDir, baseline string) (*report.File, []sidePair, error) {
+	out := &report.File{}
+	var sides []compare.Side
+	seen := map[string]bool{}
+	for _, d := range ds {
+		for _, b := range d.benches {
 			if seen[b.Name] {
-				b.Name = filepath.Base(filepath.Clean(dir)) + "/" + b.Name
+				b.Name = filepath.Base(filepath.Clean(d.dir)) + "/" + b.Name
 			}
 			seen[b.Name] = true
-			b.Baseline = false
 			out.Benchmarks = append(out.Benchmarks, b)
 			sides = append(sides, compare.Side{Name: b.Name, Requests: b.Requests, WindowS: b.Metrics.WindowS})
 		}
@@ -463,5 +587,27 @@ func loadSaved(dirs []string, baseline string, stderr io.Writer) (*report.File, 
 	}
 	out.Benchmarks[at].Baseline = true
 	sides[0], sides[at] = sides[at], sides[0]
-	return out, sides, nil
+	return out, against(sides), nil
+}
+
+// sharedLabels are the labels every benchmark has with the same value.
+func sharedLabels(bs []report.Benchmark) map[string]string {
+	if len(bs) == 0 {
+		return nil
+	}
+	out := map[string]string{}
+	for k, v := range bs[0].Labels {
+		out[k] = v
+	}
+	for _, b := range bs[1:] {
+		for k, v := range out {
+			if w, ok := b.Labels[k]; !ok || w != v {
+				delete(out, k)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/reprise-llm/reprise/internal/cli"
@@ -30,7 +29,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("replay export", flag.ContinueOnError)
 	format := fs.String("format", "guidellm", "output format: guidellm (GuideLLM's benchmarks.json, schema v2)")
 	out := fs.String("o", "", "output file; - for standard output (default: guidellm-benchmarks.json in the results directory)")
-	if err := parse(fs, flagsFirst(fs, args), stdout, exportSynopsis, os.Getenv); err != nil {
+	if err := parse(fs, flagsFirst(fs, args), stdout, exportSynopsis, nil); err != nil { // nil: the environment, os.LookupEnv semantics
 		return err
 	}
 	if fs.NArg() != 1 {

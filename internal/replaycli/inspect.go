@@ -2,6 +2,7 @@ package replaycli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/reprise-llm/reprise/internal/cli"
+	"github.com/reprise-llm/reprise/internal/tokenizer"
 	"github.com/reprise-llm/reprise/internal/workload"
 )
 
@@ -49,6 +51,12 @@ type workloadSummary struct {
 	// "aborted", "error: ..." (recorded is how many had a record).
 	outcomes map[string]int
 	recorded int
+	// count measures verbatim prompts that carry no token count (nil:
+	// they stay unknown); countErr is its first failure.
+	count    func(string) (int, error)
+	countErr error
+	measured int    // verbatim prompts measured with count
+	countBy  string // the tokenizer's name, for the report
 }
 
 func newSummary() *workloadSummary {
@@ -71,6 +79,10 @@ func (s *workloadSummary) add(r *workload.Request) {
 	if r.PromptTokens > 0 || (r.Prompt == "" && len(r.Messages) == 0) {
 		_ = s.prompt.RecordValue(int64(r.PromptTokens))
 		s.promptTokens += int64(r.PromptTokens)
+	} else if n, ok := s.countVerbatim(r); ok {
+		s.measured++
+		_ = s.prompt.RecordValue(int64(n))
+		s.promptTokens += int64(n)
 	} else {
 		s.promptUnknown++
 	}
@@ -97,6 +109,48 @@ func (s *workloadSummary) add(r *workload.Request) {
 		s.recorded++
 		s.outcomes[outcome(rec.Status, rec.Error, rec.Aborted)]++
 	}
+}
+
+// countVerbatim counts a verbatim prompt's tokens with s.count: the prompt,
+// or every text content of its chat messages (no chat template).
+func (s *workloadSummary) countVerbatim(r *workload.Request) (int, bool) {
+	if s.count == nil || s.countErr != nil {
+		return 0, false
+	}
+	texts := []string{r.Prompt}
+	if r.Prompt == "" {
+		var msgs []struct {
+			Content json.RawMessage `json:"content"`
+		}
+		if json.Unmarshal(r.Messages, &msgs) != nil {
+			return 0, false
+		}
+		texts = texts[:0]
+		for _, m := range msgs {
+			var str string
+			var parts []struct {
+				Text string `json:"text"`
+			}
+			switch {
+			case json.Unmarshal(m.Content, &str) == nil:
+				texts = append(texts, str)
+			case json.Unmarshal(m.Content, &parts) == nil:
+				for _, p := range parts {
+					texts = append(texts, p.Text)
+				}
+			}
+		}
+	}
+	total := 0
+	for _, t := range texts {
+		n, err := s.count(t)
+		if err != nil {
+			s.countErr = err
+			return 0, false
+		}
+		total += n
+	}
+	return total, true
 }
 
 // addBlocks counts r's prefix blocks against those seen before.
@@ -139,6 +193,29 @@ func outcome(status int, errMsg string, aborted bool) string {
 	return fmt.Sprintf("http %d", status)
 }
 
+// lazyCounter counts tokens with the tokenizer spec names, opened at the
+// first call (most workloads carry their counts and never need it). The
+// network tokenizer ("server") has no target here and is refused.
+func lazyCounter(spec string) func(string) (int, error) {
+	var tok tokenizer.Tokenizer
+	var err error
+	opened := false
+	return func(text string) (int, error) {
+		if !opened {
+			opened = true
+			if spec == "server" {
+				err = errors.New("--tokenizer server needs a target; inspect takes an embedded tokenizer (cl100k_base, o200k_base, hf:PATH)")
+			} else if tok, err = tokenizer.Open(spec, tokenizer.Options{}); err != nil {
+				err = fmt.Errorf("--tokenizer %s: %w", spec, err)
+			}
+		}
+		if err != nil {
+			return 0, err
+		}
+		return tok.Count(text)
+	}
+}
+
 func peak(m map[int64]int) int {
 	p := 0
 	for _, n := range m {
@@ -160,6 +237,7 @@ type inspectOptions struct {
 	html            string
 	seed            int64
 	rate, timeScale float64
+	encoding        string
 	wl              workloadFlags
 }
 
@@ -171,6 +249,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Int64Var(&o.seed, "seed", 42, "seed of --sample")
 	fs.Float64Var(&o.rate, "rate", 0, "rescale the workload to this mean rate (requests/s), keeping the shape of its bursts")
 	fs.Float64Var(&o.timeScale, "time-scale", 0, "multiply offsets by this (0.5: twice as fast)")
+	fs.StringVar(&o.encoding, "tokenizer", "cl100k_base", "tokenizer verbatim prompts without a token count are measured with: a tiktoken encoding or hf:PATH to a tokenizer.json (embedded, offline)")
 	registerWorkloadFlags(fs, &o.wl)
 	// Flags may come before and after the spec.
 	var spec string
@@ -204,6 +283,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}()
 	s := newSummary()
+	s.count, s.countBy = lazyCounter(o.encoding), o.encoding
 	for {
 		if s.requests%4096 == 0 && ctx.Err() != nil {
 			return ctx.Err()
@@ -218,6 +298,9 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		s.add(&r)
 	}
 	skipped := warn.finish(src)
+	if s.countErr != nil {
+		warn.print(fmt.Sprintf("verbatim prompts left uncounted: %v", s.countErr))
+	}
 	var msgs []string
 	if w, ok := src.(interface{ Warnings() []string }); ok {
 		msgs = w.Warnings()
@@ -265,6 +348,9 @@ func (s *workloadSummary) rows(spec string, skipped int) []row {
 		out = out[:len(out)-1]
 	}
 	out = append(out, row{"prompt tokens", dist(s.prompt)})
+	if s.measured > 0 {
+		out = append(out, row{"", fmt.Sprintf("%d verbatim prompts measured with %s (message contents, no chat template)", s.measured, s.countBy)})
+	}
 	if s.promptUnknown > 0 {
 		out = append(out, row{"", fmt.Sprintf("%d verbatim prompts of unknown length not counted", s.promptUnknown)})
 	}

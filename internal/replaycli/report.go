@@ -23,7 +23,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("replay report", flag.ContinueOnError)
 	outDir := fs.String("output-dir", "", "directory for report.html and benchmarks.csv (default: the results directory)")
 	quiet := fs.Bool("quiet", false, "do not print the console table")
-	if err := parse(fs, flagsFirst(fs, args), stdout, reportSynopsis, os.Getenv); err != nil {
+	if err := parse(fs, flagsFirst(fs, args), stdout, reportSynopsis, nil); err != nil { // nil: the environment, os.LookupEnv semantics
 		return err
 	}
 	if fs.NArg() != 1 {

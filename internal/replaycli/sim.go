@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/cli"
@@ -21,7 +20,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flag.NewFlagSet("replay sim", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:8000", "address to serve the simulator on")
 	cfg.RegisterFlags(fs)
-	if err := parse(fs, args, stdout, "replay sim [--listen ADDR] [flags]", os.Getenv); err != nil {
+	if err := parse(fs, args, stdout, "replay sim [--listen ADDR] [flags]", nil); err != nil { // nil: the environment, os.LookupEnv semantics
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -95,7 +95,8 @@ func sweep(ctx context.Context, env *benchEnv, det *saturation.Config, points in
 	if !(lo > 0) && !(hi > 0) {
 		return out, errors.New("sweep: neither synchronous nor throughput completed a request per second")
 	}
-	for _, rate := range sweepRates(lo, hi, points) {
+	rates := sweepRates(lo, hi, points)
+	for i, rate := range rates {
 		if ctx.Err() != nil {
 			return out, ctx.Err()
 		}
@@ -110,7 +111,11 @@ func sweep(ctx context.Context, env *benchEnv, det *saturation.Config, points in
 		}
 		out = append(out, b)
 		if b.Saturation != nil && b.Saturation.Detected {
-			fmt.Fprintf(stderr, "sweep: over-saturation at %g req/s (%s); higher rates skipped\n", rate, b.Saturation.Signal)
+			if left := len(rates) - i - 1; left > 0 {
+				fmt.Fprintf(stderr, "sweep: over-saturation at %g req/s (%s); higher rates skipped (%d)\n", rate, b.Saturation.Signal, left)
+			} else {
+				fmt.Fprintf(stderr, "sweep: over-saturation at %g req/s (%s), the highest rate\n", rate, b.Saturation.Signal)
+			}
 			break
 		}
 	}
@@ -123,10 +128,11 @@ func roundRate(r float64) float64 {
 	return v
 }
 
-// sloError is the error of a benchmark that failed its SLOs (exit code 1).
+// sloError is the error of a benchmark that failed its SLOs (wrapping
+// ErrSLOFailed: exit code 3).
 func sloError(b *report.Benchmark) error {
 	if b.SLO == nil || b.SLO.Pass {
 		return nil
 	}
-	return fmt.Errorf("benchmark %s does not meet --slo %s", b.Name, b.SLO.Spec)
+	return fmt.Errorf("%w: benchmark %s does not meet --slo %s", ErrSLOFailed, b.Name, b.SLO.Spec)
 }

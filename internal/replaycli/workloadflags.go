@@ -1,6 +1,7 @@
 package replaycli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -8,8 +9,10 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/reprise-llm/reprise/internal/cli"
+	"github.com/reprise-llm/reprise/internal/stats"
 	"github.com/reprise-llm/reprise/internal/workload"
 )
 
@@ -219,4 +222,96 @@ func (o *benchOptions) openSource(rescale float64, warn *warnings) (workload.Sou
 	}
 	src, err := openWorkload(o.workload, o.skipInvalid, t, warn)
 	return src, t, err
+}
+
+// requestFlags are `replay run`'s flags on what each body asks of the
+// server and on when the run starts: --ignore-eos and --start-at.
+type requestFlags struct {
+	ignoreEOS string // auto, on or off
+	startAt   string // RFC 3339; empty: at once
+	start     time.Time
+	mu        sync.Mutex
+	reached   bool // a benchmark started at --start-at; later ones do not wait
+}
+
+// registerRequestFlags adds --ignore-eos and --start-at to fs.
+func registerRequestFlags(fs *flag.FlagSet, r *requestFlags) {
+	fs.StringVar(&r.ignoreEOS, "ignore-eos", "auto", "send ignore_eos with max_tokens so outputs have the workload's lengths: auto (on), on, or off for strict OpenAI APIs that reject unknown fields (outputs may then stop early: the shortfall is reported)")
+	fs.StringVar(&r.startAt, "start-at", "", "RFC 3339 instant (e.g. 2026-01-02T15:04:05Z) at which to send the first request, after the workload and tokenizer are ready: shards on machines with aligned clocks start together")
+}
+
+// parse checks the flags' values.
+func (r *requestFlags) parse() error {
+	var errs []error
+	switch r.ignoreEOS {
+	case "", "auto", "on", "off":
+	default:
+		errs = append(errs, fmt.Errorf("--ignore-eos %q: want auto, on or off", r.ignoreEOS))
+	}
+	if r.startAt != "" {
+		t, err := time.Parse(time.RFC3339Nano, r.startAt)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--start-at %q: want an RFC 3339 time such as 2026-01-02T15:04:05Z", r.startAt))
+		}
+		r.start = t
+	}
+	return errors.Join(errs...)
+}
+
+// omitIgnoreEOS reports whether bodies leave ignore_eos out.
+func (r *requestFlags) omitIgnoreEOS() bool { return r.ignoreEOS == "off" }
+
+// startSlack is how far in the past --start-at may be when it is reached
+// (the time opening the workload took, clock steps): beyond it the shards
+// would not start together, which is an error.
+const startSlack = time.Second
+
+// waitStart waits until --start-at. Benchmarks that start together
+// (compare --mode parallel) all wait for it; once it has been reached, later
+// benchmarks (a sweep's) start when the earlier ones end. It returns the
+// instant waited for (zero without --start-at or once it was reached), and
+// an error when that instant passed more than startSlack ago or ctx ended.
+func (r *requestFlags) waitStart(ctx context.Context, now func() time.Time) (time.Time, error) {
+	r.mu.Lock()
+	skip := r.start.IsZero() || r.reached
+	r.mu.Unlock()
+	if skip {
+		return time.Time{}, nil
+	}
+	wait := r.start.Sub(now())
+	if wait < -startSlack {
+		return time.Time{}, fmt.Errorf("--start-at %s is %v in the past (the workload and tokenizer were ready at %s): give a later time",
+			r.startAt, (-wait).Round(time.Millisecond), now().UTC().Format(time.RFC3339Nano))
+	}
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		}
+	}
+	r.mu.Lock()
+	r.reached = true
+	r.mu.Unlock()
+	return r.start, nil
+}
+
+// tokenShortfall prints, after the results table, one line when the target
+// produced fewer output tokens than were forced (it ignored ignore_eos, or
+// --ignore-eos off let it stop), and one when it counted prompts
+// differently from what was synthesised (another tokenizer, a chat
+// template's tokens, a multi-turn history).
+func tokenShortfall(w io.Writer, name string, m *stats.Metrics) {
+	if o := m.OutputTokenMismatch; o != nil && o.MeanDiff < 0 {
+		fmt.Fprintf(w, "%s: output shortfall: %d of %d requests got a different output length than forced, %.1f tokens short on average (min diff %+g): "+
+			"the target stopped early — it ignores ignore_eos (or --ignore-eos off); output-bound latencies are understated\n",
+			name, o.Compared-o.Exact, o.Compared, -o.MeanDiff, o.MinDiff)
+	}
+	if p := m.PromptTokenMismatch; p != nil && p.Exact < p.Compared {
+		fmt.Fprintf(w, "%s: prompt tokens: the target counted %d of %d prompts differently than requested, %+.1f tokens on average (%+g to %+g): "+
+			"its tokenizer or chat template differs from --tokenizer (multi-turn history also adds tokens)\n",
+			name, p.Compared-p.Exact, p.Compared, p.MeanDiff, p.MinDiff, p.MaxDiff)
+	}
 }

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -18,11 +19,57 @@ type Comparison struct {
 	Repetitions int    `json:"repetitions,omitempty"` // sequential: rounds, order alternated
 	// Confidence is the family-wise level per metric; Resamples and Seed
 	// the bootstrap's.
-	Confidence float64         `json:"confidence"`
-	Resamples  int             `json:"resamples"`
-	Seed       uint64          `json:"seed"`
-	Rows       []ComparisonRow `json:"rows"`
-	Gates      []GateResult    `json:"gates,omitempty"`
+	Confidence float64 `json:"confidence"`
+	Resamples  int     `json:"resamples"`
+	Seed       uint64  `json:"seed"`
+	// Headlines are the overall verdict per candidate (docs/compare.md).
+	Headlines []Headline      `json:"headlines,omitempty"`
+	Rows      []ComparisonRow `json:"rows"`
+	Gates     []GateResult    `json:"gates,omitempty"`
+}
+
+// Headline is the overall verdict on one candidate: whether any metric
+// family (all statistics of one metric) differs from the baseline, with the
+// family-wise error rate across families held at the comparison's level by
+// Holm's step-down procedure.
+type Headline struct {
+	Candidate string `json:"candidate"`
+	// Verdict is regressed, improved, mixed (some metrics better, some
+	// worse), no significant difference, or insufficient data (no metric
+	// had enough samples to be tested).
+	Verdict string `json:"verdict"`
+	// Worse and Better name the metrics that differ significantly after
+	// the correction.
+	Worse  []string `json:"worse,omitempty"`
+	Better []string `json:"better,omitempty"`
+	// Families is the number of metric families tested.
+	Families int `json:"families"`
+}
+
+// Headline verdicts.
+const (
+	HeadlineRegressed    = "regressed"
+	HeadlineImproved     = "improved"
+	HeadlineMixed        = "mixed"
+	HeadlineNoDifference = "no significant difference"
+	HeadlineInsufficient = "insufficient data"
+)
+
+// Text is the headline as one line, e.g. "cand: regressed (worse:
+// time_to_first_token_ms)".
+func (h *Headline) Text() string {
+	s := h.Candidate + ": " + h.Verdict
+	var parts []string
+	if len(h.Worse) > 0 {
+		parts = append(parts, "worse: "+strings.Join(h.Worse, ", "))
+	}
+	if len(h.Better) > 0 {
+		parts = append(parts, "better: "+strings.Join(h.Better, ", "))
+	}
+	if len(parts) > 0 {
+		s += " (" + strings.Join(parts, "; ") + ")"
+	}
+	return s
 }
 
 // GateResult is one --fail-if bound checked against one candidate.
@@ -91,6 +138,67 @@ type ComparisonRow struct {
 	Note string `json:"note,omitempty"`
 	// Gate names the --fail-if bound this row breaks, if any.
 	Gate string `json:"gate,omitempty"`
+	// PDelta is the two-sided p-value of "delta = 0" that the verdict's
+	// interval inverts (bootstrap, or the z test of a proportion); the
+	// headline's Holm procedure uses it. Negative when there is none.
+	PDelta float64 `json:"p_delta"`
+	// NoInterval says the row has too few samples for an interval (its
+	// verdict is insufficient data): the six interval fields are written
+	// as null and read back as 0.
+	NoInterval bool `json:"-"`
+}
+
+// comparisonRowJSON is a ComparisonRow as written: the interval fields
+// shadow the embedded ones, so they can be null.
+type comparisonRowJSON struct {
+	plainComparisonRow
+	CILowAbs        *float64 `json:"ci_low"`
+	CIHighAbs       *float64 `json:"ci_high"`
+	CILowPct        *float64 `json:"ci_low_pct"`
+	CIHighPct       *float64 `json:"ci_high_pct"`
+	CandidateCILow  *float64 `json:"candidate_ci_low"`
+	CandidateCIHigh *float64 `json:"candidate_ci_high"`
+}
+
+type plainComparisonRow ComparisonRow
+
+func (j *comparisonRowJSON) fields(r *ComparisonRow) []struct {
+	p **float64
+	v *float64
+} {
+	return []struct {
+		p **float64
+		v *float64
+	}{{&j.CILowAbs, &r.CILowAbs}, {&j.CIHighAbs, &r.CIHighAbs}, {&j.CILowPct, &r.CILowPct},
+		{&j.CIHighPct, &r.CIHighPct}, {&j.CandidateCILow, &r.CandidateCILow}, {&j.CandidateCIHigh, &r.CandidateCIHigh}}
+}
+
+// MarshalJSON writes the row, with null intervals when NoInterval.
+func (r ComparisonRow) MarshalJSON() ([]byte, error) {
+	j := comparisonRowJSON{plainComparisonRow: plainComparisonRow(r)}
+	if !r.NoInterval {
+		for _, f := range j.fields(&r) {
+			*f.p = f.v
+		}
+	}
+	return json.Marshal(&j)
+}
+
+// UnmarshalJSON reads a row; null intervals set NoInterval.
+func (r *ComparisonRow) UnmarshalJSON(b []byte) error {
+	var j comparisonRowJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*r = ComparisonRow(j.plainComparisonRow)
+	null := true
+	for _, f := range j.fields(r) {
+		if *f.p != nil {
+			*f.v, null = **f.p, false
+		}
+	}
+	r.NoInterval = null
+	return nil
 }
 
 // Verdicts of a ComparisonRow.
@@ -103,8 +211,9 @@ const (
 
 // htmlComparison is the comparison section: a table per candidate.
 type htmlComparison struct {
-	Title string // "candidate vs baseline"
-	Rows  []htmlCompRow
+	Title    string // "candidate vs baseline"
+	Headline string // the overall verdict, when computed
+	Rows     []htmlCompRow
 }
 
 type htmlCompRow struct {
@@ -112,7 +221,7 @@ type htmlCompRow struct {
 }
 
 // comparisonTables groups rows by candidate and formats them.
-func comparisonTables(rows []ComparisonRow) []htmlComparison {
+func comparisonTables(rows []ComparisonRow, heads ...Headline) []htmlComparison {
 	var out []htmlComparison
 	at := map[string]int{}
 	for _, r := range rows {
@@ -122,6 +231,11 @@ func comparisonTables(rows []ComparisonRow) []htmlComparison {
 			i = len(out)
 			at[key] = i
 			out = append(out, htmlComparison{Title: key})
+			for _, h := range heads {
+				if h.Candidate == r.Candidate {
+					out[i].Headline = h.Text()
+				}
+			}
 		}
 		h := htmlCompRow{
 			Metric: r.Metric, Stat: r.Stat,
@@ -175,6 +289,9 @@ func deltaText(r *ComparisonRow) string {
 // ciText is the interval with its level: relative when it exists, else
 // absolute; "-" when there is none.
 func ciText(r *ComparisonRow) string {
+	if r.NoInterval {
+		return "-"
+	}
 	conf := ""
 	if r.Confidence > 0 {
 		conf = strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", 100*r.Confidence), "0"), ".") + "% "

@@ -12,8 +12,9 @@ import (
 const ComparisonCSVFile = "comparison.csv"
 
 // comparisonCSVHeader are comparison.csv's columns: the JSON keys of a
-// comparison row (docs/compare.md), in order, then the file's labels as
-// label_<key>.
+// comparison row (docs/compare.md), in order, then the labels of the
+// candidate as label_<key> and of the baseline as baseline_label_<key>
+// (each benchmark's own, else the file's; File.LabelKeys).
 var comparisonCSVHeader = []string{
 	"baseline", "candidate", "metric", "stat", "unit", "lower_is_better", "baseline_n", "candidate_n",
 	"baseline_value", "candidate_value", "delta", "ci_low", "ci_high", "delta_pct", "ci_low_pct", "ci_high_pct",
@@ -23,12 +24,16 @@ var comparisonCSVHeader = []string{
 // WriteComparisonCSV writes f's comparison as CSV (RFC 4180): a header and
 // one row per candidate, metric and statistic. A file without a comparison
 // gives the header alone. Empty cells are numbers that do not exist
-// (p_value when no test applies, a relative delta of an undefined ratio).
+// (p_value when no test applies, a relative delta of an undefined ratio,
+// an interval below the minimum sample).
 func WriteComparisonCSV(w io.Writer, f *File) error {
-	keys := sortedKeys(f.Labels)
+	keys := f.LabelKeys()
 	header := append([]string(nil), comparisonCSVHeader...)
 	for _, k := range keys {
 		header = append(header, "label_"+k)
+	}
+	for _, k := range keys {
+		header = append(header, "baseline_label_"+k)
 	}
 	cw := csv.NewWriter(w)
 	if err := cw.Write(header); err != nil {
@@ -41,6 +46,18 @@ func WriteComparisonCSV(w io.Writer, f *File) error {
 			}
 			return fmtExact(v)
 		}
+		ci := func(v float64) string {
+			if r.NoInterval {
+				return ""
+			}
+			return fmtExact(v)
+		}
+		cipct := func(v float64) string {
+			if r.NoInterval {
+				return ""
+			}
+			return pct(v)
+		}
 		p := ""
 		if r.PValue >= 0 {
 			p = fmtExact(r.PValue)
@@ -49,13 +66,19 @@ func WriteComparisonCSV(w io.Writer, f *File) error {
 			r.Baseline, r.Candidate, r.Metric, r.Stat, r.Unit, strconv.FormatBool(r.LowerIsBetter),
 			strconv.Itoa(r.BaselineN), strconv.Itoa(r.CandidateN),
 			fmtExact(r.BaselineValue), fmtExact(r.CandidateValue),
-			fmtExact(r.DeltaAbs), fmtExact(r.CILowAbs), fmtExact(r.CIHighAbs),
-			pct(r.DeltaPct), pct(r.CILowPct), pct(r.CIHighPct), strconv.FormatBool(r.RelativeUndefined),
-			fmtExact(r.CandidateCILow), fmtExact(r.CandidateCIHigh), fmtExact(r.Confidence), p,
+			fmtExact(r.DeltaAbs), ci(r.CILowAbs), ci(r.CIHighAbs),
+			pct(r.DeltaPct), cipct(r.CILowPct), cipct(r.CIHighPct), strconv.FormatBool(r.RelativeUndefined),
+			ci(r.CandidateCILow), ci(r.CandidateCIHigh), fmtExact(r.Confidence), p,
 			r.Verdict, r.Note, r.Gate,
 		}
+		cand, base := f.benchmarkNamed(r.Candidate), f.benchmarkNamed(r.Baseline)
 		for _, k := range keys {
-			rec = append(rec, f.Labels[k])
+			v, _ := f.Label(cand, k)
+			rec = append(rec, v)
+		}
+		for _, k := range keys {
+			v, _ := f.Label(base, k)
+			rec = append(rec, v)
 		}
 		if err := cw.Write(rec); err != nil {
 			return fmt.Errorf("writing comparison csv: %w", err)
@@ -66,4 +89,14 @@ func WriteComparisonCSV(w io.Writer, f *File) error {
 		return fmt.Errorf("writing comparison csv: %w", err)
 	}
 	return nil
+}
+
+// benchmarkNamed is the benchmark called name; an empty one when none is.
+func (f *File) benchmarkNamed(name string) *Benchmark {
+	for i := range f.Benchmarks {
+		if f.Benchmarks[i].Name == name {
+			return &f.Benchmarks[i]
+		}
+	}
+	return &Benchmark{}
 }

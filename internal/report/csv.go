@@ -4,7 +4,6 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"time"
 
@@ -29,8 +28,9 @@ func count(get func(*stats.Metrics) int64) func(*Benchmark) string {
 // then every distribution as <metric>_<stat> (e.g.
 // time_to_first_token_ms_p99), then the server metrics' summary as
 // server_<figure> when any benchmark was scraped (serverCSVColumns), then
-// the file's labels as label_<key>.
-func csvColumns(bs []Benchmark, labels map[string]string) []csvColumn {
+// the labels as label_<key>: each benchmark's own, else the file's.
+func csvColumns(f *File) []csvColumn {
+	bs := f.Benchmarks
 	cols := []csvColumn{
 		{"name", func(b *Benchmark) string { return b.Name }},
 		{"target", func(b *Benchmark) string { return b.Target }},
@@ -78,14 +78,11 @@ func csvColumns(bs []Benchmark, labels map[string]string) []csvColumn {
 		}
 	}
 	cols = append(cols, serverCSVColumns(bs)...)
-	keys := make([]string, 0, len(labels))
-	for k := range labels {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		v := labels[k]
-		cols = append(cols, csvColumn{"label_" + k, func(*Benchmark) string { return v }})
+	for _, k := range f.LabelKeys() {
+		cols = append(cols, csvColumn{"label_" + k, func(b *Benchmark) string {
+			v, _ := f.Label(b, k)
+			return v
+		}})
 	}
 	return cols
 }
@@ -93,7 +90,7 @@ func csvColumns(bs []Benchmark, labels map[string]string) []csvColumn {
 // WriteCSV writes a header and one row per benchmark (RFC 4180). Empty
 // cells mean "not measured" (no SLO, for instance).
 func WriteCSV(w io.Writer, f *File) error {
-	cols := csvColumns(f.Benchmarks, f.Labels)
+	cols := csvColumns(f)
 	cw := csv.NewWriter(w)
 	rec := make([]string, len(cols))
 	for i, c := range cols {

@@ -60,8 +60,38 @@ type Benchmark struct {
 	// KV-cache usage and prefix-cache hit rate, as a time series and a
 	// summary. Omitted when not scraped.
 	ServerMetrics *scrape.Report `json:"server_metrics,omitempty"`
+	// Labels are this benchmark's own --label key=value pairs. A file
+	// that brings together benchmarks of different runs (replay compare on
+	// saved results: gpu=A100 next to gpu=H100) keeps each run's labels
+	// here; File.Labels holds those shared by every benchmark. Readers
+	// take a key from here first, then from File.Labels.
+	Labels map[string]string `json:"labels,omitempty"`
 	// Requests holds per-request records when the run asked for them.
 	Requests []RequestRecord `json:"requests,omitempty"`
+}
+
+// Label is the benchmark's value of label key: its own, else the file's.
+func (f *File) Label(b *Benchmark, key string) (string, bool) {
+	if v, ok := b.Labels[key]; ok {
+		return v, true
+	}
+	v, ok := f.Labels[key]
+	return v, ok
+}
+
+// LabelKeys are the keys of the file's labels and of every benchmark's,
+// sorted.
+func (f *File) LabelKeys() []string {
+	all := map[string]string{}
+	for k, v := range f.Labels {
+		all[k] = v
+	}
+	for i := range f.Benchmarks {
+		for k, v := range f.Benchmarks[i].Labels {
+			all[k] = v
+		}
+	}
+	return sortedKeys(all)
 }
 
 // RequestRecord is one request's observation in benchmarks.json. Times are
@@ -73,12 +103,14 @@ type RequestRecord struct {
 	IntendedMs   float64 `json:"intended_ms"`
 	SentMs       float64 `json:"sent_ms"`
 	FirstByteMs  float64 `json:"first_byte_ms"`
+	FirstEventMs float64 `json:"first_event_ms"` // first SSE event of any kind; 0 if none
 	FirstTokenMs float64 `json:"first_token_ms"`
 	LastTokenMs  float64 `json:"last_token_ms"`
 	EndMs        float64 `json:"end_ms"`
 	TTFTMs       float64 `json:"ttft_ms"`    // first token − sent; 0 without a first token
 	LatencyMs    float64 `json:"latency_ms"` // end − sent
-	Chunks       int     `json:"chunks"`     // content-bearing events received
+	Chunks       int     `json:"chunks"`     // output-bearing events received (content, tool-call deltas)
+	Events       int     `json:"events"`     // SSE events received, every kind
 	Status       int     `json:"status"`     // HTTP status; 0 if no response
 	Error        string  `json:"error,omitempty"`
 	PromptTokens int     `json:"prompt_tokens"` // from usage when reported, else estimated
@@ -89,6 +121,10 @@ type RequestRecord struct {
 	FinishReason          string `json:"finish_reason,omitempty"`
 	RequestedPromptTokens int    `json:"requested_prompt_tokens"` // what the workload asked for
 	RequestedOutputTokens int    `json:"requested_output_tokens"`
+	// Phase is "warmup" or "cooldown" for a request sent in the run's
+	// warmup or cooldown (engine.Result.Phase): recorded, but left out of
+	// the metrics and of replay compare. Omitted for measured requests.
+	Phase string `json:"phase,omitempty"`
 }
 
 func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -102,11 +138,13 @@ func RequestRecords(results []engine.Result) []RequestRecord {
 			Index: r.Index, Endpoint: r.Endpoint, Stream: r.Stream,
 			IntendedMs: msOf(r.Intended), SentMs: msOf(r.Sent), FirstByteMs: msOf(r.FirstByte),
 			FirstTokenMs: msOf(r.FirstToken), LastTokenMs: msOf(r.LastToken), EndMs: msOf(r.End),
-			LatencyMs: msOf(max(r.End-r.Sent, 0)), Chunks: len(r.Chunks),
+			LatencyMs: msOf(max(r.End-r.Sent, 0)), Chunks: r.NumChunks(),
+			FirstEventMs: msOf(r.FirstEvent), Events: r.Events,
 			Status: r.Status, Error: r.Err,
 			PromptTokens: r.PromptTokens, OutputTokens: r.OutputTokens, CachedTokens: r.CachedTokens,
 			TokensFromUsage: r.TokensFromUsage, FinishReason: r.FinishReason,
 			RequestedPromptTokens: r.RequestedPromptTokens, RequestedOutputTokens: r.RequestedOutputTokens,
+			Phase: r.Phase,
 		}
 		if r.FirstToken > 0 {
 			rec.TTFTMs = msOf(max(r.FirstToken-r.Sent, 0))

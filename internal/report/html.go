@@ -46,6 +46,7 @@ type htmlBench struct {
 	Name, Class, Target, Profile, Start, Duration string
 	Index                                         int
 	Baseline                                      bool
+	Labels                                        []kv // labels that tell it from the others (benchLabelKeys)
 	Config                                        []kv
 	Fidelity                                      []kv
 	Dists                                         []htmlRow
@@ -90,11 +91,21 @@ func buildPage(f *File) htmlPage {
 		p.Summary = append(p.Summary, hr)
 	}
 	for i := range bs {
-		p.Benchmarks = append(p.Benchmarks, benchData(&bs[i], i))
+		hb := benchData(&bs[i], i)
+		for _, k := range benchLabelKeys(f) {
+			if v, ok := f.Label(&bs[i], k); ok {
+				hb.Labels = append(hb.Labels, kv{k, v})
+			}
+		}
+		p.Benchmarks = append(p.Benchmarks, hb)
 	}
 	p.OpenDetails = len(bs) <= 3
 	slos := sloLines(bs)
-	p.Comparisons = comparisonTables(comparisonRows(f))
+	var heads []Headline
+	if f.Comparison != nil {
+		heads = f.Comparison.Headlines
+	}
+	p.Comparisons = comparisonTables(comparisonRows(f), heads...)
 	p.Sweep = sweepCharts(bs, sweepGroups(bs), slos)
 	p.SLO = sloSection(bs)
 	p.Saturation = saturationRows(bs)

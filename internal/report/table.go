@@ -9,7 +9,8 @@ import (
 
 // WriteTable writes the console summary: one column per benchmark, one row
 // per headline figure (requests, errors, throughput, TTFT/ITL/e2e
-// percentiles, send lag).
+// percentiles, send lag). Labels a benchmark sets itself are rows under
+// the header; the file's labels, shared by all, a "labels:" footer.
 func WriteTable(w io.Writer, f *File) error {
 	rows := summaryRows(f.Benchmarks)
 	// Numbers align right; labels are padded to one width so they read left-aligned.
@@ -24,6 +25,17 @@ func WriteTable(w io.Writer, f *File) error {
 		b.WriteString(cell(benchTitle(&f.Benchmarks[i])) + "\t")
 	}
 	fmt.Fprintln(tw, b.String())
+	// Labels that differ by benchmark head their columns; those shared by
+	// all go in the footer.
+	for _, k := range benchLabelKeys(f) {
+		b.Reset()
+		b.WriteString(fmt.Sprintf("%-*s", width, cell(k)) + "\t")
+		for i := range f.Benchmarks {
+			v, _ := f.Label(&f.Benchmarks[i], k)
+			b.WriteString(cell(v) + "\t")
+		}
+		fmt.Fprintln(tw, b.String())
+	}
 	for _, r := range rows {
 		b.Reset()
 		b.WriteString(fmt.Sprintf("%-*s", width, cell(r.Label)) + "\t")
@@ -35,7 +47,30 @@ func WriteTable(w io.Writer, f *File) error {
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("writing table: %w", err)
 	}
+	if len(f.Labels) > 0 {
+		var kvs []string
+		for _, k := range sortedKeys(f.Labels) {
+			kvs = append(kvs, k+"="+f.Labels[k])
+		}
+		if _, err := fmt.Fprintln(w, "labels: "+cell(strings.Join(kvs, " "))); err != nil {
+			return fmt.Errorf("writing table: %w", err)
+		}
+	}
 	return nil
+}
+
+// benchLabelKeys are the label keys for which some benchmark's own value
+// is not the file's, sorted.
+func benchLabelKeys(f *File) []string {
+	own := map[string]bool{}
+	for i := range f.Benchmarks {
+		for k, v := range f.Benchmarks[i].Labels {
+			if w, ok := f.Labels[k]; !ok || w != v {
+				own[k] = true
+			}
+		}
+	}
+	return sortedKeys(own)
 }
 
 // benchTitle is the benchmark's column heading.

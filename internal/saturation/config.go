@@ -29,8 +29,10 @@ const (
 // Config holds the detector's parameters. The first group has GuideLLM's
 // names (its OverSaturationConstraintArgs) and defaults.
 type Config struct {
-	// Mode is enforce (stop the benchmark: stop scheduling, cancel requests
-	// in flight) or monitor (report only).
+	// Mode is enforce (stop the benchmark: stop scheduling, then let the
+	// requests in flight drain for up to --drain before they are cancelled;
+	// GuideLLM cancels them at once) or monitor (report only). GuideLLM's
+	// enabled=false is monitor, enabled=true enforce.
 	Mode string
 	// MinSeconds is how long the benchmark runs before any check (GuideLLM
 	// min_seconds, 30).
@@ -116,7 +118,9 @@ func (c *Config) Validate() error {
 // Parse reads a --detect-saturation value: a mode, optionally followed by
 // comma-separated key=value overrides with GuideLLM's parameter names, e.g.
 // "enforce", "monitor,min_seconds=10,minimum_ttft=0.5", "enforce,backlog=false".
-// An empty string or "on" is enforce with the defaults.
+// An empty string or "on" is enforce with the defaults. GuideLLM's
+// enabled=false (detect and report, do not stop) selects monitor and
+// enabled=true enforce; the later of a mode and an enabled key wins.
 func Parse(s string) (Config, error) {
 	c := DefaultConfig()
 	terms := strings.Split(s, ",")
@@ -137,6 +141,18 @@ func Parse(s string) (Config, error) {
 		}
 		if k == "mode" {
 			c.Mode = v
+			continue
+		}
+		if k == "enabled" { // GuideLLM's: whether a detection stops the benchmark
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("enabled=%s: want true or false", v))
+				continue
+			}
+			c.Mode = Monitor
+			if b {
+				c.Mode = Enforce
+			}
 			continue
 		}
 		if k == "backlog" {
@@ -177,7 +193,7 @@ func Parse(s string) (Config, error) {
 		case "rate_deficit":
 			c.RateDeficit = f
 		default:
-			errs = append(errs, fmt.Errorf("unknown parameter %q (want min_seconds, max_window_seconds, moe_threshold, minimum_ttft, maximum_window_ratio, minimum_window_size, confidence, backlog, backlog_growth, backlog_min, rate_deficit)", k))
+			errs = append(errs, fmt.Errorf("unknown parameter %q (want enabled, min_seconds, max_window_seconds, moe_threshold, minimum_ttft, maximum_window_ratio, minimum_window_size, confidence, backlog, backlog_growth, backlog_min, rate_deficit)", k))
 		}
 	}
 	if err := errors.Join(append(errs, c.Validate())...); err != nil {

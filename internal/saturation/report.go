@@ -42,7 +42,7 @@ func (d *Detector) Report() Report {
 		Params: map[string]any{
 			"min_seconds": c.MinSeconds, "max_window_seconds": c.MaxWindowSeconds, "moe_threshold": c.MOEThreshold,
 			"minimum_ttft": c.MinimumTTFT, "maximum_window_ratio": c.MaximumWindowRatio,
-			"minimum_window_size": c.MinimumWindowSize, "confidence": c.Confidence,
+			"minimum_window_size": c.MinimumWindowSize, "confidence": c.Confidence, "enabled": c.Mode == Enforce,
 			"backlog": c.Backlog, "backlog_growth": c.BacklogGrowth, "backlog_min": c.BacklogMin, "rate_deficit": c.RateDeficit,
 		},
 	}

@@ -184,9 +184,43 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// TestParseGuideLLMEnabled: GuideLLM's enabled parameter (whether a
+// detection stops the benchmark) is accepted, selects the mode, and is
+// written back under its name.
+func TestParseGuideLLMEnabled(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		mode string
+	}{
+		{"enabled=false", Monitor},
+		{"enabled=true,min_seconds=10", Enforce},
+		{"enforce,enabled=false", Monitor},
+		{"monitor,enabled=true", Enforce},
+		{"enabled=false,mode=enforce", Enforce},
+	} {
+		c, err := Parse(tt.in)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.in, err)
+		}
+		if c.Mode != tt.mode {
+			t.Errorf("%q: mode %q, want %q", tt.in, c.Mode, tt.mode)
+		}
+		d, err := New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.Report().Params["enabled"]; got != (tt.mode == Enforce) {
+			t.Errorf("%q: params enabled = %v", tt.in, got)
+		}
+	}
+	if _, err := Parse("enabled=maybe"); err == nil || !strings.Contains(err.Error(), "enabled=maybe") {
+		t.Errorf("enabled=maybe: %v", err)
+	}
+}
+
 // FuzzParse: Parse never panics, and a value it accepts is a valid Config.
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"", "enforce", "monitor,min_seconds=10", "enforce,backlog=false,confidence=0.99", "mode=monitor", "x=1,", "minimum_window_size=2.5"} {
+	for _, s := range []string{"", "enforce", "monitor,min_seconds=10", "enforce,backlog=false,confidence=0.99", "mode=monitor", "enabled=false", "x=1,", "minimum_window_size=2.5"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

@@ -12,8 +12,8 @@
 //	unit   = "ms" | "s"
 //
 // "ttft_p99<=200ms" holds when the 99th percentile of time to first token
-// over the successful requests is at most 200 ms; "ttft<=200ms" (no
-// percentile) holds when every successful request's is. Every term's
+// is at most 200 ms, a failed request counting as infinitely slow;
+// "ttft<=200ms" (no percentile) holds when every request's is. Every term's
 // threshold is also a per-request threshold for attainment and goodput.
 // Metrics: ttft = time_to_first_token_ms, itl = inter_token_latency_ms
 // (vLLM's TPOT), tpot = time_per_output_token_ms (GuideLLM's), e2e =
@@ -52,6 +52,10 @@ type Term struct {
 type Spec struct {
 	Text  string `json:"spec"`
 	Terms []Term `json:"terms"`
+	// FromIntended measures ttft, tpot and e2e from each request's intended
+	// send rather than its actual send (--slo-from intended); Parse leaves
+	// it false.
+	FromIntended bool `json:"from_intended,omitempty"`
 }
 
 // SyntaxError names the bad term and where it starts (1-based byte

@@ -1,7 +1,9 @@
 package slo
 
 import (
+	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -101,7 +103,7 @@ func TestEvaluate(t *testing.T) {
 		ttft := time.Duration(i) * time.Millisecond
 		rs = append(rs, result(ttft, ttft+99*time.Millisecond, 100))
 	}
-	rs = append(rs, engine.Result{Status: 500, Err: "http 500"}) // not counted in the statistics
+	rs = append(rs, engine.Result{Status: 500, Err: "http 500", Phase: engine.PhaseWarmup}) // warmup: not counted
 	s, err := Parse("ttft_p99<=99ms,ttft_p50<50ms,itl_mean<=1ms,e2e<=198ms,tpot_p90<=2ms")
 	if err != nil {
 		t.Fatal(err)
@@ -132,5 +134,102 @@ func TestEvaluateNoDataFails(t *testing.T) {
 	rep := s.Evaluate([]engine.Result{nonStreamed})
 	if rep.Pass || rep.Terms[0].Count != 0 {
 		t.Fatalf("%+v", rep)
+	}
+}
+
+// TestEvaluateFailuresAreViolations: a run where 60% of the requests fail
+// and the survivors are fast fails every term, whatever the percentile; a
+// failed request in warmup or cooldown does not count.
+func TestEvaluateFailuresAreViolations(t *testing.T) {
+	var rs []engine.Result
+	for i := range 100 {
+		switch {
+		case i%5 < 2: // 40 fast successes
+			rs = append(rs, result(time.Millisecond, 3*time.Millisecond, 3))
+		case i%5 == 2:
+			rs = append(rs, engine.Result{Stream: true, Status: 503, Err: "http 503"})
+		case i%5 == 3:
+			rs = append(rs, engine.Result{Stream: true, Err: "context deadline exceeded"}) // timed out
+		default:
+			rs = append(rs, engine.Result{Stream: true, Status: 200, Err: "request cancelled: drain deadline passed"})
+		}
+	}
+	s, err := Parse("ttft_p50<=1s,itl_p50<=1s,tpot_mean<=1s,e2e_p90<=1s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := s.Evaluate(rs)
+	if rep.Pass || rep.From != FromSent {
+		t.Fatalf("60%% failed with fast survivors: %+v", rep)
+	}
+	for _, r := range rep.Terms {
+		if r.Pass || !math.IsInf(r.ValueMs, 1) || r.Failed != 60 || r.Count != 100 {
+			t.Errorf("%s: %+v, want a failure at +Inf over 100 requests, 60 failed", r.Text, r)
+		}
+	}
+	// The percentile below the failures is the survivors' value.
+	low, _ := Parse("ttft_p40<=2ms")
+	if r := low.Evaluate(rs); !r.Pass || r.Terms[0].ValueMs != 1 {
+		t.Errorf("p40 over 40%% fast successes: %+v", r)
+	}
+	// The same failures in warmup and cooldown are left out.
+	for i := range rs {
+		if !rs[i].OK() {
+			rs[i].Phase = engine.PhaseCooldown
+		}
+	}
+	if rep := s.Evaluate(rs); !rep.Pass || rep.Terms[0].Failed != 0 || rep.Terms[0].Count != 40 {
+		t.Errorf("failures in cooldown counted: %+v", rep)
+	}
+}
+
+// TestEvaluateInfiniteValueJSON: +Inf is written as null and read back.
+func TestEvaluateInfiniteValueJSON(t *testing.T) {
+	s, _ := Parse("e2e_p99<=1s")
+	rep := s.Evaluate([]engine.Result{{Status: 500, Err: "http 500"}})
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"value_ms":null`) || !strings.Contains(string(b), `"failed":1`) || !strings.Contains(string(b), `"metric":"e2e"`) {
+		t.Errorf("json %s", b)
+	}
+	var back Report
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if v := back.Terms[0]; !math.IsInf(v.ValueMs, 1) || v.Pass || v.Metric != E2E || v.Failed != 1 || v.ThresholdMs != 1000 {
+		t.Errorf("read back %+v", v)
+	}
+	ok := s.Evaluate([]engine.Result{result(time.Millisecond, 2*time.Millisecond, 2)})
+	b, _ = json.Marshal(ok)
+	if err := json.Unmarshal(b, &back); err != nil || back.Terms[0].ValueMs != 2 || !back.Pass {
+		t.Errorf("finite value round trip: %s → %+v %v", b, back, err)
+	}
+}
+
+// TestEvaluateFromIntended: with FromIntended, a request sent 300 ms late
+// (client-side queueing) carries the delay in ttft, tpot and e2e, not itl,
+// and the per-request thresholds say so too.
+func TestEvaluateFromIntended(t *testing.T) {
+	r := engine.Result{Stream: true, Status: 200, Intended: 0, Sent: 300 * time.Millisecond,
+		FirstToken: 310 * time.Millisecond, LastToken: 400 * time.Millisecond, End: 400 * time.Millisecond, OutputTokens: 10}
+	s, _ := Parse("ttft<=100ms,e2e<=200ms,itl<=20ms,tpot<=20ms")
+	if rep := s.Evaluate([]engine.Result{r}); !rep.Pass || rep.From != FromSent {
+		t.Fatalf("from sent: %+v", rep)
+	}
+	s.FromIntended = true
+	rep := s.Evaluate([]engine.Result{r})
+	want := map[string]float64{TTFT: 310, E2E: 400, ITL: 10, TPOT: 40}
+	for _, term := range rep.Terms {
+		if term.ValueMs != want[term.Metric] || term.Pass != (term.Metric == ITL) {
+			t.Errorf("%s: %+v, want %v", term.Text, term, want[term.Metric])
+		}
+	}
+	if rep.From != FromIntended || rep.Pass {
+		t.Errorf("%+v", rep)
+	}
+	if !s.PerRequest().FromIntended {
+		t.Error("per-request thresholds measured from the actual send")
 	}
 }

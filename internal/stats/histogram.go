@@ -2,6 +2,7 @@ package stats
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -16,12 +17,20 @@ const (
 	countHigh     = 10_000_000
 )
 
+// ExactLimit is how many values a Histogram keeps exactly: up to this
+// count its percentiles are exact order statistics (the same values
+// internal/slo computes from the results); beyond it they come from the
+// HDR histogram, within 0.1%, at the same rank. 512 KiB per metric at most.
+const ExactLimit = 1 << 16
+
 // Distribution summarises one metric. Latencies are in milliseconds, token
-// counts in tokens. Mean, Min, Max and StdDev (population) are exact;
-// Median and the percentiles come from the HDR histogram (nearest rank,
-// reported as the highest value equivalent to the ranked one, clamped to
-// [Min, Max]), within 0.1% of the true order statistic. An empty
-// distribution is all zeros.
+// counts in tokens. Mean, Min, Max and StdDev (population) are exact.
+// Median and the percentiles are nearest rank: the k-th smallest of n
+// values, k = ⌈p/100 · n⌉ (at least 1), as internal/slo and docs/metrics.md
+// define them. Up to ExactLimit values they are exact; beyond, they come
+// from the HDR histogram at the same rank, reported as the highest value
+// equivalent to the ranked one, clamped to [Min, Max] (within 0.1% of the
+// true order statistic). An empty distribution is all zeros.
 type Distribution struct {
 	Mean   float64 `json:"mean"`
 	Median float64 `json:"median"`
@@ -66,6 +75,12 @@ type Histogram struct {
 	n        int64
 	mean, m2 float64 // exact, reported units
 	min, max float64
+
+	// exact holds every recorded value (reported units) while there are
+	// at most ExactLimit; inexact is set, and exact dropped, beyond.
+	exact   []float64
+	sorted  bool // exact is in ascending order
+	inexact bool
 }
 
 // NewLatencyHistogram returns a Histogram for durations, reported in
@@ -98,6 +113,14 @@ func (h *Histogram) Record(v float64) {
 	}
 	stored := min(int64(math.Round(v*h.scale)), h.high)
 	_ = h.h.RecordValue(stored) // in range by construction
+	if !h.inexact {
+		if len(h.exact) < ExactLimit {
+			h.exact = append(h.exact, v)
+			h.sorted = false
+		} else {
+			h.exact, h.inexact = nil, true
+		}
+	}
 	h.n++
 	if h.n == 1 {
 		h.min, h.max = v, v
@@ -118,6 +141,12 @@ func (h *Histogram) Merge(o *Histogram) {
 		h.h = hdrhistogram.NewPacked(1, h.high, sigFigs)
 	}
 	h.h.Merge(o.h)
+	if !h.inexact && !o.inexact && len(h.exact)+len(o.exact) <= ExactLimit {
+		h.exact = append(h.exact, o.exact...)
+		h.sorted = false
+	} else {
+		h.exact, h.inexact = nil, true
+	}
 	if h.n == 0 {
 		h.n, h.mean, h.m2, h.min, h.max = o.n, o.mean, o.m2, o.min, o.max
 		return
@@ -134,22 +163,51 @@ func (h *Histogram) Merge(o *Histogram) {
 // Count is the number of recorded values.
 func (h *Histogram) Count() int64 { return h.n }
 
-// quantiles returns the values at qs (each in [0, 1]), clamped to the exact
-// [min, max]; q=0 and q=1 are the exact extremes.
-func (h *Histogram) quantiles(qs []float64) []float64 {
-	out := make([]float64, len(qs))
+// NearestRank is the 1-based rank of percentile pct (in percent) among n
+// values: ⌈pct/100 · n⌉, at least 1 and at most n (0 when n is 0). The
+// value at this rank is the smallest with at least pct % of the values at
+// or below it. The product is computed as pct·n/100 and a rounding error
+// above an integer (99.9/100 · 10 000 is 9990.000000000002 in floating
+// point) is not rounded up: percentiles with a few decimals never put
+// pct·n/100 that close above an integer.
+func NearestRank(pct float64, n int64) int64 {
+	if n <= 0 {
+		return 0
+	}
+	x := pct * float64(n) / 100
+	k := int64(math.Ceil(x - 1e-9*max(x, 1)))
+	return min(max(k, 1), n)
+}
+
+// percentiles returns the values at pcts (each in percent, 0 to 100) by
+// nearest rank, clamped to the exact [min, max]; 0 and 100 are the exact
+// extremes.
+func (h *Histogram) percentiles(pcts []float64) []float64 {
+	out := make([]float64, len(pcts))
 	if h.n == 0 {
 		return out
 	}
-	pct := make([]float64, len(qs))
-	for i, q := range qs {
-		pct[i] = q * 100
+	if !h.inexact && int64(len(h.exact)) == h.n {
+		if !h.sorted {
+			slices.Sort(h.exact)
+			h.sorted = true
+		}
+		for i, p := range pcts {
+			out[i] = h.exact[NearestRank(p, h.n)-1]
+		}
+		return out
 	}
-	for i, v := range h.h.ValueAtPercentilesSlice(pct) {
+	// HDR ranks percentile P at ⌊P/100 · n + 0.5⌋; asking for
+	// 100·(k − ¼)/n makes that rank k, the nearest rank.
+	query := make([]float64, len(pcts))
+	for i, p := range pcts {
+		query[i] = 100 * (float64(NearestRank(p, h.n)) - 0.25) / float64(h.n)
+	}
+	for i, v := range h.h.ValueAtPercentilesSlice(query) {
 		switch {
-		case qs[i] <= 0:
+		case pcts[i] <= 0:
 			out[i] = h.min
-		case qs[i] >= 1:
+		case pcts[i] >= 100:
 			out[i] = h.max
 		default:
 			out[i] = min(max(float64(v)/h.scale, h.min), h.max)
@@ -163,7 +221,7 @@ func (h *Histogram) Distribution() Distribution {
 	if h.n == 0 {
 		return Distribution{}
 	}
-	p := h.quantiles([]float64{0.5, 0.9, 0.95, 0.99, 0.999})
+	p := h.percentiles([]float64{50, 90, 95, 99, 99.9})
 	return Distribution{
 		Mean: h.mean, Median: p[0], Min: h.min, Max: h.max,
 		StdDev: math.Sqrt(max(h.m2, 0) / float64(h.n)), Count: h.n,
@@ -177,5 +235,9 @@ func (h *Histogram) CDF() CDF {
 	if h.n == 0 {
 		return CDF{Q: []float64{}, V: []float64{}}
 	}
-	return CDF{Q: append([]float64(nil), CDFQuantiles...), V: h.quantiles(CDFQuantiles)}
+	pcts := make([]float64, len(CDFQuantiles))
+	for i, q := range CDFQuantiles {
+		pcts[i] = q * 100
+	}
+	return CDF{Q: append([]float64(nil), CDFQuantiles...), V: h.percentiles(pcts)}
 }

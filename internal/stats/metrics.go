@@ -126,7 +126,7 @@ func (s *SLO) Validate() error {
 type Goodput struct {
 	SLO               SLO     `json:"slo"`
 	Met               int64   `json:"met"`                 // requests that met the SLO
-	Attainment        float64 `json:"attainment"`          // met / (successful + errored)
+	Attainment        float64 `json:"attainment"`          // met / (successful + errored + cancelled)
 	RequestsPerSecond float64 `json:"requests_per_second"` // met / window
 }
 

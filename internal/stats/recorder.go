@@ -359,7 +359,7 @@ func (rec *Recorder) Metrics() Metrics {
 	if s := rec.opts.SLO; s != nil {
 		m.Goodput = &Goodput{
 			SLO: *s, Met: rec.sloMet,
-			Attainment:        ratio(float64(rec.sloMet), float64(rec.counts.Successful+rec.counts.Errored)),
+			Attainment:        ratio(float64(rec.sloMet), float64(rec.counts.Successful+rec.counts.Errored+rec.counts.Cancelled)), // a failed or drain-cancelled request missed it, as in slo.Evaluate
 			RequestsPerSecond: ratio(float64(rec.sloMet), w),
 		}
 	}

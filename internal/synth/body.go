@@ -15,9 +15,13 @@ import (
 //	completions: {"model","prompt":PROMPT,"max_tokens","ignore_eos","stream","stream_options"}
 //
 // PROMPT is req.Prompt or req.Messages verbatim when the workload recorded
-// them, else synthesised (Prompt). max_tokens = OutputTokens with
-// ignore_eos makes the server produce exactly that many tokens; both are
-// left out when OutputTokens is 0. stream_options.include_usage is set on
+// them, else synthesised (Prompt). A History request (a session turn)
+// sends its session's earlier turns and the target's replies to them first
+// (see ObserveReply): as chat messages, or for completions as one prompt
+// continuing the previous prompts and replies. max_tokens = OutputTokens
+// with ignore_eos makes the server produce exactly that many tokens; both
+// are left out when OutputTokens is 0, and ignore_eos alone with
+// Options.OmitIgnoreEOS. stream_options.include_usage is set on
 // streams so token counts come from the server. model overrides req.Model
 // when non-empty.
 //
@@ -34,8 +38,12 @@ func (b *Builder) Body(req *workload.Request, model string) ([]byte, error) {
 	out = append(out, `{"model":`...)
 	out = appendJSONString(out, model)
 	var err error
-	switch req.Endpoint {
-	case openai.Completions:
+	switch {
+	case req.History && req.Session != "":
+		if out, err = b.historyBody(out, req); err != nil {
+			return nil, err
+		}
+	case req.Endpoint == openai.Completions:
 		if req.Prompt == "" && len(req.Messages) > 0 {
 			return nil, fmt.Errorf("request %d: a completions request needs a prompt, the workload has chat messages", req.Index)
 		}
@@ -61,7 +69,9 @@ func (b *Builder) Body(req *workload.Request, model string) ([]byte, error) {
 	if req.OutputTokens > 0 {
 		out = append(out, `,"max_tokens":`...)
 		out = strconv.AppendInt(out, int64(req.OutputTokens), 10)
-		out = append(out, `,"ignore_eos":true`...)
+		if !b.omitEOS {
+			out = append(out, `,"ignore_eos":true`...)
+		}
 	}
 	if req.Stream {
 		out = append(out, `,"stream":true,"stream_options":{"include_usage":true}}`...)

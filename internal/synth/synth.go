@@ -23,6 +23,11 @@ type Options struct {
 	// Seed makes prompts reproducible: equal seeds give byte-identical
 	// prompts for equal requests.
 	Seed int64
+	// OmitIgnoreEOS leaves "ignore_eos" out of bodies: max_tokens alone is
+	// sent, for strict OpenAI-compatible APIs that reject unknown fields.
+	// The server may then stop before max_tokens (the shortfall shows in
+	// the results' output_token_mismatch).
+	OmitIgnoreEOS bool
 }
 
 // MaxPromptTokens bounds a synthesised prompt (about 25 MB of text): a
@@ -50,6 +55,10 @@ type Builder struct {
 	avgLen float64  // mean bytes per word, to size buffers
 	seed   uint64
 	blocks *blockCache
+	// omitEOS is Options.OmitIgnoreEOS.
+	omitEOS bool
+	// history holds the conversations of requests with History set.
+	history histories
 }
 
 // maxCachedBlockTokens is the largest block size that is cached.
@@ -71,7 +80,7 @@ func New(opts Options) (*Builder, error) {
 			return nil, err
 		}
 	}
-	b := &Builder{tok: tok, seed: uint64(opts.Seed), blocks: newBlockCache(cacheBytes)}
+	b := &Builder{tok: tok, seed: uint64(opts.Seed), blocks: newBlockCache(cacheBytes), omitEOS: opts.OmitIgnoreEOS}
 	base, err := tok.Count(" the")
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer %s: %w", tok.Name(), err)

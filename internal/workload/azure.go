@@ -20,6 +20,7 @@ type Azure struct {
 	*csvFile
 	n                  int
 	cTS, cCtx, cGen    int
+	zeroOut            int // rows with GeneratedTokens 0, sent with max_tokens 1
 	first, prev        time.Time
 	backwards, clamped int
 	done               bool
@@ -50,6 +51,9 @@ func (a *Azure) Next() (Request, error) {
 		if !ok {
 			if a.backwards > 0 && !a.done {
 				a.addWarning(fmt.Sprintf("azure %s: timestamps go backwards %d times (%d before the first row, sent at offset 0); is the file sorted, and are all its dates in one time zone?", a.path, a.backwards, a.clamped))
+			}
+			if a.zeroOut > 0 && !a.done {
+				a.addWarning(zeroOutputWarning("azure", a.path, "GeneratedTokens", a.zeroOut))
 			}
 			a.done = true
 			return Request{}, io.EOF
@@ -98,6 +102,10 @@ func (a *Azure) parse(f [][]byte) (Request, error) {
 	if off < 0 {
 		off = 0
 		a.clamped++
+	}
+	if gen == 0 {
+		gen = 1
+		a.zeroOut++
 	}
 	req := Request{Index: a.n, Offset: off, Endpoint: openai.Chat, Stream: true, PromptTokens: ctx, OutputTokens: gen}
 	a.n++

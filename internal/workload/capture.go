@@ -2,8 +2,13 @@ package workload
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/capture"
@@ -18,37 +23,125 @@ import (
 // short ones that arrived later. Replay needs arrival order, so the source
 // reads the whole capture and sorts it by arrival (t) — memory grows with
 // the capture's size, about half a kilobyte per request.
+//
+// Sessions: the proxy records a session key (a hash of the session header
+// or the body's user) for every request, but a key is not a conversation —
+// one user's requests often overlap. A request is chained to its session
+// (Request.Session set, so the engine sends it only after the session's
+// previous turn ended plus Delay) only when it really was the next turn:
+// it arrived after every earlier request of the session had ended, in
+// production. It then follows the request that ended last, with the
+// recorded gap as its think time. A request that overlapped an earlier
+// one starts a lane of its own (the key with "#n" appended), which later
+// turns may follow: requests that overlapped in production overlap in the
+// replay. Sampling and sharding keep each lane whole (they key on Session).
 type Capture struct {
+	path      string
+	opts      OpenOptions
 	r         *capture.Reader
 	recs      []*capture.Record
 	loaded    bool
 	n         int
 	t0        int64
 	skipped   int
+	corrupt   int // corrupt records or segments skipped (SkipInvalid)
+	warnings  []string
 	truncated bool
+	sessions  map[string]*captureSession
+}
+
+// captureSession tracks one recorded session key while requests are emitted.
+type captureSession struct {
+	end   int64          // latest recorded end (ns) of its requests so far
+	lane  string         // the lane of the request that ended last
+	lanes int            // lanes started
+	turns map[string]int // turns emitted per lane
 }
 
 var _ Source = (*Capture)(nil)
 
-// OpenCapture opens a capture directory or segment file.
-func OpenCapture(path string) (*Capture, error) {
+// OpenCapture opens a capture directory or segment file. With
+// opts.SkipInvalid, a corrupt record is counted (Skipped) and reading goes
+// on with the segment's next readable part: the capture reader stops at
+// corruption, so the rest of that segment is skipped and the next segment
+// is read.
+func OpenCapture(path string, opts ...OpenOptions) (*Capture, error) {
 	r, err := capture.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	return &Capture{r: r}, nil
+	c := &Capture{path: path, r: r, sessions: map[string]*captureSession{}}
+	if len(opts) > 0 {
+		c.opts = opts[0]
+	}
+	return c, nil
+}
+
+// segmentName matches capture segment files (as the capture package names them).
+var segmentName = regexp.MustCompile(`^seg-(\d+)(\.partial)?\.jsonl(\.zst)?$`)
+
+// segments lists a capture directory's segment files in order; nil for a
+// single segment file.
+func captureSegments(path string) ([]string, error) {
+	st, err := os.Stat(path)
+	if err != nil || !st.IsDir() {
+		return nil, err
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading capture %s: %w", path, err)
+	}
+	type seg struct {
+		name string
+		seq  int
+	}
+	var segs []seg
+	for _, e := range entries {
+		m := segmentName.FindStringSubmatch(e.Name())
+		if m == nil || e.IsDir() {
+			continue
+		}
+		seq, err := strconv.Atoi(m[1])
+		if err != nil {
+			continue
+		}
+		segs = append(segs, seg{e.Name(), seq})
+	}
+	sort.SliceStable(segs, func(i, j int) bool { return segs[i].seq < segs[j].seq })
+	out := make([]string, len(segs))
+	for i, s := range segs {
+		out[i] = filepath.Join(path, s.name)
+	}
+	return out, nil
 }
 
 // load reads every replayable record and sorts them by arrival.
 func (c *Capture) load() error {
 	c.loaded = true
+	err := c.read(c.r)
+	var ce *capture.CorruptError
+	if err != nil && c.opts.SkipInvalid && errors.As(err, &ce) {
+		err = c.skipCorrupt(ce)
+	}
+	if err != nil {
+		return err
+	}
+	sort.SliceStable(c.recs, func(i, j int) bool { return c.recs[i].T < c.recs[j].T })
+	if len(c.recs) > 0 {
+		c.t0 = c.recs[0].T
+	}
+	return nil
+}
+
+// read appends r's replayable records and closes r.
+func (c *Capture) read(r *capture.Reader) error {
+	defer func() { _ = r.Close() }()
 	for {
-		rec, err := c.r.Next()
+		rec, err := r.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			_ = c.r.Close()
 			return err
 		}
 		ep := openai.EndpointForPath(rec.Path)
@@ -58,12 +151,48 @@ func (c *Capture) load() error {
 		}
 		c.recs = append(c.recs, rec)
 	}
-	c.truncated = c.r.Truncated()
-	sort.SliceStable(c.recs, func(i, j int) bool { return c.recs[i].T < c.recs[j].T })
-	if len(c.recs) > 0 {
-		c.t0 = c.recs[0].T
+	c.truncated = c.truncated || r.Truncated()
+	return nil
+}
+
+// skipCorrupt goes on after the first corruption (ce): the records before it
+// were kept; the rest of its segment is skipped and every later segment is
+// read, each on its own, a corrupt one cut short the same way.
+func (c *Capture) skipCorrupt(ce *capture.CorruptError) error {
+	c.note(ce)
+	segs, err := captureSegments(c.path)
+	if err != nil {
+		return err
 	}
-	return c.r.Close()
+	i := 0
+	for i < len(segs) && filepath.Base(segs[i]) != ce.File {
+		i++
+	}
+	for _, seg := range segs[min(i+1, len(segs)):] {
+		r, err := capture.Open(seg)
+		if err != nil {
+			return err
+		}
+		err = c.read(r)
+		var next *capture.CorruptError
+		switch {
+		case errors.As(err, &next):
+			c.note(next)
+		case err != nil:
+			return err
+		}
+	}
+	return nil
+}
+
+// note counts a skipped corruption and keeps a warning naming it.
+func (c *Capture) note(ce *capture.CorruptError) {
+	c.corrupt++
+	msg := fmt.Sprintf("skipped the rest of capture segment %s after a corrupt record: %v", ce.File, ce)
+	c.warnings = append(c.warnings, msg)
+	if c.opts.Warn != nil {
+		c.opts.Warn(msg)
+	}
 }
 
 // Next returns the next replayable request in arrival order.
@@ -83,8 +212,9 @@ func (c *Capture) Next() (Request, error) {
 		req := Request{
 			Index: c.n, ID: rec.ID, Offset: time.Duration(rec.T - c.t0), Endpoint: ep, Model: rec.Model,
 			Stream: rec.Stream, PromptTokens: rec.PromptTokens, OutputTokens: rec.OutputTokens,
-			HashIDs: rec.HashIDs, Session: rec.Session, Recorded: rec,
+			HashIDs: rec.HashIDs, Recorded: rec,
 		}
+		c.chain(&req, rec)
 		if req.OutputTokens == 0 {
 			req.OutputTokens = rec.MaxTokens
 		}
@@ -104,15 +234,55 @@ func (c *Capture) Next() (Request, error) {
 	}
 }
 
-// Skipped counts records that are not replayable requests (other paths, shadow).
-func (c *Capture) Skipped() int { return c.skipped }
+// recordedEnd is when rec's response ended in production (ns since the
+// capture's start): arrival plus its end-to-end time, or its first byte
+// when it has none (a failed request).
+func recordedEnd(rec *capture.Record) int64 {
+	return rec.T + max(rec.E2ENs, rec.TTFBNs, 0)
+}
 
-// Warnings reports a truncated final segment.
-func (c *Capture) Warnings() []string {
-	if c.truncated {
-		return []string{"the capture's last segment ends mid-record (the proxy was killed); every whole record was read"}
+// chain sets req's Session, Turn and Delay from rec's session key (see Capture).
+func (c *Capture) chain(req *Request, rec *capture.Record) {
+	if rec.Session == "" {
+		return
 	}
-	return nil
+	end := recordedEnd(rec)
+	s := c.sessions[rec.Session]
+	if s == nil {
+		s = &captureSession{lanes: 1, lane: rec.Session, turns: map[string]int{}}
+		c.sessions[rec.Session] = s
+		req.Session = rec.Session
+		s.end, s.turns[req.Session] = end, 1
+		return
+	}
+	if rec.T >= s.end {
+		// The next turn: every earlier request of the session had ended.
+		req.Session = s.lane
+		req.Turn = s.turns[s.lane]
+		req.Delay = time.Duration(rec.T - s.end)
+	} else {
+		// Overlapped an earlier request: a lane of its own.
+		s.lanes++
+		req.Session = rec.Session + "#" + strconv.Itoa(s.lanes)
+	}
+	s.turns[req.Session]++
+	if end >= s.end {
+		s.end, s.lane = end, req.Session
+	}
+}
+
+// Skipped counts records that are not replayable requests (other paths,
+// shadow) and, with SkipInvalid, corrupt records skipped (with the rest of
+// their segment).
+func (c *Capture) Skipped() int { return c.skipped + c.corrupt }
+
+// Warnings reports a truncated final segment and skipped corruption.
+func (c *Capture) Warnings() []string {
+	w := c.warnings
+	if c.truncated {
+		w = append(w, "the capture's last segment ends mid-record (the proxy was killed); every whole record was read")
+	}
+	return w
 }
 
 // Close releases the capture's files.

@@ -17,7 +17,9 @@ import (
 //
 // It also reads AIPerf's extensions of the format (its mooncake_trace
 // dataset type): session_id groups rows into a conversation (Session, with
-// Turn counted from 0 in file order); delay is the think time in ms before
+// Turn counted from 0 in file order, and History set: each turn is sent
+// after the conversation so far, the target's own replies included, as
+// AIPerf does); delay is the think time in ms before
 // a turn (Delay); text_input or messages replace input_length with a
 // prompt sent verbatim; timestamp and output_length are optional. A row
 // without timestamp keeps the previous row's offset. Other keys are
@@ -30,6 +32,7 @@ type Mooncake struct {
 	turns    map[string]int
 	slab     []uint32 // hash ids are cut from shared slabs: one allocation per ~16k ids
 	mismatch int      // rows whose hash_ids length is not ceil(input_length/512)
+	zeroOut  int      // rows with output_length 0, sent with max_tokens 1
 	// tsRows and fracTS count rows with a timestamp and those whose
 	// timestamp has a fractional part, for the unit-mistake check.
 	tsRows, fracTS int
@@ -94,6 +97,9 @@ func (m *Mooncake) finish() {
 	}
 	m.done = true
 	m.checkUnits()
+	if m.zeroOut > 0 {
+		m.addWarning(zeroOutputWarning("mooncake", m.path, "output_length", m.zeroOut))
+	}
 	if m.mismatch > 0 {
 		m.addWarning(fmt.Sprintf("mooncake %s: %d rows have a hash_ids length other than ceil(input_length/%d); prefix sharing is replayed as if blocks were %d tokens", m.path, m.mismatch, MooncakeBlockTokens, MooncakeBlockTokens))
 	}
@@ -147,6 +153,10 @@ func (m *Mooncake) request(row *mooncakeRow) Request {
 		PromptTokens: int(row.in), OutputTokens: int(row.out), Prompt: row.text, Messages: row.messages,
 		Session: row.session, Delay: time.Duration(math.Round(row.delay * float64(time.Millisecond))),
 	}
+	if row.hasOut && row.out == 0 {
+		req.OutputTokens = 1
+		m.zeroOut++
+	}
 	if len(row.ids) > 0 {
 		req.HashIDs, req.BlockTokens = row.ids, MooncakeBlockTokens
 		if row.hasIn && len(row.ids) != int((row.in+MooncakeBlockTokens-1)/MooncakeBlockTokens) {
@@ -154,6 +164,7 @@ func (m *Mooncake) request(row *mooncakeRow) Request {
 		}
 	}
 	if row.session != "" {
+		req.History = true
 		req.Turn = m.turns[row.session]
 		m.turns[row.session]++
 	}

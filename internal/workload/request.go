@@ -4,6 +4,7 @@
 package workload
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/capture"
@@ -38,6 +39,13 @@ type Request struct {
 	// end of the session's previous turn (AIPerf's "delay", milliseconds in
 	// the trace); 0 when the trace has none.
 	Delay time.Duration
+	// History asks the body builder to send the session's earlier turns
+	// before this turn's prompt: their prompts and the replies the target
+	// actually gave (AIPerf's multi-turn default), so that a conversation
+	// grows as it did for the client. Set only with Session, by sources
+	// whose rows hold one turn's new text (AIPerf session rows);
+	// PromptTokens then counts this turn's new text only.
+	History bool
 	// TraceModel is the model the trace names (BurstGPT's "ChatGPT" or
 	// "GPT-4"): informational, for filters and reports, never sent.
 	TraceModel string
@@ -49,4 +57,13 @@ type Request struct {
 // Source yields requests in arrival order. Next returns io.EOF after the last.
 type Source interface {
 	Next() (Request, error)
+}
+
+// zeroOutputWarning explains what became of rows that record an output
+// length of 0. Sent without max_tokens, such a request would let the server
+// generate freely (hundreds of tokens production never produced); left out,
+// its prefill — the whole of its production load — would be lost. So it is
+// sent with max_tokens 1, the least output a server produces.
+func zeroOutputWarning(kind, path, column string, n int) string {
+	return fmt.Sprintf("%s %s: %d rows record %s 0; sent with max_tokens 1 (the least a server generates) so their prefill load is kept", kind, path, n, column)
 }

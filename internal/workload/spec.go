@@ -5,9 +5,9 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
+	"github.com/reprise-llm/reprise/internal/capture"
 	"github.com/reprise-llm/reprise/internal/openai"
 )
 
@@ -36,8 +36,8 @@ type OpenOptions struct {
 //	burstgpt:PATH            BurstGPT CSV (Timestamp s, Request tokens, Response tokens, ...)
 //	synthetic:k=v,...        synthetic lengths in GuideLLM's vocabulary (see ParseSynthetic), or synthetic:{JSON}
 //	prompts:PATH             prompts sent verbatim: .jsonl, .csv or .txt (see Prompts)
-//	PATH.jsonl               Mooncake when its first line has input_length or hash_ids
-//	PATH.csv                 Azure or BurstGPT, told apart by the header
+//	PATH.jsonl               Mooncake when its first line has input_length, hash_ids or session_id (AIPerf)
+//	PATH.csv                 Azure, BurstGPT or prompts, told apart by the header (a prompt or messages column: prompts)
 //	PATH.jsonl, PATH.txt     prompts when the first line has "prompt" or "messages" and no "timestamp", or is a string; any .txt
 //
 // The returned source also implements io.Closer when it holds files, and
@@ -65,7 +65,8 @@ func Open(spec string, opts OpenOptions) (Source, error) {
 }
 
 // CapturePath reports whether spec names a Reprise capture — "capture:PATH",
-// a directory holding manifest.json, or a .jsonl.zst segment — and its path.
+// a directory holding manifest.json (or run subdirectories that do), or a
+// .jsonl.zst segment — and its path.
 // Open and the replay CLI (which adds production's recorded timings as a
 // baseline for captures) decide the same way through it.
 func CapturePath(spec string) (string, bool) {
@@ -75,7 +76,7 @@ func CapturePath(spec string) (string, bool) {
 	if strings.HasSuffix(spec, ".jsonl.zst") {
 		return spec, true
 	}
-	if _, err := os.Stat(filepath.Join(spec, "manifest.json")); err == nil {
+	if capture.HoldsCapture(spec) { // manifest.json, or run-* subdirectories of restarts
 		return spec, true
 	}
 	return "", false
@@ -83,7 +84,7 @@ func CapturePath(spec string) (string, bool) {
 
 func open(spec string, opts OpenOptions) (Source, error) {
 	if path, ok := CapturePath(spec); ok {
-		return OpenCapture(path)
+		return OpenCapture(path, opts)
 	}
 	kind, arg, ok := strings.Cut(spec, ":")
 	if ok && !strings.ContainsAny(kind, `/\.`) && len(kind) > 1 { // not C:\ on Windows
@@ -110,20 +111,47 @@ func open(spec string, opts OpenOptions) (Source, error) {
 		return nil, fmt.Errorf("workload %s: a directory that is not a capture (no manifest.json)", spec)
 	}
 	first := firstLine(spec)
+	cols := csvHeader(first)
 	switch {
-	case strings.HasSuffix(spec, ".jsonl") && (bytes.Contains(first, []byte(`"input_length"`)) || bytes.Contains(first, []byte(`"hash_ids"`))):
+	case strings.HasSuffix(spec, ".jsonl") && (bytes.Contains(first, []byte(`"input_length"`)) || bytes.Contains(first, []byte(`"hash_ids"`)) ||
+		bytes.Contains(first, []byte(`"session_id"`))):
 		return OpenMooncake(spec, opts)
-	case strings.HasSuffix(spec, ".csv") && bytes.Contains(bytes.ToLower(first), []byte("contexttokens")):
+	case strings.HasSuffix(spec, ".csv") && cols[normName("ContextTokens")]:
 		return OpenAzure(spec, opts)
-	case strings.HasSuffix(spec, ".csv") && bytes.Contains(bytes.ToLower(first), []byte("request tokens")):
+	case strings.HasSuffix(spec, ".csv") && cols[normName("Request tokens")]:
 		return OpenBurstGPT(spec, opts)
+	case strings.HasSuffix(spec, ".csv") && hasAny(cols, textColumns, messagesColumns):
+		return OpenPrompts(spec, opts)
 	case strings.HasSuffix(spec, ".jsonl") && !bytes.Contains(first, []byte(`"timestamp"`)) &&
 		(bytes.Contains(first, []byte(`"prompt"`)) || bytes.Contains(first, []byte(`"messages"`)) || bytes.HasPrefix(bytes.TrimSpace(first), []byte(`"`))),
 		strings.HasSuffix(spec, ".txt"):
 		return OpenPrompts(spec, opts)
 	}
 	return nil, fmt.Errorf("workload %s: cannot tell its format (want a capture directory with manifest.json, a capture segment .jsonl.zst, "+
-		"a Mooncake .jsonl whose first line has input_length, an Azure or BurstGPT .csv, a .jsonl of prompts, a .txt, or a prefixed spec: capture:, mooncake:, azure:, burstgpt:, synthetic:, prompts:)", spec)
+		"a Mooncake .jsonl whose first line has input_length, an Azure or BurstGPT .csv, a .csv or .jsonl of prompts, a .txt, or a prefixed spec: capture:, mooncake:, azure:, burstgpt:, synthetic:, prompts:)", spec)
+}
+
+// csvHeader returns the folded column names (normName) of a CSV header
+// line, as the CSV readers match them.
+func csvHeader(line []byte) map[string]bool {
+	line = bytes.TrimPrefix(bytes.TrimRight(line, "\r"), []byte("\ufeff"))
+	cols := map[string]bool{}
+	for _, name := range strings.Split(string(line), ",") {
+		cols[normName(name)] = true
+	}
+	return cols
+}
+
+// hasAny reports whether cols holds one of the names of any list.
+func hasAny(cols map[string]bool, lists ...[]string) bool {
+	for _, l := range lists {
+		for _, n := range l {
+			if cols[normName(n)] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // firstLine returns up to 64 KiB of the file's first line.

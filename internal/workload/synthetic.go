@@ -1,6 +1,7 @@
 package workload
 
 import (
+	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -28,7 +29,7 @@ type Synthetic struct {
 	n                             int // requests returned
 	conv                          int // conversations started
 	turns                         []synthTurn
-	nextID                        uint32 // next free conversation block id
+	nextID                        uint64 // next free conversation block id (ids are uint32: at most maxBlockIDs)
 	cur                           convState
 }
 
@@ -156,7 +157,7 @@ func newSynthetic(s SyntheticSpec) *Synthetic {
 		output: rand.New(rand.NewPCG(seed+1, 0x5eed)),
 		delay:  rand.New(rand.NewPCG(seed+2, 0x5eed)),
 		prefix: rand.New(rand.NewPCG(seed+3, 0x5eed)),
-		nextID: uint32(s.prefixCount()),
+		nextID: uint64(s.prefixCount()),
 	}
 }
 
@@ -175,7 +176,9 @@ func (s *Synthetic) Next() (Request, error) {
 		if s.conv >= s.Spec.Samples {
 			return Request{}, io.EOF
 		}
-		s.startConversation()
+		if err := s.startConversation(); err != nil {
+			return Request{}, err
+		}
 	}
 	k := s.cur.turn
 	t := s.turns[k]
@@ -198,8 +201,14 @@ func (s *Synthetic) Next() (Request, error) {
 	return r, nil
 }
 
+// maxBlockIDs is the number of distinct prefix-block ids (Request.HashIDs
+// are uint32).
+const maxBlockIDs = 1 << 32
+
 // startConversation draws the next conversation's turns, prefix and ids.
-func (s *Synthetic) startConversation() {
+// It fails when the ids would pass maxBlockIDs: wrapping around would make
+// unrelated conversations share prefixes.
+func (s *Synthetic) startConversation() error {
 	sp := &s.Spec
 	s.cur = convState{}
 	if sp.Turns > 1 {
@@ -237,12 +246,17 @@ func (s *Synthetic) startConversation() {
 			s.cur.ids[0] = s.cur.prefixID
 			start = 1
 		}
+		if s.nextID+uint64(n-start) > maxBlockIDs {
+			return fmt.Errorf("synthetic: conversation %d needs prefix-block ids beyond 2^32 (%d blocks of %d tokens so far): "+
+				"the workload is too large to keep every prompt distinct; lower samples, turns or prompt_tokens", s.conv, s.nextID, s.cur.block)
+		}
 		for i := start; i < n; i++ {
-			s.cur.ids[i] = s.nextID
+			s.cur.ids[i] = uint32(s.nextID)
 			s.nextID++
 		}
 	}
 	s.conv++
+	return nil
 }
 
 // maxSyntheticPrompt bounds a drawn prompt with its history (internal/synth

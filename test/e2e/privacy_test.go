@@ -6,11 +6,16 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -72,25 +77,7 @@ func TestPrivacyPlantedSecretNeverRecordedOrLogged(t *testing.T) {
 	}
 	logs := px.stderr.String()
 
-	// Every file of the capture, decompressed.
-	dec, _ := zstd.NewReader(nil)
-	defer dec.Close()
-	var all bytes.Buffer
-	files, _ := filepath.Glob(filepath.Join(dir, "*"))
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all.Write(raw)
-		if strings.HasSuffix(f, ".zst") {
-			plain, err := dec.DecodeAll(raw, nil)
-			if err != nil {
-				t.Fatalf("decompressing %s: %v", f, err)
-			}
-			all.Write(plain)
-		}
-	}
+	all := captureText(t, dir)
 	for _, where := range []struct {
 		name, text string
 	}{{"capture files", all.String()}, {"logs", logs}, {"shadow candidate's requests", candSaw.String()}} {
@@ -128,5 +115,144 @@ func TestPrivacyPlantedSecretNeverRecordedOrLogged(t *testing.T) {
 	}
 	if n < len(requests) || !strings.Contains(logs, `"request_id": "privacy-req-1"`) || !strings.Contains(logs, `"request_id": "privacy-bad-body"`) {
 		t.Errorf("%d request log lines; the client's request ids missing?\n%s", n, logs)
+	}
+}
+
+// captureText is every file of a capture (the manifest included), raw and
+// decompressed, for grepping.
+func captureText(t *testing.T, dir string) *bytes.Buffer {
+	t.Helper()
+	dec, _ := zstd.NewReader(nil)
+	defer dec.Close()
+	var all bytes.Buffer
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(files) == 0 {
+		t.Fatalf("no capture files in %s", dir)
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all.Write(raw)
+		if strings.HasSuffix(f, ".zst") {
+			plain, err := dec.DecodeAll(raw, nil)
+			if err != nil {
+				t.Fatalf("decompressing %s: %v", f, err)
+			}
+			all.Write(plain)
+		}
+	}
+	return &all
+}
+
+// A key in --upstream's userinfo or query (api_key=, key=, token=) appears
+// in no capture file (the manifest's source included), not on stdout and
+// not in the logs, nor in the error of an unreachable upstream; a key an
+// upstream echoes back in an error (a JSON error body, an in-stream error
+// event) is scrubbed from records and logs.
+func TestPrivacyUpstreamURLAndErrorSecretsNeverShown(t *testing.T) {
+	const secret = "sk-PLANTEDupstream4242"
+	var upstreamSaw lockedBuffer
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(&upstreamSaw, "%s %s\n", r.Method, r.URL.RequestURI())
+		if r.URL.Path == "/v1/chat/completions" {
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n")
+			fmt.Fprintf(w, "data: {\"error\":{\"message\":\"token revoked: Bearer %s (key=%s)\"}}\n\ndata: [DONE]\n\n", secret, secret)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintf(w, `{"error":{"message":"Incorrect API key provided: %s","type":"invalid_request_error"}}`, secret)
+	}))
+	defer upstream.Close()
+	up, _ := url.Parse(upstream.URL)
+	withSecrets := "http://admin:" + secret + "@" + up.Host + "/?api_key=" + secret + "&token=" + secret + "&api-key=" + secret
+
+	dir := filepath.Join(t.TempDir(), "cap")
+	var stdout, stderr lockedBuffer
+	cmd := exec.Command(bin("proxy"), "--listen", "127.0.0.1:0", "--upstream", withSecrets, "--capture-dir", dir,
+		"--log-level", "debug", "--admin-listen", "")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	re := regexp.MustCompile(`proxy listening on (http://[^\s,]+)`)
+	var addr string
+	for deadline := time.Now().Add(60 * time.Second); addr == ""; {
+		if m := re.FindStringSubmatch(stdout.String()); m != nil {
+			addr = m[1]
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("proxy exited: %v\n%s", err, stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy did not start\n%s", stderr.String())
+		}
+	}
+	for _, rq := range []struct{ path, body string }{
+		{"/v1/chat/completions", `{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}`},
+		{"/v1/completions", `{"model":"m","prompt":"x"}`},
+	} {
+		resp, err := testClient.Post(addr+rq.path, "application/json", strings.NewReader(rq.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("proxy exit: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("proxy did not exit after SIGTERM")
+	}
+	if !strings.Contains(upstreamSaw.String(), "api_key="+secret) {
+		t.Errorf("the upstream's own query no longer reaches it: %s", upstreamSaw.String())
+	}
+
+	// The unreachable-upstream error names the upstream without its keys.
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := "http://u:" + secret + "@" + closed.Listener.Addr().String() + "/?key=" + secret
+	closed.Close()
+	var unreachOut, unreachErr lockedBuffer
+	cmd2 := exec.Command(bin("proxy"), "--listen", "127.0.0.1:0", "--upstream", closedURL, "--upstream-wait", "300ms",
+		"--capture-dir", filepath.Join(t.TempDir(), "cap2"), "--admin-listen", "")
+	cmd2.Stdout, cmd2.Stderr = &unreachOut, &unreachErr
+	if err := cmd2.Run(); err == nil || !strings.Contains(unreachErr.String(), "unreachable") {
+		t.Errorf("unreachable upstream: exit %v, stderr %q", err, unreachErr.String())
+	}
+
+	all := captureText(t, dir)
+	for _, where := range []struct{ name, text string }{
+		{"capture files", all.String()}, {"stdout", stdout.String()}, {"logs", stderr.String()},
+		{"unreachable upstream's output", unreachOut.String() + unreachErr.String()},
+	} {
+		if strings.Contains(where.text, secret) || strings.Contains(where.text, "PLANTED") {
+			t.Errorf("planted secret found in %s:\n%.3000s", where.name, where.text)
+		}
+	}
+	recs := readCapture(t, dir)
+	errs := 0
+	for _, r := range recs {
+		if strings.Contains(r.Error, "xxxxx") {
+			errs++
+		}
+	}
+	if len(recs) != 2 || errs != 2 {
+		t.Errorf("want 2 records with the upstream's error scrubbed, got %d (%d scrubbed): %+v", len(recs), errs, recs)
+	}
+	if !strings.Contains(stdout.String(), "forwarding to http://xxxxx@"+up.Host) {
+		t.Errorf("stdout does not name the upstream (redacted): %s", stdout.String())
 	}
 }

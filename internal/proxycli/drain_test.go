@@ -1,0 +1,240 @@
+package proxycli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/reprise-llm/reprise/internal/capture"
+)
+
+// drainUpstream answers /v1/completions with a small JSON completion and
+// echoes WebSocket messages on /v1/realtime until the connection ends.
+func drainUpstream(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/realtime" {
+			c, err := websocket.Accept(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer c.CloseNow()
+			for {
+				typ, msg, err := c.Read(r.Context())
+				if err != nil {
+					return
+				}
+				if err := c.Write(r.Context(), typ, append([]byte("echo: "), msg...)); err != nil {
+					return
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"choices":[{"text":"hi","finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1}}`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// running is a proxycli.Run in this process.
+type running struct {
+	proxyURL, adminAddr, dir string
+	stop                     context.CancelFunc // what SIGTERM does
+	done                     chan error
+	stderr                   *syncBuffer
+}
+
+func startRun(t *testing.T, upstream string, extra ...string) *running {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	r := &running{dir: filepath.Join(t.TempDir(), "cap"), stop: stop, done: make(chan error, 1), stderr: &syncBuffer{}}
+	var stdout syncBuffer
+	args := append([]string{"--upstream", upstream, "--capture-dir", r.dir, "--listen", "127.0.0.1:0",
+		"--admin-listen", "127.0.0.1:0", "--upstream-wait", "0"}, extra...)
+	go func() { r.done <- Run(ctx, args, &stdout, r.stderr) }()
+	re := regexp.MustCompile(`proxy listening on (http://[^\s,]+),[\s\S]*admin on (\S+) `)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(stdout.String()); m != nil {
+			r.proxyURL, r.adminAddr = m[1], m[2]
+			return r
+		}
+		select {
+		case err := <-r.done:
+			t.Fatalf("Run returned early: %v\n%s", err, r.stderr.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy did not start\n%s", r.stderr.String())
+		}
+	}
+}
+
+// wait waits for Run to return (failing the test only if it never does).
+func (r *running) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		return err
+	case <-time.After(60 * time.Second):
+		t.Fatalf("Run did not return 60s after SIGTERM\n%s", r.stderr.String())
+		return nil
+	}
+}
+
+func readRecords(t *testing.T, dir string) []*capture.Record {
+	t.Helper()
+	rd, err := capture.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	var recs []*capture.Record
+	for {
+		rec, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return recs
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, rec)
+	}
+}
+
+func dialWS(t *testing.T, ctx context.Context, proxyURL string) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(proxyURL, "http")+"/v1/realtime", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Write(ctx, websocket.MessageText, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := c.Read(ctx); err != nil || string(got) != "echo: one" {
+		t.Fatalf("through the tunnel: %q %v", got, err)
+	}
+	return c
+}
+
+// SIGTERM with a WebSocket open: Shutdown does not track hijacked
+// connections, so without cutting them at the drain bound Run would wait
+// forever. Run returns, the client's tunnel is closed, and every record
+// (the finished request and the tunnel) is on disk.
+func TestDrainCutsOpenWebSocketAtTheBound(t *testing.T) {
+	up := drainUpstream(t)
+	r := startRun(t, up.URL, "--drain-timeout", "200ms")
+	resp, err := http.Post(r.proxyURL+"/v1/completions", "application/json", strings.NewReader(`{"model":"m","prompt":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := dialWS(t, ctx, r.proxyURL)
+	defer c.CloseNow()
+
+	start := time.Now()
+	r.stop() // SIGTERM
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run: %v\n%s", err, r.stderr.String())
+	}
+	t.Logf("Run returned %v after SIGTERM (--drain-timeout 200ms)", time.Since(start))
+	if _, _, err := c.Read(ctx); err == nil {
+		t.Error("the client's WebSocket is still open after Run returned")
+	}
+	if !strings.Contains(r.stderr.String(), "drain timeout passed") {
+		t.Errorf("no log line about cutting the remaining requests:\n%s", r.stderr.String())
+	}
+	recs := readRecords(t, r.dir)
+	byPath := map[string]*capture.Record{}
+	for _, rec := range recs {
+		byPath[rec.Path] = rec
+	}
+	if len(recs) != 2 || byPath["/v1/completions"] == nil || byPath["/v1/completions"].Status != 200 ||
+		byPath["/v1/realtime"] == nil || byPath["/v1/realtime"].Status != http.StatusSwitchingProtocols {
+		t.Fatalf("records: %+v", recs)
+	}
+}
+
+// On SIGTERM /readyz turns 503 "draining" first, then the listener stops
+// accepting; a tunnel that ends by itself within the bound ends the drain
+// early, and its record is written.
+func TestDrainTurnsReadyzDrainingThenStopsAccepting(t *testing.T) {
+	up := drainUpstream(t)
+	r := startRun(t, up.URL, "--drain-timeout", "2m")
+	readyz := func() (int, string) {
+		resp, err := http.Get("http://" + r.adminAddr + "/readyz")
+		if err != nil {
+			t.Fatalf("GET /readyz: %v", err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := readyz(); code != 200 {
+		t.Fatalf("/readyz before SIGTERM: %d %q", code, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := dialWS(t, ctx, r.proxyURL) // keeps the drain going until closed
+	defer c.CloseNow()
+
+	r.stop() // SIGTERM
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body := readyz()
+		if code == http.StatusServiceUnavailable && strings.Contains(body, "draining") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz during the drain: %d %q, want 503 draining", code, body)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	host := strings.TrimPrefix(r.proxyURL, "http://")
+	for {
+		conn, err := net.DialTimeout("tcp", host, time.Second)
+		if err != nil {
+			break // no longer accepting
+		}
+		conn.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the listener still accepts during the drain")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The open tunnel still works during the drain.
+	if err := c.Write(ctx, websocket.MessageText, []byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := c.Read(ctx); err != nil || string(got) != "echo: two" {
+		t.Fatalf("tunnel during the drain: %q %v", got, err)
+	}
+	_ = c.Close(websocket.StatusNormalClosure, "")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run: %v\n%s", err, r.stderr.String())
+	}
+	recs := readRecords(t, r.dir)
+	if len(recs) != 1 || recs[0].Path != "/v1/realtime" || recs[0].Aborted {
+		t.Fatalf("records: %+v", recs)
+	}
+	if strings.Contains(r.stderr.String(), "drain timeout passed") {
+		t.Errorf("the drain was cut although the tunnel ended within the bound:\n%s", r.stderr.String())
+	}
+}

@@ -1,0 +1,239 @@
+package replaycli
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reprise-llm/reprise/internal/capture"
+	"github.com/reprise-llm/reprise/internal/compare"
+	"github.com/reprise-llm/reprise/internal/report"
+	"github.com/reprise-llm/reprise/internal/slo"
+)
+
+// TestCompareLeavesWarmupOut: with --warmup 20 of 40 requests, only the 20
+// measured requests a side are compared, and the throughput is theirs over
+// the measured window, not 40 requests over it (issue 6, B1).
+func TestCompareLeavesWarmupOut(t *testing.T) {
+	a, b := compareSim(t, 10*time.Millisecond, 11), compareSim(t, 10*time.Millisecond, 12)
+	dir := t.TempDir()
+	var out bytes.Buffer
+	err := Run(context.Background(), []string{"compare", "--target", "a=" + a, "--target", "b=" + b,
+		"--workload", "synthetic:prompt_tokens=20,output_tokens=4,samples=40", "--profile", "constant", "--rate", "40",
+		"--warmup", "20", "--mode", "parallel", "--save-requests", "--output-dir", dir, "--quiet"}, &out, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	f := readCompared(t, dir)
+	warm := 0
+	for _, r := range f.Benchmarks[1].Requests {
+		if r.Phase == "warmup" {
+			warm++
+		}
+	}
+	if len(f.Benchmarks[1].Requests) != 40 || warm != 20 {
+		t.Fatalf("saved records: %d, %d in warmup; want 40 and 20", len(f.Benchmarks[1].Requests), warm)
+	}
+	if r := compRow(t, f, "b", compare.TTFT, compare.StatP50); r.BaselineN != 20 || r.CandidateN != 20 {
+		t.Errorf("ttft rows compare n = %d/%d, want the 20 measured requests a side", r.BaselineN, r.CandidateN)
+	}
+	r := compRow(t, f, "b", compare.RequestsPerSecond, compare.StatValue)
+	want := f.Benchmarks[0].Metrics.RequestsPerSecond
+	if diff := r.BaselineValue - want; diff > 1e-9 || diff < -1e-9 {
+		t.Errorf("baseline req/s in the comparison %.3f, the benchmark's metrics say %.3f", r.BaselineValue, want)
+	}
+	if r.NoInterval != (r.Verdict == report.VerdictInsufficient) {
+		t.Errorf("throughput row: verdict %s with NoInterval %v", r.Verdict, r.NoInterval)
+	}
+}
+
+// writeCapture writes n chat records 20 ms apart whose TTFT encodes their
+// position: 300 + i ms.
+func writeCapture(t *testing.T, n int) string {
+	t.Helper()
+	capDir := filepath.Join(t.TempDir(), "cap")
+	w, err := capture.NewWriter(capDir, capture.WriterOptions{Manifest: capture.Manifest{Format: capture.FormatName, Version: capture.FormatVersion, Start: time.Now(), Block: 512}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		rec := capture.Record{ID: fmt.Sprintf("r%03d", i), T: int64(i) * int64(20*time.Millisecond), Path: "/v1/chat/completions", Model: "m", Stream: true,
+			PromptTokens: 20, OutputTokens: 3, Status: 200, TTFTNs: int64(300*time.Millisecond + time.Duration(i)*time.Millisecond), E2ENs: int64(400 * time.Millisecond)}
+		if !w.Write(&rec) {
+			t.Fatal("write refused")
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return capDir
+}
+
+// TestCompareCapturedFollowsTransforms: with --sample 0.5, production's
+// side is exactly the sampled requests (their recorded TTFTs, 300 + index
+// ms), not the capture's first N; the mode is "captured" (B2, B9).
+func TestCompareCapturedFollowsTransforms(t *testing.T) {
+	capDir := writeCapture(t, 80)
+	cand := compareSim(t, 10*time.Millisecond, 13)
+	dir := t.TempDir()
+	var out bytes.Buffer
+	err := Run(context.Background(), []string{"compare", "--target", "cand=" + cand, "--baseline", "captured", "--workload", capDir,
+		"--sample", "0.5", "--time-scale", "0.25", "--save-requests", "--output-dir", dir, "--quiet"}, &out, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	f := readCompared(t, dir)
+	if f.Comparison.Mode != "captured" {
+		t.Errorf("mode %q, want captured", f.Comparison.Mode)
+	}
+	reqs := f.Benchmarks[1].Requests
+	var ttfts []float64
+	sequential := true
+	for i, r := range reqs {
+		ttfts = append(ttfts, float64(300+r.Index))
+		sequential = sequential && r.Index == i
+	}
+	if len(reqs) < 20 || len(reqs) > 60 || sequential {
+		t.Fatalf("sample kept %d requests (sequential %v): not a sample of 80", len(reqs), sequential)
+	}
+	slices.Sort(ttfts)
+	wantP50 := ttfts[(len(ttfts)+1)/2-1] // nearest rank
+	r := compRow(t, f, "cand", compare.TTFT, compare.StatP50)
+	if r.BaselineN != len(reqs) || r.BaselineValue < wantP50-0.01 || r.BaselineValue > wantP50+0.01 {
+		t.Errorf("production side: n %d, ttft p50 %.3f ms; want n %d and %.0f ms (the sampled requests' own)", r.BaselineN, r.BaselineValue, len(reqs), wantP50)
+	}
+	if got := f.Benchmarks[0].Metrics.Requests.Total; got != int64(len(reqs)) {
+		t.Errorf("production benchmark counts %d requests, want %d", got, len(reqs))
+	}
+}
+
+// TestCompareSavedSweepsPointByPoint compares two result directories of
+// the same benchmark names point by point, each side labelled from its own
+// file (B5, labels): a vs a shows nothing, b vs b the 30 ms penalty.
+func TestCompareSavedSweepsPointByPoint(t *testing.T) {
+	fast1, fast2, fast3, slow := compareSim(t, 10*time.Millisecond, 21), compareSim(t, 10*time.Millisecond, 22),
+		compareSim(t, 10*time.Millisecond, 23), compareSim(t, 40*time.Millisecond, 24)
+	runDir := func(gpu, a, b string) string {
+		dir := filepath.Join(t.TempDir(), gpu)
+		var out bytes.Buffer
+		err := Run(context.Background(), []string{"compare", "--target", "a=" + a, "--target", "b=" + b,
+			"--workload", "synthetic:prompt_tokens=20,output_tokens=4,samples=60", "--profile", "constant", "--rate", "60",
+			"--mode", "parallel", "--save-requests", "--label", "gpu=" + gpu, "--label", "team=x", "--output-dir", dir, "--quiet"}, &out, &out)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		return dir
+	}
+	d1 := runDir("A100", fast1, fast2)
+	d2 := runDir("H100", fast3, slow)
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	if err := Run(context.Background(), []string{"compare", "--output-dir", dir, d1, d2}, &out, &errb); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	f := readCompared(t, dir)
+	var pairs []string
+	for _, r := range f.Comparison.Rows {
+		if r.Metric == compare.TTFT && r.Stat == compare.StatP50 {
+			pairs = append(pairs, r.Candidate+" vs "+r.Baseline+": "+r.Verdict)
+			t.Logf("%s vs %s: ttft p50 %.2f vs %.2f ms, [%.2f, %.2f]", r.Candidate, r.Baseline, r.CandidateValue, r.BaselineValue, r.CILowAbs, r.CIHighAbs)
+		}
+	}
+	want := []string{"H100/a vs A100/a: " + report.VerdictNoDifference, "H100/b vs A100/b: " + report.VerdictWorse}
+	if !slices.Equal(pairs, want) {
+		t.Errorf("pairs %q, want %q", pairs, want)
+	}
+	if f.Labels["team"] != "x" || f.Labels["gpu"] != "" {
+		t.Errorf("file labels %v, want only the shared team=x", f.Labels)
+	}
+	for _, b := range f.Benchmarks {
+		if wantGPU := strings.Split(b.Name, "/")[0]; b.Labels["gpu"] != wantGPU {
+			t.Errorf("%s: labels %v, want gpu=%s", b.Name, b.Labels, wantGPU)
+		}
+	}
+	// benchmarks.csv and comparison.csv take each row's labels.
+	rows := readCSV(t, filepath.Join(dir, report.CSVFile))
+	name, gpu := slices.Index(rows[0], "name"), slices.Index(rows[0], "label_gpu")
+	for _, r := range rows[1:] {
+		if !strings.HasPrefix(r[name], r[gpu]+"/") {
+			t.Errorf("benchmarks.csv: %s has label_gpu %q", r[name], r[gpu])
+		}
+	}
+	rows = readCSV(t, filepath.Join(dir, report.ComparisonCSVFile))
+	cand, cg, bg := slices.Index(rows[0], "candidate"), slices.Index(rows[0], "label_gpu"), slices.Index(rows[0], "baseline_label_gpu")
+	for _, r := range rows[1:] {
+		if !strings.HasPrefix(r[cand], "H100/") || r[cg] != "H100" || r[bg] != "A100" {
+			t.Fatalf("comparison.csv row %v: candidate labels %q, baseline %q", r[:4], r[cg], r[bg])
+		}
+	}
+	if !strings.Contains(out.String(), "labels: team=x") || !regexp.MustCompile(`gpu +A100 +H100 +A100 +H100`).MatchString(out.String()) {
+		t.Errorf("console table lacks the labels:\n%s", out.String())
+	}
+	html, _ := os.ReadFile(filepath.Join(dir, report.HTMLFile))
+	if !bytes.Contains(html, []byte(`<span class="label">gpu=H100</span>`)) {
+		t.Error("report.html does not label the benchmarks")
+	}
+}
+
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	fh, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	rows, err := csv.NewReader(fh).ReadAll()
+	if err != nil || len(rows) < 2 {
+		t.Fatalf("%s: %v (%d rows)", path, err, len(rows))
+	}
+	return rows
+}
+
+// TestCompareGateExitCodes: a failed gate exits 3; an undecided one warns
+// on stderr and exits 0, or 3 with --fail-on-undecided (B6, B7); SLO and
+// capacity failures are checks too, usage and other errors are not.
+func TestCompareGateExitCodes(t *testing.T) {
+	a, b := compareSim(t, 10*time.Millisecond, 31), compareSim(t, 10*time.Millisecond, 32)
+	args := []string{"compare", "--target", "a=" + a, "--target", "b=" + b,
+		"--workload", "synthetic:prompt_tokens=20,output_tokens=4,samples=40", "--profile", "constant", "--rate", "80",
+		"--mode", "parallel", "--save-requests", "--quiet", "--fail-if", "ttft_p99>+10%"}
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	err := Run(context.Background(), append(args, "--output-dir", dir), &out, &errb)
+	if err != nil || ExitCode(err) != ExitOK {
+		t.Fatalf("undecided gate: %v (exit %d)\n%s", err, ExitCode(err), out.String())
+	}
+	if !strings.Contains(errb.String(), "warning: gate ttft_p99>+10% is undecided for b: needs at least 300 samples") {
+		t.Errorf("stderr lacks the warning:\n%s", errb.String())
+	}
+	errb.Reset()
+	err = Run(context.Background(), []string{"compare", "--output-dir", t.TempDir(), "--fail-if", "ttft_p99>+10%", "--fail-on-undecided", dir}, &out, &errb)
+	if !errors.Is(err, ErrGateFailed) || ExitCode(err) != ExitCheckFailed || !strings.Contains(err.Error(), "undecided") {
+		t.Errorf("--fail-on-undecided: %v (exit %d)", err, ExitCode(err))
+	}
+	err = Run(context.Background(), []string{"compare", "--output-dir", t.TempDir(), "--fail-if", "ttft_p50>-50%", dir}, &out, &errb)
+	if ExitCode(err) != ExitCheckFailed {
+		t.Errorf("failed gate: %v, exit %d, want 3", err, ExitCode(err))
+	}
+	for err, want := range map[error]int{
+		nil:                                ExitOK,
+		fmt.Errorf("%w: x", ErrGateFailed): ExitCheckFailed,
+		sloError(&report.Benchmark{Name: "c", SLO: &slo.Report{Spec: "ttft_p99<=1ms"}}): ExitCheckFailed,
+		fmt.Errorf("capacity: %w", fmt.Errorf("%w: even 1 req/s fails", ErrNoCapacity)): ExitCheckFailed,
+		Run(context.Background(), []string{"compare", "--bogus"}, &out, &out):           ExitUsage,
+		errors.New("connection refused"):                                                ExitError,
+	} {
+		if got := ExitCode(err); got != want {
+			t.Errorf("ExitCode(%v) = %d, want %d", err, got, want)
+		}
+	}
+}

@@ -1,0 +1,124 @@
+package stats
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/reprise-llm/reprise/internal/engine"
+	"github.com/reprise-llm/reprise/internal/openai"
+	"github.com/reprise-llm/reprise/internal/workload"
+)
+
+// Online, fed concurrently, sums up to what Summarize computes over the
+// same results.
+func TestOnlineEqualsSummarize(t *testing.T) {
+	var all []engine.Result
+	for k := range 40 {
+		for _, r := range fixture() {
+			shift := time.Duration(k) * 700 * time.Millisecond
+			r.Index += 5 * k
+			r.Intended, r.Sent, r.End = r.Intended+shift, r.Sent+shift, r.End+shift
+			if r.FirstByte > 0 {
+				r.FirstByte += shift
+			}
+			if r.FirstToken > 0 {
+				r.FirstToken, r.LastToken = r.FirstToken+shift, r.LastToken+shift
+			}
+			chunks := make([]time.Duration, len(r.Chunks))
+			for i, c := range r.Chunks {
+				chunks[i] = c + shift
+			}
+			r.Chunks = chunks
+			all = append(all, r)
+		}
+	}
+	opts := Options{SLO: &SLO{TTFTMs: 250}, RequestedRate: 7}
+	on := NewOnline(opts)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < len(all); i += 8 {
+				on.Record(&all[i])
+			}
+		})
+	}
+	wg.Wait()
+	if g, w := roundedJSON(t, on.Metrics()), roundedJSON(t, Summarize(all, opts)); g != w {
+		t.Errorf("online metrics differ:\n got %s\nwant %s", g, w)
+	}
+}
+
+// Recorded as they end, with DiscardChunks: the run keeps no chunk
+// offsets, only their count, and the metrics are those of the full
+// results.
+func TestOnlineWithDiscardedChunks(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 5 {
+			_, _ = fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":\"t%d\"}}]}\n\n", i)
+			w.(http.Flusher).Flush()
+		}
+		_, _ = io.WriteString(w, "data: [DONE]\n\n")
+	}))
+	defer srv.Close()
+	var mu sync.Mutex
+	var full []engine.Result
+	on := NewOnline(Options{})
+	cfg := engine.Config{Target: srv.URL, Profile: engine.ProfileConcurrent, Concurrency: 4, MaxRequests: 40,
+		DiscardChunks: true,
+		OnResult: func(r engine.Result) {
+			on.Record(&r)
+			mu.Lock()
+			full = append(full, r)
+			mu.Unlock()
+		}}
+	src := &sliceSource{}
+	for i := range 40 {
+		src.reqs = append(src.reqs, workload.Request{Index: i, Endpoint: openai.Chat, Stream: true, OutputTokens: 5})
+	}
+	run, err := engine.Execute(context.Background(), cfg, src, chatBodies{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(run.Results) != 40 || len(full) != 40 {
+		t.Fatalf("%d results, %d seen by OnResult", len(run.Results), len(full))
+	}
+	for _, r := range run.Results {
+		if r.Chunks != nil || r.ChunkTokens != nil || r.ChunkCount != 5 || r.NumChunks() != 5 || !r.OK() {
+			t.Fatalf("kept result: %d chunks, %d token counts, count %d, err %q", len(r.Chunks), len(r.ChunkTokens), r.ChunkCount, r.Err)
+		}
+	}
+	m := on.Metrics()
+	if g, w := roundedJSON(t, m), roundedJSON(t, Summarize(full, Options{})); g != w {
+		t.Errorf("online metrics differ from the full results':\n got %s\nwant %s", g, w)
+	}
+	if m.InterChunkLatency.Count != 40*4 {
+		t.Errorf("inter-chunk gaps %d, want 160", m.InterChunkLatency.Count)
+	}
+}
+
+type sliceSource struct {
+	reqs []workload.Request
+	i    int
+}
+
+func (s *sliceSource) Next() (workload.Request, error) {
+	if s.i >= len(s.reqs) {
+		return workload.Request{}, io.EOF
+	}
+	s.i++
+	return s.reqs[s.i-1], nil
+}
+
+type chatBodies struct{}
+
+func (chatBodies) Body(req *workload.Request, _ string) ([]byte, error) {
+	return fmt.Appendf(nil, `{"model":"m","stream":true,"max_tokens":%d,"messages":[{"role":"user","content":"%d"}]}`, req.OutputTokens, req.Index), nil
+}
