@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
-export REPRISE_TRACES=${TRACES:-${REPRISE_TRACES:-../shared/traces}}
+export REPRISE_TRACES=$(realpath "${TRACES:-${REPRISE_TRACES:-../shared/traces}}") # absolute: go test runs in the package directory
 export GOMAXPROCS=1
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
