@@ -176,7 +176,8 @@ func New(cfg Config, out RecordWriter, hasher *capture.Hasher, origin time.Time,
 			}
 		},
 		Transport:      upstreamTransport(tc),
-		FlushInterval:  -1, // flush every write: SSE events reach the client as they arrive
+		BufferPool:     copyBuffers{}, // one 32 KiB copy buffer per response otherwise
+		FlushInterval:  -1,            // flush every write: SSE events reach the client as they arrive
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
 		// Its one per-request message (a read error during the body copy)
@@ -391,3 +392,12 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		fmt.Fprintf(w, "upstream request failed: %v\n", err)
 	}
 }
+
+// copyBuffers pools the ReverseProxy's body-copy buffers: without a pool
+// it allocates (and zeroes) 32 KiB for every response.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (copyBuffers) Get() []byte  { return *copyBufferPool.Get().(*[]byte) }
+func (copyBuffers) Put(b []byte) { copyBufferPool.Put(&b) }
