@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/reprise-llm/reprise/internal/variate"
 )
 
 // normalApproxN is the sample size from which the bootstrap distribution of
@@ -40,7 +42,7 @@ func bootQuantile(r *rand.Rand, xs []float64, q float64, b int) []float64 {
 	k := rankOf(q, n)
 	out := make([]float64, b)
 	for i := range out {
-		u := betaDraw(r, float64(k), float64(n-k+1))
+		u := variate.Beta(r, float64(k), float64(n-k+1))
 		j := int(math.Ceil(float64(n) * u))
 		out[i] = xs[min(max(j, 1), n)-1]
 	}
@@ -93,39 +95,6 @@ func percentileCI(reps []float64, conf float64) (lo, hi float64) {
 	slices.Sort(reps)
 	a := (1 - conf) / 2
 	return quantileSorted(reps, a), quantileSorted(reps, 1-a)
-}
-
-// betaDraw draws from Beta(a, b) for a, b ≥ 1 as X/(X+Y) with X ~ Gamma(a),
-// Y ~ Gamma(b).
-func betaDraw(r *rand.Rand, a, b float64) float64 {
-	x := gammaDraw(r, a)
-	y := gammaDraw(r, b)
-	return x / (x + y)
-}
-
-// gammaDraw draws from Gamma(shape a ≥ 1, scale 1) by Marsaglia and Tsang's
-// method ("A simple method for generating gamma variables", ACM TOMS 26(3),
-// 2000): with d = a − 1/3 and c = 1/√(9d), v = (1 + cZ)³ for a standard
-// normal Z is accepted with the squeeze 1 − 0.0331Z⁴ or the exact log test;
-// d·v is then Gamma(a).
-func gammaDraw(r *rand.Rand, a float64) float64 {
-	d := a - 1.0/3
-	c := 1 / math.Sqrt(9*d)
-	for {
-		z := r.NormFloat64()
-		v := 1 + c*z
-		if v <= 0 {
-			continue
-		}
-		v = v * v * v
-		u := r.Float64()
-		if u < 1-0.0331*z*z*z*z {
-			return d * v
-		}
-		if u > 0 && math.Log(u) < 0.5*z*z+d*(1-v+math.Log(v)) {
-			return d * v
-		}
-	}
 }
 
 // normalQuantile is the standard normal quantile function Φ⁻¹(p).

@@ -224,21 +224,6 @@ func TestBootQuantileMatchesResampling(t *testing.T) {
 	}
 }
 
-func TestGammaDrawMoments(t *testing.T) {
-	r := rand.New(rand.NewPCG(8, 9))
-	for _, a := range []float64{1, 2.5, 40, 90000} {
-		xs := make([]float64, 20000)
-		for i := range xs {
-			xs[i] = gammaDraw(r, a)
-		}
-		m, sd := meanSD(xs)
-		// Gamma(a, 1): mean a, variance a.
-		if math.Abs(m-a) > 5*math.Sqrt(a/float64(len(xs))) || math.Abs(sd-math.Sqrt(a)) > 0.05*math.Sqrt(a) {
-			t.Errorf("gamma(%v): mean %v sd %v", a, m, sd)
-		}
-	}
-}
-
 func TestDeterministicAndFinite(t *testing.T) {
 	r := rand.New(rand.NewPCG(10, 11))
 	a, b := sideFrom("a", r, 200, 0), sideFrom("b", r, 200, 5)

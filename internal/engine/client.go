@@ -88,22 +88,11 @@ func newTransport(cfg *Config) (*http.Transport, error) {
 		MaxIdleConns:        0,
 		MaxIdleConnsPerHost: max(cfg.MaxConcurrency, cfg.Concurrency, 16),
 		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,                                                                                  // time the stream as the server sends it
-		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify}, //nolint:gosec // only on --insecure-skip-verify
+		DisableCompression:  true, // time the stream as the server sends it
 	}
-	if cfg.CACert != "" {
-		pem, err := os.ReadFile(cfg.CACert)
-		if err != nil {
-			return nil, fmt.Errorf("--ca-cert: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca-cert %s: no PEM certificate in it", cfg.CACert)
-		}
-		tr.TLSClientConfig.RootCAs = pool
+	var err error
+	if tr.TLSClientConfig, err = TLSConfig(*cfg); err != nil {
+		return nil, err
 	}
 	var p http.Protocols
 	if cfg.HTTP2 {
@@ -422,4 +411,28 @@ func setTokens(res *Result, usage *openai.Usage, observed int) {
 		return
 	}
 	res.PromptTokens, res.OutputTokens = res.RequestedPromptTokens, observed
+}
+
+// TLSConfig is the TLS client configuration of cfg's target: TLS 1.2 or
+// later, the system roots plus --ca-cert, verification off only with
+// --insecure-skip-verify. Everything that talks to the target (the load,
+// the metrics scraper) uses it.
+func TLSConfig(cfg Config) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // only on --insecure-skip-verify
+	if cfg.CACert == "" {
+		return tc, nil
+	}
+	pem, err := os.ReadFile(cfg.CACert)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-cert: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--ca-cert %s: no PEM certificate in it", cfg.CACert)
+	}
+	tc.RootCAs = pool
+	return tc, nil
 }

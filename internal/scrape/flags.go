@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/engine"
+	"github.com/reprise-llm/reprise/internal/redact"
 )
 
 // Modes of --scrape-metrics besides a URL.
@@ -46,7 +47,7 @@ func (f *Flags) Validate() error {
 	case ModeAuto, ModeOff:
 	default:
 		if u, err := url.Parse(f.Metrics); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("--scrape-metrics %q: want auto, off or an http:// or https:// URL", redact(f.Metrics)))
+			errs = append(errs, fmt.Errorf("--scrape-metrics %q: want auto, off or an http:// or https:// URL", redact.URL(f.Metrics)))
 		}
 	}
 	if f.Interval <= 0 {

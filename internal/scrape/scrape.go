@@ -9,18 +9,16 @@ package scrape
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/engine"
+	"github.com/reprise-llm/reprise/internal/redact"
 )
 
 // Config is one scraper's settings.
@@ -81,7 +79,7 @@ type Scraper struct {
 func New(cfg Config) (*Scraper, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("metrics URL %q: want an http:// or https:// URL", redact(cfg.URL))
+		return nil, fmt.Errorf("metrics URL %q: want an http:// or https:// URL", redact.URL(cfg.URL))
 	}
 	if cfg.Interval < 0 || cfg.Timeout < 0 {
 		return nil, errors.New("scrape interval and timeout must not be negative")
@@ -97,23 +95,13 @@ func New(cfg Config) (*Scraper, error) {
 			Proxy:             nil, // like the load: straight to the target
 			DialContext:       (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 			IdleConnTimeout:   90 * time.Second,
-			TLSClientConfig:   &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify}, //nolint:gosec // only on --insecure-skip-verify
 			ForceAttemptHTTP2: true,
 		}
-		if cfg.CACert != "" {
-			pem, err := os.ReadFile(cfg.CACert)
-			if err != nil {
-				return nil, fmt.Errorf("--ca-cert: %w", err)
-			}
-			pool, err := x509.SystemCertPool()
-			if err != nil || pool == nil {
-				pool = x509.NewCertPool()
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("--ca-cert %s: no PEM certificate in it", cfg.CACert)
-			}
-			tr.TLSClientConfig.RootCAs = pool
+		tc, err := engine.TLSConfig(engine.Config{CACert: cfg.CACert, InsecureSkipVerify: cfg.InsecureSkipVerify}) // the load's trust
+		if err != nil {
+			return nil, err
 		}
+		tr.TLSClientConfig = tc
 		cfg.Client = &http.Client{Transport: tr}
 	}
 	if cfg.Now == nil {
@@ -152,7 +140,7 @@ func (s *Scraper) fetch(ctx context.Context) (map[string]Value, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.URL, nil)
 	if err != nil {
-		return nil, fmt.Errorf("scraping %s: %w", redact(s.cfg.URL), err)
+		return nil, fmt.Errorf("scraping %s: %w", redact.URL(s.cfg.URL), err)
 	}
 	for k, vs := range s.cfg.Header {
 		if http.CanonicalHeaderKey(k) == "Host" {
@@ -171,15 +159,15 @@ func (s *Scraper) fetch(ctx context.Context) (map[string]Value, error) {
 		if ue, ok := errors.AsType[*url.Error](err); ok {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("scraping %s: %w", redact(s.cfg.URL), err)
+		return nil, fmt.Errorf("scraping %s: %w", redact.URL(s.cfg.URL), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("scraping %s: %w: http %d", redact(s.cfg.URL), ErrStatus, resp.StatusCode)
+		return nil, fmt.Errorf("scraping %s: %w: http %d", redact.URL(s.cfg.URL), ErrStatus, resp.StatusCode)
 	}
 	values, err := Parse(resp.Body, s.keep)
 	if err != nil {
-		return nil, fmt.Errorf("scraping %s: not Prometheus text: %w", redact(s.cfg.URL), err)
+		return nil, fmt.Errorf("scraping %s: not Prometheus text: %w", redact.URL(s.cfg.URL), err)
 	}
 	return values, nil
 }
@@ -224,7 +212,7 @@ func (s *Scraper) Stop(origin time.Time) *Report {
 	s.cfg.Client.CloseIdleConnections()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return summarize(s.samples, origin, s.cfg.Interval, redact(s.cfg.URL), s.errs, s.firstErr)
+	return summarize(s.samples, origin, s.cfg.Interval, redact.URL(s.cfg.URL), s.errs, s.firstErr)
 }
 
 // Finish is Stop for a benchmark's run: times are offsets from run's
@@ -239,17 +227,4 @@ func (s *Scraper) Finish(run *engine.Run) *Report {
 		origin = run.Start
 	}
 	return s.Stop(origin)
-}
-
-// redact drops userinfo from a URL for messages and results.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	if u.User == nil {
-		return raw
-	}
-	u.User = nil
-	return u.String()
 }
