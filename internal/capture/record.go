@@ -86,7 +86,11 @@ type Record struct {
 	ChunkTokensSource string `json:"chunk_tokens_source,omitempty"`
 	E2ENs             int64  `json:"e2e_ns,omitempty"`
 	Upstream          string `json:"upstream,omitempty"` // destination endpoint header when present
-	Aborted           bool   `json:"aborted,omitempty"`  // client went away or the stream broke
+	Aborted           bool   `json:"aborted,omitempty"`  // client went away, the stream broke, or shutdown cut it
+	// EventsDropped counts SSE lines and events of the response that the
+	// decoder dropped for passing its 1 MiB line cap (openai.Decoder
+	// Overflows): their tokens and timings are missing from the record.
+	EventsDropped int `json:"events_dropped,omitempty"`
 }
 
 // Manifest describes a capture directory; it is manifest.json at its root.

@@ -288,6 +288,7 @@ func (t *Tracker) Finish(now time.Time, err error, aborted bool) *Record {
 			}
 			t.event(t.lastData, ev.Data)
 		}
+		r.EventsDropped = t.dec.Overflows
 		t.dec = openai.Decoder{}
 	}
 	output, outputKnown := t.sumTokens, t.sse

@@ -91,6 +91,12 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// ErrDrainCut is the cause to cancel requests' contexts with when a
+// shutdown's drain bound passes (context.WithCancelCause on the server's
+// BaseContext): the records of the requests and tunnels it ends say aborted
+// with this error.
+var ErrDrainCut = errors.New("cut at shutdown drain bound")
+
 // Stats are the proxy's counters since start.
 type Stats struct {
 	Requests    int64 // requests received
@@ -310,10 +316,14 @@ func (p *Proxy) finish(ex *exchange, r *http.Request, panicked bool) {
 	}
 	complete := ex.upstreamEOF || ex.tr.StreamDone() || ex.upgraded
 	clientGone := r.Context().Err() != nil && !complete
+	// A tunnel (WebSocket) is complete when either side closes it. Its
+	// context does not end when the client goes (the connection is
+	// hijacked), only when the server cuts it (ErrDrainCut): an abort.
+	cutTunnel := ex.upgraded && r.Context().Err() != nil
 	// ReverseProxy panics with ErrAbortHandler when the upstream read fails
 	// after headers went out; once the response was complete that is the
 	// client's hang-up above, not an abort.
-	aborted := (panicked && !complete) || clientGone || ex.respErr != nil
+	aborted := (panicked && !complete) || clientGone || ex.respErr != nil || cutTunnel
 	if aborted && err == nil {
 		err = context.Cause(r.Context())
 		if err == nil {

@@ -1,6 +1,7 @@
 package proxycli
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/reprise-llm/reprise/internal/capture"
+	"github.com/reprise-llm/reprise/internal/proxy"
 )
 
 // drainUpstream answers /v1/completions with a small JSON completion and
@@ -170,6 +172,14 @@ func TestDrainCutsOpenWebSocketAtTheBound(t *testing.T) {
 		byPath["/v1/realtime"] == nil || byPath["/v1/realtime"].Status != http.StatusSwitchingProtocols {
 		t.Fatalf("records: %+v", recs)
 	}
+	// The tunnel did not finish: the drain cut it, and its record says so.
+	if ws := byPath["/v1/realtime"]; !ws.Aborted || ws.Error != proxy.ErrDrainCut.Error() {
+		t.Errorf("tunnel cut at the drain bound recorded aborted=%v error=%q, want aborted with %q",
+			ws.Aborted, ws.Error, proxy.ErrDrainCut)
+	}
+	if c := byPath["/v1/completions"]; c.Aborted || c.Error != "" {
+		t.Errorf("request finished before SIGTERM recorded aborted=%v error=%q", c.Aborted, c.Error)
+	}
 }
 
 // On SIGTERM /readyz turns 503 "draining" first, then the listener stops
@@ -236,5 +246,41 @@ func TestDrainTurnsReadyzDrainingThenStopsAccepting(t *testing.T) {
 	}
 	if strings.Contains(r.stderr.String(), "drain timeout passed") {
 		t.Errorf("the drain was cut although the tunnel ended within the bound:\n%s", r.stderr.String())
+	}
+}
+
+// A stream still running at the drain bound is cut: its record says
+// aborted with the drain's reason and keeps the output seen so far.
+func TestDrainCutsOpenStreamAtTheBound(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"first \"}}]}\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // a stream that never ends by itself
+	}))
+	t.Cleanup(up.Close)
+	r := startRun(t, up.URL, "--drain-timeout", "200ms")
+	resp, err := http.Post(r.proxyURL+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || !strings.Contains(line, "first") {
+		t.Fatalf("first event through the proxy: %q %v", line, err)
+	}
+	r.stop() // SIGTERM
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run: %v\n%s", err, r.stderr.String())
+	}
+	recs := readRecords(t, r.dir)
+	if len(recs) != 1 {
+		t.Fatalf("records: %+v", recs)
+	}
+	if rec := recs[0]; !rec.Aborted || rec.Error != proxy.ErrDrainCut.Error() || rec.Status != 200 || len(rec.ChunkTokens) != 1 {
+		t.Errorf("stream cut at the drain bound: aborted=%v error=%q status %d chunks %v",
+			rec.Aborted, rec.Error, rec.Status, rec.ChunkTokens)
 	}
 }

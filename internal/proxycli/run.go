@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -75,7 +77,7 @@ func flags(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.segmentAge, "segment-age", 10*time.Minute, "rotate a segment after this long")
 	fs.Int64Var(&o.retainBytes, "retain-bytes", 0, "delete the oldest segments beyond this total size (0: keep all)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests (streams, WebSockets) may take to finish; then they are cut and recorded aborted")
-	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM, how long to keep accepting after /readyz turns 503 (\"draining\"), so load balancers stop sending first")
+	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM, how long to keep accepting after /readyz turns 503 (\"draining\"), so load balancers stop sending first; a second SIGTERM or interrupt ends it at once")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 2*time.Minute, "close a client's keep-alive connection after this long without a request (0: never)")
 	fs.DurationVar(&o.headerWait, "read-header-timeout", 30*time.Second, "how long a client may take to send a request's headers (0: no limit)")
 	fs.DurationVar(&o.upstreamWait, "upstream-wait", 30*time.Second, "at start, how long to wait for the upstream to accept connections before giving up (0: do not check)")
@@ -175,8 +177,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Requests' contexts derive from base: cancelling it at the end of the
 	// drain ends what Shutdown cannot close, hijacked connections
 	// (WebSocket tunnels) whose handlers run until the context ends.
-	base, cutInFlight := context.WithCancel(context.Background())
-	defer cutInFlight()
+	base, cutInFlight := context.WithCancelCause(context.Background())
+	defer cutInFlight(nil)
 	srv := &http.Server{Handler: p, ReadHeaderTimeout: o.headerWait, IdleTimeout: o.idleTimeout,
 		ErrorLog: zap.NewStdLog(log.Named("http")), Protocols: proxy.ServerProtocols(o.h2c),
 		BaseContext: func(net.Listener) context.Context { return base }}
@@ -219,12 +221,18 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// in-flight streams finish within the bound; then cut the rest (their
 	// records say aborted) and wait for every handler to hand over its
 	// record before the writer drains.
+	var again chan os.Signal // a second SIGTERM/interrupt ends --drain-delay
+	if o.drainDelay > 0 && runErr == nil {
+		again = make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	}
 	p.SetDraining()
 	log.Info("draining", zap.Int64("in_flight", p.Stats().InFlight), zap.Duration("drain_timeout", o.drainTimeout))
-	if o.drainDelay > 0 && runErr == nil {
-		time.Sleep(o.drainDelay) // still serving: the endpoint is being removed
+	if again != nil {
+		waitDrainDelay(o.drainDelay, again, log) // still serving: the endpoint is being removed
+		signal.Stop(again)
 	}
-	drain(srv, p, o.drainTimeout, cutInFlight, log)
+	drain(srv, p, o.drainTimeout, func() { cutInFlight(proxy.ErrDrainCut) }, log)
 	if admin != nil {
 		stopAdmin(admin, ctl) // tail streams end cleanly
 	}
@@ -241,12 +249,25 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runErr
 }
 
+// waitDrainDelay waits out --drain-delay, or less when a second signal
+// arrives on again: the operator wants the proxy gone now.
+func waitDrainDelay(delay time.Duration, again <-chan os.Signal, log *zap.Logger) {
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case sig := <-again:
+		log.Warn("second signal during --drain-delay: draining now", zap.String("signal", sig.String()),
+			zap.Duration("drain_delay", delay))
+	}
+}
+
 // drain stops srv accepting and waits up to bound for every request to
 // finish, hijacked ones (WebSockets) included, which Shutdown does not
 // track. When the bound passes it closes the remaining connections and
 // cancels every request's context (cut), then waits for the handlers to
 // record: a cancelled request ends promptly, so this wait is short.
-func drain(srv *http.Server, p *proxy.Proxy, bound time.Duration, cut context.CancelFunc, log *zap.Logger) {
+func drain(srv *http.Server, p *proxy.Proxy, bound time.Duration, cut func(), log *zap.Logger) {
 	deadline := time.Now().Add(bound)
 	shutCtx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
