@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,14 +28,19 @@ import (
 // A turn of a session (Request.Session) whose previous turn has not ended
 // plus the turn's Delay by its due time is handed to a goroutine of its
 // own that waits for both (see chainTurn); other requests go on.
-func (d *dispatcher) openLoop(ctx context.Context, src workload.Source) error {
+func (d *dispatcher) openLoop(ctx context.Context, src workload.Source) (err error) {
 	var req workload.Request // the request in hand; Trace reads its offset
 	sched := d.schedule(&req)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	defer d.waitChains(ctx)
+	defer func() {
+		// A workload error stops scheduling at once, as a limit does: the
+		// turns held back are dropped rather than waited for.
+		if err == nil {
+			d.waitChains(ctx)
+		}
+	}()
 	for d.cfg.MaxRequests == 0 || d.scheduled < d.cfg.MaxRequests {
-		var err error
 		if req, err = src.Next(); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
@@ -312,58 +318,42 @@ func (d *dispatcher) dropOverdue(src workload.Source, sched Schedule, req *workl
 // closedLoop runs Concurrency loops (1 for synchronous, MaxConcurrency for
 // throughput), each sending its next request as soon as its previous one
 // ended. Intended equals the moment a loop sends its request: a closed loop
-// has no schedule to fall behind. A session turn is sent no earlier than
-// its previous turn's end plus its Delay; the loop that took it waits (a
-// user thinking), the others go on. It returns when scheduling stops (ctx,
-// MaxRequests, the end of the workload, or every loop finished); loops
-// still running their last request are bounded by the drain.
+// has no schedule to fall behind. It returns when scheduling stops (ctx,
+// MaxRequests, the end of the workload, a workload error, or every loop
+// finished); loops still running their last request are bounded by the
+// drain.
+//
+// A session turn is sent no earlier than its previous turn's end plus its
+// Delay. A loop that draws a turn not yet ready does not wait for it (that
+// would leave a stream idle while other sessions have requests to send):
+// it parks the turn and draws the next request. Every loop, before reading
+// the workload, first takes a parked turn that has become ready, so a
+// parked turn goes out from whichever loop is free first once its previous
+// turn has ended plus its think time. At most maxParked turns are parked;
+// with that many, or once the workload has ended, a loop with nothing
+// ready waits for the first parked turn to become ready. Turns still
+// parked when scheduling stops are dropped (a workload that simply ends
+// sends them first).
 func (d *dispatcher) closedLoop(ctx context.Context, src workload.Source) error {
-	var mu sync.Mutex
-	var srcErr error
-	stopped := false
-	next := func(req *workload.Request) (prev, tok *turn, ok bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped || ctx.Err() != nil || (d.cfg.MaxRequests > 0 && d.scheduled >= d.cfg.MaxRequests) {
-			stopped = true
-			return nil, nil, false
-		}
-		r, err := src.Next()
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				srcErr = err
-			}
-			stopped = true
-			return nil, nil, false
-		}
-		*req = r
-		req.Delay = d.thinkTime(req.Delay)
-		d.scheduled++
-		if r.Session != "" {
-			prev = d.sessions[r.Session]
-			tok = &turn{done: make(chan struct{})}
-			d.sessions[r.Session] = tok
-		}
-		return prev, tok, true
-	}
+	c := closedState{changed: make(chan struct{}), halt: make(chan struct{})}
 	for range d.cfg.Concurrency {
 		d.wg.Go(func() {
 			var req workload.Request
 			timer := time.NewTimer(time.Hour)
 			timer.Stop()
 			for {
-				prev, tok, ok := next(&req)
+				tok, ok := d.nextClosed(ctx, src, &c, timer, &req)
 				if !ok {
-					return
-				}
-				if prev != nil && !d.awaitTurn(ctx, timer, prev, req.Delay) {
-					d.dropped.Add(1)
-					tok.finish(d.since())
 					return
 				}
 				d.sent.Add(1)
 				r := d.launch(&req, nil, d.since(), 0)
-				tok.finish(r.End)
+				if tok != nil {
+					tok.finish(r.End)
+					c.mu.Lock()
+					c.broadcast() // a parked successor may now be ready
+					c.mu.Unlock()
+				}
 			}
 		})
 	}
@@ -372,20 +362,136 @@ func (d *dispatcher) closedLoop(ctx context.Context, src workload.Source) error 
 	select {
 	case <-ended:
 	case <-ctx.Done():
+	case <-c.halt: // a workload error: the loops' last requests drain
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	stopped = true
-	return srcErr
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopped = true
+	c.broadcast()
+	for _, p := range c.parked {
+		d.dropped.Add(1)
+		p.tok.finish(d.since())
+	}
+	c.parked = nil
+	return c.srcErr
 }
 
-// awaitTurn waits for prev to end and then delay more; false if ctx ended
-// first.
-func (d *dispatcher) awaitTurn(ctx context.Context, timer *time.Timer, prev *turn, delay time.Duration) bool {
-	select {
-	case <-prev.done:
-	case <-ctx.Done():
-		return false
+// maxParked bounds the session turns the closed loops hold back at once
+// (see closedLoop), so that a workload of many sessions whose turns come
+// close together does not pile up in memory.
+const maxParked = 1024
+
+// closedState is the closed loops' shared state, under mu: the turns
+// parked until their previous turn has ended plus their think time, and
+// the workload's state. The dispatcher's scheduled count and sessions map
+// are also under mu in a closed loop.
+type closedState struct {
+	mu        sync.Mutex
+	parked    []parkedTurn  // in the order they were drawn
+	changed   chan struct{} // closed (and replaced) when a parked turn may have become ready
+	exhausted bool          // nothing more to read: EOF, MaxRequests or an error
+	stopped   bool          // scheduling stopped: loops end, parked turns are dropped
+	srcErr    error
+	halt      chan struct{} // closed when srcErr is set
+}
+
+// parkedTurn is a session turn waiting for prev (its previous turn) to
+// end, plus req.Delay; tok is its own completion.
+type parkedTurn struct {
+	req       workload.Request
+	prev, tok *turn
+}
+
+// broadcast wakes every loop waiting for a parked turn; under c.mu.
+func (c *closedState) broadcast() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// nextClosed hands a closed loop its next request in *req, with the
+// request's session turn token (nil outside sessions): a parked turn now
+// ready, else the workload's next request that is ready, parking the turns
+// that are not. ok is false when the loop should end.
+func (d *dispatcher) nextClosed(ctx context.Context, src workload.Source, c *closedState, timer *time.Timer, req *workload.Request) (*turn, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		if c.stopped || ctx.Err() != nil {
+			c.stopped = true
+			return nil, false
+		}
+		now := d.since()
+		wake := time.Duration(-1) // the earliest a parked turn whose previous one ended becomes ready
+		for i, p := range c.parked {
+			select {
+			case <-p.prev.done:
+			default:
+				continue
+			}
+			at := p.prev.end + p.req.Delay
+			if at <= now {
+				*req = p.req
+				c.parked = slices.Delete(c.parked, i, i+1)
+				return p.tok, true
+			}
+			if wake < 0 || at < wake {
+				wake = at
+			}
+		}
+		if !c.exhausted && d.cfg.MaxRequests > 0 && d.scheduled >= d.cfg.MaxRequests {
+			c.exhausted = true
+		}
+		if !c.exhausted && len(c.parked) < maxParked {
+			r, err := src.Next()
+			if err != nil {
+				c.exhausted = true
+				if !errors.Is(err, io.EOF) {
+					// Scheduling stops: the requests in flight drain, and
+					// the run so far is returned with the error.
+					c.srcErr = err
+					c.stopped = true
+					close(c.halt)
+					c.broadcast()
+				}
+				continue
+			}
+			r.Delay = d.thinkTime(r.Delay)
+			d.scheduled++
+			var prev, own *turn
+			if r.Session != "" {
+				prev = d.sessions[r.Session]
+				own = &turn{done: make(chan struct{})}
+				d.sessions[r.Session] = own
+			}
+			if prev != nil && !prev.readyBy(now, r.Delay) {
+				c.parked = append(c.parked, parkedTurn{req: r, prev: prev, tok: own})
+				continue
+			}
+			*req = r
+			return own, true
+		}
+		if len(c.parked) == 0 {
+			return nil, false // the workload has ended and nothing is held back
+		}
+		changed := c.changed
+		c.mu.Unlock()
+		d.awaitChange(ctx, timer, changed, wake)
+		c.mu.Lock()
 	}
-	return d.sleepUntil(ctx, timer, prev.end+delay) && ctx.Err() == nil
+}
+
+// awaitChange waits until changed is closed, the offset wake passes (when
+// wake ≥ 0) or ctx ends.
+func (d *dispatcher) awaitChange(ctx context.Context, timer *time.Timer, changed <-chan struct{}, wake time.Duration) {
+	var tc <-chan time.Time
+	if wake >= 0 {
+		timer.Reset(max(wake-d.since(), 0))
+		tc = timer.C
+		defer timer.Stop()
+	}
+	select {
+	case <-changed:
+	case <-tc:
+	case <-ctx.Done():
+	}
 }

@@ -152,9 +152,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	bench, run, err := o.benchmark(ctx, cfg, o.name, rescale, bodies, o.gate.detector, stderr)
-	if err != nil {
+	if err != nil && !partialRun(run, err) {
 		return err
 	}
+	workloadErr := err // the results so far are written, then it is the exit error
 
 	file := &report.File{Tool: "reprise", Created: time.Now().UTC(), Command: append([]string{"replay", "run"}, args...), Labels: labels(o.labels)}
 	if path, ok := workload.CapturePath(o.workload); ok && !o.noBaseline {
@@ -176,6 +177,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	gateSummary(stdout, &bench)
 	if bench.ServerMetrics != nil {
 		fmt.Fprintf(stdout, "%s: %s\n", bench.Name, bench.ServerMetrics.Line())
+	}
+	if workloadErr != nil {
+		fmt.Fprintf(stdout, "%s: stopped early at a workload error; the results cover the %d requests sent before it\n", bench.Name, len(run.Results))
+		return workloadErr
 	}
 	if err := failureSummary(run); err != nil {
 		return err
@@ -237,6 +242,10 @@ func (o *benchOptions) benchmark(ctx context.Context, cfg engine.Config, name st
 	if c, ok := src.(io.Closer); ok {
 		defer c.Close()
 	}
+	if b, ok := bodies.(*synth.Builder); ok {
+		// Verbatim prompts get a requested token count too (see synth.Measured).
+		src = synth.Measured(src, b)
+	}
 	if err := checkReachable(ctx, cfg.Target); err != nil { // after the workload, so a bad one is named first
 		return report.Benchmark{}, nil, err
 	}
@@ -248,9 +257,13 @@ func (o *benchOptions) benchmark(ctx context.Context, cfg engine.Config, name st
 	finish := observe(ctx, o, name, &cfg, stderr)
 	run, sat, err := executeGated(ctx, det, cfg, src, bodies)
 	serverMetrics := finish(run)
-	if err != nil {
+	// A workload that fails to read mid-run (a bad line late in a trace)
+	// stopped scheduling and drained: the requests sent are still a
+	// result, returned together with the error (partialRun).
+	if err != nil && !partialRun(run, err) {
 		return report.Benchmark{}, run, err
 	}
+	workloadErr := err
 	skipped := warn.finish(src)
 	b := targetBenchmark(name, run, cfg, rescale, o.saveRequests, online)
 	if t := describeTransforms(transforms); t != nil {
@@ -267,8 +280,18 @@ func (o *benchOptions) benchmark(ctx context.Context, cfg engine.Config, name st
 	}
 	attachGate(&b, run, sat, o.gate.specFor(cfg.Profile))
 	b.ServerMetrics = serverMetrics
+	if workloadErr != nil {
+		b.Config["workload_error"] = workloadErr.Error()
+	}
 	degradedWarning(stderr, &b)
-	return b, run, nil
+	return b, run, workloadErr
+}
+
+// partialRun reports whether err, returned by the engine with run, is a
+// workload read error after some requests were sent: benchmark then
+// returns the results of those together with the error.
+func partialRun(run *engine.Run, err error) bool {
+	return err != nil && run != nil && run.StopReason == engine.StopWorkloadError && len(run.Results) > 0
 }
 
 // warnings is the invocation's one printer of workload warnings, so a
@@ -281,20 +304,28 @@ func (o *benchOptions) warnings(stderr io.Writer) *warnings {
 // failureSummary turns a run in which nothing succeeded into an error, so a
 // broken target never looks like an empty, successful benchmark.
 func failureSummary(run *engine.Run) error {
-	ok, first := 0, ""
+	ok, first, eosRejected := 0, "", false
 	for i := range run.Results {
-		if run.Results[i].OK() {
+		r := &run.Results[i]
+		if r.OK() {
 			ok++
-		} else if first == "" {
-			first = run.Results[i].Err
+			continue
+		}
+		if first == "" {
+			first = r.Err
 			if first == "" {
-				first = fmt.Sprintf("http %d", run.Results[i].Status)
+				first = fmt.Sprintf("http %d", r.Status)
 			}
 		}
+		// A strict OpenAI-compatible API rejects the unknown field that
+		// --ignore-eos auto/on sends.
+		eosRejected = eosRejected || (r.Status == http.StatusBadRequest && strings.Contains(r.Err, "ignore_eos"))
 	}
 	switch {
 	case len(run.Results) == 0:
 		return errors.New("the workload produced no requests")
+	case ok == 0 && eosRejected:
+		return fmt.Errorf("no request succeeded (%d failed; first error: %s); the target rejects ignore_eos: rerun with --ignore-eos off", len(run.Results), first)
 	case ok == 0:
 		return fmt.Errorf("no request succeeded (%d failed; first error: %s)", len(run.Results), first)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -78,7 +79,7 @@ func compareFlags(o *compareOptions) *flag.FlagSet {
 func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o compareOptions
 	fs := compareFlags(&o)
-	if err := parse(fs, args, stdout, compareSynopsis, nil); err != nil { // nil: the environment, os.LookupEnv semantics
+	if err := parse(fs, flagsFirst(fs, args), stdout, compareSynopsis, nil); err != nil { // nil: the environment, os.LookupEnv semantics
 		return err
 	}
 	var errs []error
@@ -180,6 +181,11 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("%w: %s", ErrGateFailed, strings.Join(failed, "; "))
+	}
+	for i := range file.Benchmarks { // --slo is a check too: exit 3 when a benchmark misses it
+		if err := sloError(&file.Benchmarks[i]); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -440,13 +446,14 @@ type savedDir struct {
 // with per-request records becomes a side, labelled with its own file's
 // labels (Benchmark.Labels; the file gets those all share).
 //
-// Two directories holding the same set of two or more benchmark names —
-// two sweeps of the same points, say — are compared point by point: each
-// benchmark of the baseline directory (the first, or the one --baseline
-// names) against the candidate directory's benchmark of the same name,
-// both named DIR/NAME. Otherwise the baseline is the benchmark named
-// baseline, else the first, against every other; a name seen before is
-// prefixed with its directory.
+// Two directories of the same shape — two or more benchmarks, the same
+// profiles in the same order, e.g. two sweeps with the same points — are
+// compared point by point (pointKeys): each benchmark of the baseline
+// directory (the first, or the one --baseline names) against the candidate
+// directory's benchmark in the same place, both named DIR/NAME. Two sweeps
+// of different shapes are refused. Otherwise the baseline is the benchmark
+// named baseline, else the first, against every other; a name found in
+// several directories is prefixed with its directory everywhere.
 func loadSaved(dirs []string, baseline string, stderr io.Writer) (*report.File, []sidePair, error) {
 	var loaded []savedDir
 	for _, dir := range dirs {
@@ -490,6 +497,9 @@ func loadSaved(dirs []string, baseline string, stderr io.Writer) (*report.File, 
 	var err error
 	if pointByPoint(loaded) {
 		out, pairs, err = pairSaved(loaded, baseline)
+	} else if len(loaded) == 2 && isSweep(loaded[0].benches) && isSweep(loaded[1].benches) {
+		return nil, nil, fmt.Errorf("replay compare: %s and %s hold sweeps of different points (%s vs %s); point-by-point comparison needs the same --sweep-points and profiles",
+			loaded[0].dir, loaded[1].dir, strings.Join(pointKeys(loaded[0].benches), " "), strings.Join(pointKeys(loaded[1].benches), " "))
 	} else {
 		out, pairs, err = againstSaved(loaded, baseline)
 	}
@@ -500,25 +510,43 @@ func loadSaved(dirs []string, baseline string, stderr io.Writer) (*report.File, 
 	return out, pairs, nil
 }
 
-// pointByPoint says the directories are two of the same benchmark names
-// (each unique, at least two): sweeps to compare point by point.
+// pointKeys names each benchmark of a directory by its place rather than
+// its name: its profile and its ordinal among the benchmarks of that
+// profile (synchronous#1, throughput#1, constant#1, constant#2, …). A
+// sweep's rate points are named after the rates each target reached, so two
+// sweeps of different deployments share places, not names.
+func pointKeys(benches []report.Benchmark) []string {
+	seen := map[string]int{}
+	keys := make([]string, len(benches))
+	for i, b := range benches {
+		seen[b.Profile]++
+		keys[i] = fmt.Sprintf("%s#%d", b.Profile, seen[b.Profile])
+	}
+	return keys
+}
+
+// isSweep says the benchmarks are a sweep's: a synchronous and a
+// throughput benchmark among them.
+func isSweep(bs []report.Benchmark) bool {
+	var sync, tp bool
+	for _, b := range bs {
+		sync = sync || b.Profile == engine.ProfileSynchronous
+		tp = tp || b.Profile == engine.ProfileThroughput
+	}
+	return sync && tp
+}
+
+// pointByPoint says the directories are two runs of the same shape (at
+// least two benchmarks each, the same profiles in the same order, e.g. two
+// sweeps with the same --sweep-points): they are compared point by point.
 func pointByPoint(ds []savedDir) bool {
 	if len(ds) != 2 || len(ds[0].benches) < 2 || len(ds[0].benches) != len(ds[1].benches) {
 		return false
 	}
-	names := map[string]int{}
-	for k, d := range ds {
-		for _, b := range d.benches {
-			if names[b.Name] != k { // unseen in earlier dirs, or twice in this one
-				return false
-			}
-			names[b.Name] = k + 1
-		}
-	}
-	return true
+	return slices.Equal(pointKeys(ds[0].benches), pointKeys(ds[1].benches))
 }
 
-// pairSaved pairs the benchmarks of two directories by name.
+// pairSaved pairs the benchmarks of two directories by place (pointKeys).
 func pairSaved(ds []savedDir, baseline string) (*report.File, []sidePair, error) {
 	tag := []string{filepath.Base(filepath.Clean(ds[0].dir)), filepath.Base(filepath.Clean(ds[1].dir))}
 	if tag[0] == tag[1] {
@@ -541,12 +569,8 @@ func pairSaved(ds []savedDir, baseline string) (*report.File, []sidePair, error)
 		out.Benchmarks = append(out.Benchmarks, b)
 		return compare.Side{Name: b.Name, Requests: b.Requests, WindowS: b.Metrics.WindowS}
 	}
-	for _, bb := range base.benches {
-		for _, cb := range cand.benches {
-			if cb.Name == bb.Name {
-				pairs = append(pairs, sidePair{side(bb, tag[bi], true), side(cb, tag[1-bi], false)})
-			}
-		}
+	for i := range base.benches { // pointByPoint: the same places in the same order
+		pairs = append(pairs, sidePair{side(base.benches[i], tag[bi], true), side(cand.benches[i], tag[1-bi], false)})
 	}
 	return out, pairs, nil
 }
@@ -555,13 +579,17 @@ func pairSaved(ds []savedDir, baseline string) (*report.File, []sidePair, error)
 func againstSaved(ds []savedDir, baseline string) (*report.File, []sidePair, error) {
 	out := &report.File{}
 	var sides []compare.Side
-	seen := map[string]bool{}
+	count := map[string]int{}
 	for _, d := range ds {
 		for _, b := range d.benches {
-			if seen[b.Name] {
+			count[b.Name]++
+		}
+	}
+	for _, d := range ds {
+		for _, b := range d.benches {
+			if count[b.Name] > 1 { // every one of a repeated name says where it is from
 				b.Name = filepath.Base(filepath.Clean(d.dir)) + "/" + b.Name
 			}
-			seen[b.Name] = true
 			out.Benchmarks = append(out.Benchmarks, b)
 			sides = append(sides, compare.Side{Name: b.Name, Requests: b.Requests, WindowS: b.Metrics.WindowS})
 		}

@@ -237,3 +237,54 @@ func TestCompareGateExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestCompareSavedSweepsPairByPlace: two saved sweeps whose rate points
+// carry different names (each sweep's rates follow its own target's
+// throughput) are paired by place — synchronous with synchronous, the i-th
+// rate with the i-th — and sweeps of different shapes are refused.
+func TestCompareSavedSweepsPairByPlace(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(name string, rates ...float64) string {
+		f := &report.File{Tool: "reprise"}
+		reqs := func(ttft float64) []report.RequestRecord {
+			var out []report.RequestRecord
+			for i := range 40 {
+				v := ttft + float64(i%7)
+				sent := float64(i) * 100
+				out = append(out, report.RequestRecord{Index: i, Stream: true, Status: 200, SentMs: sent, IntendedMs: sent,
+					FirstTokenMs: sent + v, LastTokenMs: sent + v + 50, EndMs: sent + v + 50, TTFTMs: v, LatencyMs: v + 50,
+					Chunks: 10, Events: 10, OutputTokens: 10, PromptTokens: 20})
+			}
+			return out
+		}
+		f.Benchmarks = append(f.Benchmarks,
+			report.Benchmark{Name: "synchronous", Profile: "synchronous", Requests: reqs(10)},
+			report.Benchmark{Name: "throughput", Profile: "throughput", Requests: reqs(50)})
+		for _, r := range rates {
+			f.Benchmarks = append(f.Benchmarks, report.Benchmark{Name: fmt.Sprintf("constant@%.1f", r), Profile: "constant", Requests: reqs(20 + r)})
+		}
+		d := filepath.Join(dir, name)
+		if err := report.WriteAll(d, f); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	a, b, c := mk("a", 32.9, 54.8), mk("b", 24.1, 40.8), mk("c", 30)
+	var out, errb bytes.Buffer
+	err := Run(context.Background(), []string{"compare", a, b, "--output-dir", filepath.Join(dir, "out")}, &out, &errb)
+	if err != nil {
+		t.Fatalf("%v\n%s%s", err, out.String(), errb.String())
+	}
+	for _, want := range []string{"b/synchronous vs a/synchronous", "b/constant@24.1 vs a/constant@32.9", "b/constant@40.8 vs a/constant@54.8"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "throughput vs synchronous") {
+		t.Errorf("a sweep point was compared with another point of the same sweep:\n%s", out.String())
+	}
+	err = Run(context.Background(), []string{"compare", a, c, "--output-dir", filepath.Join(dir, "out2")}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "sweeps of different points") {
+		t.Errorf("sweeps of different shapes: %v, want a refusal naming them", err)
+	}
+}

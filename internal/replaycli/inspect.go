@@ -10,12 +10,11 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/reprise-llm/reprise/internal/cli"
 	"github.com/reprise-llm/reprise/internal/tokenizer"
@@ -24,9 +23,10 @@ import (
 
 const inspectSynopsis = "replay inspect [flags] SPEC [flags]   (SPEC: a capture directory, mooncake:PATH, azure:PATH, burstgpt:PATH, prompts:PATH or synthetic:k=v,...)"
 
-// workloadSummary is what `replay inspect` reports of a source. Its memory
-// follows the distinct seconds, prefix blocks and sessions the source
-// holds, not its request count.
+// workloadSummary is what `replay inspect` reports of a source. Requests
+// are read as a stream; memory follows the distinct seconds, prefix blocks
+// and sessions the source holds, plus 16 bytes a request for exact length
+// statistics up to exactLengthsMax requests (then a fixed-size histogram).
 type workloadSummary struct {
 	requests, streams int
 	span              time.Duration
@@ -35,7 +35,7 @@ type workloadSummary struct {
 	// prompt and output hold the token counts that are known; verbatim
 	// prompts without a count and outputs left to the server are counted
 	// apart.
-	prompt, output            *hdrhistogram.Histogram
+	prompt, output            *lengths
 	promptUnknown, outputFree int
 	// Prefix blocks: every id, keyed with its block size. blocks counts
 	// ids, reused those seen in an earlier request; hitTokens counts the
@@ -62,7 +62,7 @@ type workloadSummary struct {
 func newSummary() *workloadSummary {
 	return &workloadSummary{
 		perSecond: map[int64]int{}, perMinute: map[int64]int{},
-		prompt: hdrhistogram.New(0, 1<<40, 3), output: hdrhistogram.New(0, 1<<40, 3),
+		prompt: newLengths(), output: newLengths(),
 		seen: map[uint64]struct{}{}, sessions: map[string]int{},
 		models: map[string]int{}, endpoints: map[string]int{}, outcomes: map[string]int{},
 	}
@@ -77,17 +77,17 @@ func (s *workloadSummary) add(r *workload.Request) {
 		s.streams++
 	}
 	if r.PromptTokens > 0 || (r.Prompt == "" && len(r.Messages) == 0) {
-		_ = s.prompt.RecordValue(int64(r.PromptTokens))
+		s.prompt.record(int64(r.PromptTokens))
 		s.promptTokens += int64(r.PromptTokens)
 	} else if n, ok := s.countVerbatim(r); ok {
 		s.measured++
-		_ = s.prompt.RecordValue(int64(n))
+		s.prompt.record(int64(n))
 		s.promptTokens += int64(n)
 	} else {
 		s.promptUnknown++
 	}
 	if r.OutputTokens > 0 {
-		_ = s.output.RecordValue(int64(r.OutputTokens))
+		s.output.record(int64(r.OutputTokens))
 	} else {
 		s.outputFree++
 	}
@@ -216,6 +216,23 @@ func lazyCounter(spec string) func(string) (int, error) {
 	}
 }
 
+// checkInspectTokenizer rejects a --tokenizer inspect cannot use before
+// the workload is read: "server" (no target here), an unknown encoding, a
+// tokenizer.json that does not load. An encoding is only named here, and
+// loaded when a verbatim prompt needs it.
+func checkInspectTokenizer(spec string) error {
+	switch {
+	case spec == "server":
+		return errors.New("needs a target; inspect takes an embedded tokenizer (cl100k_base, o200k_base, hf:PATH)")
+	case strings.HasPrefix(spec, "hf:") || strings.HasSuffix(spec, ".json"):
+		_, err := tokenizer.Open(spec, tokenizer.Options{})
+		return err
+	case !slices.Contains(tokenizer.TiktokenEncodings, spec):
+		return fmt.Errorf("unknown tokenizer: want a tiktoken encoding (%s) or hf:PATH to a tokenizer.json", strings.Join(tokenizer.TiktokenEncodings, ", "))
+	}
+	return nil
+}
+
 func peak(m map[int64]int) int {
 	p := 0
 	for _, n := range m {
@@ -271,6 +288,9 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	t, err := o.wl.transforms(o.seed, o.rate, o.timeScale)
 	if err != nil {
 		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	if err := checkInspectTokenizer(o.encoding); err != nil {
+		return fmt.Errorf("%w: --tokenizer %s: %v", cli.ErrUsage, o.encoding, err)
 	}
 	warn := newWarnings(stderr)
 	src, err := openWorkload(spec, o.skipInvalid, t, warn)
@@ -343,18 +363,22 @@ func (s *workloadSummary) rows(spec string, skipped int) []row {
 		row{"rate per second", fmt.Sprintf("mean %.3g, peak %d (busiest whole second)", mean, peak(s.perSecond))},
 		row{"rate per minute", fmt.Sprintf("mean %.4g, peak %d (busiest whole minute)", 60*mean, peak(s.perMinute))},
 	)
+	if s.span < time.Minute {
+		// A mean per minute would be extrapolated from less than a minute.
+		out[len(out)-1].Value = fmt.Sprintf("span under a minute: %d requests in all", s.requests)
+	}
 	if s.span <= 0 {
 		out[len(out)-2].Value = "no arrival times (every offset is 0): a rate profile schedules this workload"
 		out = out[:len(out)-1]
 	}
-	out = append(out, row{"prompt tokens", dist(s.prompt)})
+	out = append(out, row{"prompt tokens", s.prompt.String()})
 	if s.measured > 0 {
 		out = append(out, row{"", fmt.Sprintf("%d verbatim prompts measured with %s (message contents, no chat template)", s.measured, s.countBy)})
 	}
 	if s.promptUnknown > 0 {
 		out = append(out, row{"", fmt.Sprintf("%d verbatim prompts of unknown length not counted", s.promptUnknown)})
 	}
-	out = append(out, row{"output tokens", dist(s.output)})
+	out = append(out, row{"output tokens", s.output.String()})
 	if s.outputFree > 0 {
 		out = append(out, row{"", fmt.Sprintf("%d requests leave the output length to the server", s.outputFree)})
 	}
@@ -395,15 +419,6 @@ func pct64(a, b int64) float64 {
 		return 0
 	}
 	return 100 * float64(a) / float64(b)
-}
-
-// dist is a histogram's mean and percentiles.
-func dist(h *hdrhistogram.Histogram) string {
-	if h.TotalCount() == 0 {
-		return "none"
-	}
-	return fmt.Sprintf("mean %.0f  min %d  p10 %d  p50 %d  p90 %d  p99 %d  max %d", h.Mean(), h.Min(),
-		h.ValueAtQuantile(10), h.ValueAtQuantile(50), h.ValueAtQuantile(90), h.ValueAtQuantile(99), h.Max())
 }
 
 func (s *workloadSummary) print(w io.Writer, spec string, skipped int) error {
@@ -452,19 +467,6 @@ func (s *workloadSummary) rateSeries(maxBins int) (width int64, rates []float64)
 		rates[i] = float64(n) / float64(width)
 	}
 	return width, rates
-}
-
-// histBins spreads h's counts over n equal bins from 0 to its maximum.
-func histBins(h *hdrhistogram.Histogram, n int) (width int64, counts []int64) {
-	top := h.Max()
-	width = max(1, (top+int64(n))/int64(n))
-	counts = make([]int64, top/width+1)
-	for _, b := range h.Distribution() {
-		if b.Count > 0 {
-			counts[min(b.From/width, int64(len(counts)-1))] += b.Count
-		}
-	}
-	return width, counts
 }
 
 // svgBars draws values as bars, x labelled by the bin start (xunit per
@@ -616,18 +618,18 @@ func (s *workloadSummary) writeHTML(w io.Writer, spec string, transforms map[str
 	}
 	for _, h := range []struct {
 		name string
-		h    *hdrhistogram.Histogram
+		h    *lengths
 	}{{"Prompt tokens", s.prompt}, {"Output tokens", s.output}} {
-		if h.h.TotalCount() == 0 {
+		if h.h.count() == 0 {
 			continue
 		}
-		width, counts := histBins(h.h, 40)
+		width, counts := h.h.bins(40)
 		vals := make([]float64, len(counts))
 		for i, c := range counts {
 			vals[i] = float64(c)
 		}
 		figs = append(figs, figure{Caption: h.name + " (requests per bin)",
-			Note: fmt.Sprintf("Bins of %d tokens. %s.", width, dist(h.h)),
+			Note: fmt.Sprintf("Bins of %d tokens. %s.", width, h.h),
 			SVG:  svgBars(vals, float64(width), strings.ToLower(h.name), "requests", 0)})
 	}
 	return inspectPage.Execute(w, map[string]any{

@@ -87,6 +87,15 @@ func TestInspectMooncakeTrace(t *testing.T) {
 	if got := field(t, out, "rate per second"); !strings.HasPrefix(got, fmt.Sprintf("mean %.3g, peak ", mean)) {
 		t.Errorf("rate %q, want a mean of %.3g", got, mean)
 	}
+	// Length figures are exact, not a histogram's 3 significant digits.
+	maxIn := 0
+	for _, m := range regexp.MustCompile(`"input_length":\s*(\d+)`).FindAllSubmatch(data, -1) {
+		n, _ := strconv.Atoi(string(m[1]))
+		maxIn = max(maxIn, n)
+	}
+	if got := field(t, out, "prompt tokens"); !strings.HasSuffix(got, fmt.Sprintf("max %d", maxIn)) || strings.Contains(got, "≈") {
+		t.Errorf("prompt tokens %q, want the exact max %d", got, maxIn)
+	}
 	for _, l := range []string{"rate per minute", "prompt tokens", "output tokens", "prefix blocks", "prefix reuse", "sessions", "models"} {
 		if field(t, out, l) == "" {
 			t.Errorf("empty %s", l)

@@ -121,11 +121,12 @@ func TestInspectMeasuresVerbatimPrompts(t *testing.T) {
 	if strings.Contains(out.String(), "unknown length") {
 		t.Errorf("prompts still of unknown length:\n%s", out.String())
 	}
-	out.Reset()
-	if err := Run(context.Background(), []string{"inspect", "--tokenizer", "nope_base", p}, &out, &out); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out.String(), "2 verbatim prompts of unknown length") || !strings.Contains(out.String(), "nope_base") {
-		t.Errorf("an unknown tokenizer: %s", out.String())
+	// An unknown or unusable tokenizer is a usage error, before reading.
+	for _, spec := range []string{"nope_base", "server", "hf:" + filepath.Join(t.TempDir(), "missing.json")} {
+		out.Reset()
+		err := Run(context.Background(), []string{"inspect", "--tokenizer", spec, p}, &out, &out)
+		if !errors.Is(err, cli.ErrUsage) || !strings.Contains(err.Error(), "--tokenizer") {
+			t.Errorf("--tokenizer %s: %v, want a usage error naming --tokenizer", spec, err)
+		}
 	}
 }

@@ -70,6 +70,8 @@ func csvColumns(f *File) []csvColumn {
 			return ""
 		}},
 	}
+	cols = append(cols, mismatchCSVColumns("prompt_token_mismatch", func(m *stats.Metrics) *stats.TokenMismatch { return m.PromptTokenMismatch })...)
+	cols = append(cols, mismatchCSVColumns("output_token_mismatch", func(m *stats.Metrics) *stats.TokenMismatch { return m.OutputTokenMismatch })...)
 	for _, d := range distributions {
 		for _, s := range distStats {
 			cols = append(cols, csvColumn{d.Key + "_" + s.Key, func(b *Benchmark) string {
@@ -85,6 +87,31 @@ func csvColumns(f *File) []csvColumn {
 		}})
 	}
 	return cols
+}
+
+// mismatchCSVColumns are <prefix>_compared, _exact and _mean_diff of a
+// requested-vs-reported token summary; empty when nothing was compared.
+func mismatchCSVColumns(prefix string, get func(*stats.Metrics) *stats.TokenMismatch) []csvColumn {
+	return []csvColumn{
+		{prefix + "_compared", func(b *Benchmark) string {
+			if m := get(&b.Metrics); m != nil {
+				return strconv.FormatInt(m.Compared, 10)
+			}
+			return ""
+		}},
+		{prefix + "_exact", func(b *Benchmark) string {
+			if m := get(&b.Metrics); m != nil {
+				return strconv.FormatInt(m.Exact, 10)
+			}
+			return ""
+		}},
+		{prefix + "_mean_diff", func(b *Benchmark) string {
+			if m := get(&b.Metrics); m != nil {
+				return fmtExact(m.MeanDiff)
+			}
+			return ""
+		}},
+	}
 }
 
 // WriteCSV writes a header and one row per benchmark (RFC 4180). Empty

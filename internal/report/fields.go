@@ -102,6 +102,7 @@ func summaryRows(bs []Benchmark) []row {
 		distRow("e2e p99 (ms)", e2e, p99),
 		distRow("send lag p99 (ms)", lag, p99),
 	}
+	rows = append(rows, mismatchRows(bs)...)
 	for i := range bs {
 		if bs[i].SLO != nil {
 			rows = append(rows, row{"SLO", func(b *Benchmark) string {
@@ -146,6 +147,38 @@ func summaryRows(bs []Benchmark) []row {
 					return fmt.Sprintf("%.1f%%", 100*b.Metrics.Goodput.Attainment)
 				}})
 			break
+		}
+	}
+	return rows
+}
+
+// mismatchRows show, when any benchmark compared requested with reported
+// token counts, how many matched exactly and the mean difference
+// (reported − requested): "98/100 exact, mean +1.2".
+func mismatchRows(bs []Benchmark) []row {
+	var rows []row
+	for _, k := range []struct {
+		label string
+		get   func(*stats.Metrics) *stats.TokenMismatch
+	}{
+		{"prompt tokens as requested", func(m *stats.Metrics) *stats.TokenMismatch { return m.PromptTokenMismatch }},
+		{"output tokens as requested", func(m *stats.Metrics) *stats.TokenMismatch { return m.OutputTokenMismatch }},
+	} {
+		for i := range bs {
+			if m := k.get(&bs[i].Metrics); m != nil && m.Compared > 0 {
+				rows = append(rows, row{k.label, func(b *Benchmark) string {
+					m := k.get(&b.Metrics)
+					if m == nil || m.Compared == 0 {
+						return "-"
+					}
+					sign := ""
+					if m.MeanDiff > 0 {
+						sign = "+"
+					}
+					return fmt.Sprintf("%d/%d exact, mean %s%s", m.Exact, m.Compared, sign, fmtNum(m.MeanDiff))
+				}})
+				break
+			}
 		}
 	}
 	return rows

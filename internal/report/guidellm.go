@@ -27,6 +27,11 @@ const GuideLLMVersion = "0.8.1"
 // keep (p0.1, p1, p5, p10, p25, p75 without a CDF) are interpolated between
 // the nearest ones it did.
 func WriteGuideLLM(w io.Writer, f *File) error {
+	for i := range f.Benchmarks {
+		if b := &f.Benchmarks[i]; b.Profile == "gamma" { // GuideLLM's strategies are synchronous, concurrent, throughput, constant, poisson, trace
+			return fmt.Errorf("benchmark %s: GuideLLM has no gamma (bursty) arrival profile to express it with; export the other benchmarks from a run without it", b.Name)
+		}
+	}
 	doc := guidellmReport(f)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -244,6 +249,37 @@ func profileKind(f *File) string {
 		return k
 	}
 	return "synchronous"
+}
+
+// profileSpec is GuideLLM's profile arguments for the whole file: its kind
+// plus what that kind requires, the rates of constant and poisson
+// benchmarks and the stream counts of concurrent ones, in benchmark order.
+func profileSpec(f *File) map[string]any {
+	kind := profileKind(f)
+	spec := map[string]any{"kind": kind}
+	var rates []float64
+	var streams []int
+	for i := range f.Benchmarks {
+		s := strategy(&f.Benchmarks[i])
+		if r, ok := s["rate"].(float64); ok && r > 0 {
+			rates = append(rates, r)
+		}
+		if n, ok := s["streams"].(int); ok {
+			streams = append(streams, n)
+		}
+	}
+	switch kind {
+	case "constant", "poisson":
+		spec["rate"] = rates
+	case "concurrent":
+		spec["streams"] = streams
+	case "throughput": // required, may be null
+		spec["max_concurrency"] = nil
+		if len(f.Benchmarks) > 0 {
+			spec["max_concurrency"] = strategy(&f.Benchmarks[0])["max_concurrency"]
+		}
+	}
+	return spec
 }
 
 // guidellmSLO maps Reprise's per-request SLO to GuideLLM's GoodputSLO:

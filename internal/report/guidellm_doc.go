@@ -40,7 +40,7 @@ func guidellmReport(f *File) map[string]any {
 			"metadata": map[string]any{"labels": labels},
 			"spec": map[string]any{
 				"backend": map[string]any{"kind": "openai_http", "target": target},
-				"profile": map[string]any{"kind": profileKind(f)},
+				"profile": profileSpec(f),
 				"data":    []any{guidellmData(workloadSpec(f.Command))},
 			},
 			"benchmarks": overrides,

@@ -164,6 +164,23 @@ func TestGuideLLMExportValidates(t *testing.T) {
 	python, guidellm := guidellmPython(t)
 	dir := t.TempDir()
 	files := []*File{fixtureFile(), smallSweep(t)}
+	// Each fixed-rate and closed-loop profile: GuideLLM's profile arguments
+	// require their rates and stream counts.
+	for _, p := range []struct {
+		profile string
+		config  map[string]any
+	}{
+		{"constant", map[string]any{"rate": 20.0}},
+		{"poisson", map[string]any{"rate": 15.0, "seed": 42.0}},
+		{"concurrent", map[string]any{"concurrency": 4.0}},
+		{"synchronous", map[string]any{}},
+		{"throughput", map[string]any{"max_concurrency": 64.0}},
+	} {
+		f := fixtureFile()
+		f.Benchmarks = f.Benchmarks[1:] // the target's benchmark alone
+		f.Benchmarks[0].Profile, f.Benchmarks[0].Config = p.profile, p.config
+		files = append(files, f)
+	}
 	var paths []string
 	for i, f := range files {
 		var buf bytes.Buffer
@@ -258,4 +275,17 @@ func smallSweep(t *testing.T) *File {
 
 func rateLabel(r float64) string {
 	return "constant@" + strings.TrimRight(strings.TrimRight(fmtExact(r), "0"), ".")
+}
+
+func TestGuideLLMExportRefusesGamma(t *testing.T) {
+	f := fixtureFile()
+	f.Benchmarks[1].Profile = "gamma"
+	var buf bytes.Buffer
+	err := WriteGuideLLM(&buf, f)
+	if err == nil || !strings.Contains(err.Error(), "gamma") || !strings.Contains(err.Error(), f.Benchmarks[1].Name) {
+		t.Fatalf("err %v: want a refusal naming the gamma benchmark", err)
+	}
+	if buf.Len() != 0 {
+		t.Errorf("wrote %d bytes for a file it refused", buf.Len())
+	}
 }

@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -242,7 +244,7 @@ func TestCSV(t *testing.T) {
 		}
 		col[h] = i
 	}
-	want := 27 + len(distributions)*len(distStats) + len(f.Labels)
+	want := 33 + len(distributions)*len(distStats) + len(f.Labels)
 	if len(header) != want {
 		t.Errorf("%d columns, want %d", len(header), want)
 	}
@@ -261,6 +263,9 @@ func TestCSV(t *testing.T) {
 			"label_gpu":                                  "H100",
 			"request_latency_ms_p999":                    fmtExact(b.Metrics.RequestLatency.P999),
 			"normalized_time_per_output_token_ms_median": fmtExact(b.Metrics.NormalizedTimePerOutputToken.Median),
+			"prompt_token_mismatch_compared":             strconv.FormatInt(b.Metrics.PromptTokenMismatch.Compared, 10),
+			"prompt_token_mismatch_exact":                strconv.FormatInt(b.Metrics.PromptTokenMismatch.Exact, 10),
+			"output_token_mismatch_mean_diff":            fmtExact(b.Metrics.OutputTokenMismatch.MeanDiff),
 		} {
 			j, ok := col[name]
 			if !ok {
@@ -337,6 +342,9 @@ func TestHTML(t *testing.T) {
 	}
 	if strings.Contains(page, "sk-secret") {
 		t.Error("credential in report")
+	}
+	if pm := f.Benchmarks[0].Metrics.PromptTokenMismatch; !strings.Contains(page, fmt.Sprintf("%d/%d exact", pm.Exact, pm.Compared)) {
+		t.Error("no prompt token mismatch line in the summary table")
 	}
 	// Four CDFs, four time series and the candidate's SLO attainment bar.
 	if n := strings.Count(page, `<svg class="chart"`); n != 9 {

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -43,11 +45,15 @@ type Capture struct {
 	loaded    bool
 	n         int
 	t0        int64
-	skipped   int
 	corrupt   int // corrupt records or segments skipped (SkipInvalid)
 	warnings  []string
 	truncated bool
 	sessions  map[string]*captureSession
+	// tokensPerChar is the capture's Σprompt_tokens/Σprompt_chars over
+	// records whose prompt tokens came from the server's usage; 0 when no
+	// record has both (blocks then assume 4 characters per token).
+	tokensPerChar float64
+	shadow, other int // records skipped: shadow responses, non-OpenAI paths
 }
 
 // captureSession tracks one recorded session key while requests are emitted.
@@ -127,6 +133,7 @@ func (c *Capture) load() error {
 		return err
 	}
 	sort.SliceStable(c.recs, func(i, j int) bool { return c.recs[i].T < c.recs[j].T })
+	c.tokensPerChar = captureTokensPerChar(c.recs)
 	if len(c.recs) > 0 {
 		c.t0 = c.recs[0].T
 	}
@@ -146,7 +153,11 @@ func (c *Capture) read(r *capture.Reader) error {
 		}
 		ep := openai.EndpointForPath(rec.Path)
 		if rec.Shadow || (ep != openai.Chat && ep != openai.Completions) {
-			c.skipped++
+			if rec.Shadow {
+				c.shadow++
+			} else {
+				c.other++
+			}
 			continue
 		}
 		c.recs = append(c.recs, rec)
@@ -219,8 +230,7 @@ func (c *Capture) Next() (Request, error) {
 			req.OutputTokens = rec.MaxTokens
 		}
 		if len(rec.HashIDs) > 0 && rec.Block > 0 {
-			// Capture blocks are characters; about 4 characters per token.
-			req.BlockTokens = max(rec.Block/4, 1)
+			req.BlockTokens = c.blockTokens(rec.Block)
 		}
 		// Full content capture: send the recorded prompt verbatim.
 		if ep == openai.Completions && rec.Prompt != "" {
@@ -232,6 +242,37 @@ func (c *Capture) Next() (Request, error) {
 		c.n++
 		return req, nil
 	}
+}
+
+// captureTokensPerChar is Σprompt_tokens/Σprompt_chars over the records
+// that have both, with prompt tokens from the server's usage (an estimate
+// would only echo openai.EstimateTokens' own 4 characters per token); 0 when
+// none has. Prompt characters count message contents only, so a chat
+// template's tokens raise the ratio a little.
+func captureTokensPerChar(recs []*capture.Record) float64 {
+	var tokens, chars int64
+	for _, r := range recs {
+		if r.PromptTokens > 0 && r.PromptChars > 0 && r.TokensSource == capture.TokensUsage {
+			tokens += int64(r.PromptTokens)
+			chars += int64(r.PromptChars)
+		}
+	}
+	if chars == 0 {
+		return 0
+	}
+	return float64(tokens) / float64(chars)
+}
+
+// blockTokens is the token size of a capture hash block of block
+// characters: block × the capture's tokens per character, rounded, or
+// block/4 when the capture has no usage to measure it. One ratio per
+// capture keeps every block of a capture the same size, so equal ids stay
+// byte-identical blocks.
+func (c *Capture) blockTokens(block int) int {
+	if c.tokensPerChar > 0 {
+		return max(int(math.Round(float64(block)*c.tokensPerChar)), 1)
+	}
+	return max(block/4, 1)
 }
 
 // recordedEnd is when rec's response ended in production (ns since the
@@ -271,14 +312,24 @@ func (c *Capture) chain(req *Request, rec *capture.Record) {
 	}
 }
 
-// Skipped counts records that are not replayable requests (other paths,
-// shadow) and, with SkipInvalid, corrupt records skipped (with the rest of
-// their segment).
-func (c *Capture) Skipped() int { return c.skipped + c.corrupt }
+// Skipped counts, with SkipInvalid, the corrupt records skipped (each with
+// the rest of its segment). Records that are not replayable requests
+// (shadow responses, other paths) are valid, so they are not counted here
+// but in NotReplayable and a Warnings line.
+func (c *Capture) Skipped() int { return c.corrupt }
 
-// Warnings reports a truncated final segment and skipped corruption.
+// NotReplayable counts the records read that are not replayable requests:
+// shadow candidates' responses and paths other than chat and completions
+// (GET /v1/models, embeddings, ...).
+func (c *Capture) NotReplayable() (shadow, other int) { return c.shadow, c.other }
+
+// Warnings reports records that are not replayable, a truncated final
+// segment and skipped corruption.
 func (c *Capture) Warnings() []string {
-	w := c.warnings
+	w := slices.Clone(c.warnings)
+	if n := c.shadow + c.other; n > 0 {
+		w = append(w, fmt.Sprintf("%d capture records not replayable: shadow %d, other paths %d", n, c.shadow, c.other))
+	}
 	if c.truncated {
 		w = append(w, "the capture's last segment ends mid-record (the proxy was killed); every whole record was read")
 	}

@@ -2,6 +2,7 @@ package workload
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 )
@@ -33,7 +34,7 @@ func openLines(kind, path string, opts OpenOptions) (*lineFile, error) {
 func (l *lineFile) next() (line []byte, ok bool, err error) {
 	for l.sc.Scan() {
 		l.line++
-		if b := l.sc.Bytes(); len(b) > 0 && !(len(b) == 1 && b[0] == '\r') {
+		if b := l.sc.Bytes(); len(bytes.TrimSpace(b)) > 0 { // blank lines (spaces, CRLF) are skipped
 			return b, true, nil
 		}
 	}

@@ -131,7 +131,7 @@ func (m *Mooncake) checkUnits() {
 		return
 	}
 	m.warnedUnits = true
-	m.addWarning(fmt.Sprintf("mooncake %s: %d requests within %g timestamp units, a mean of %.0f req/s if they are milliseconds (%.0f%% of the timestamps have fractions): "+
+	m.addWarning(fmt.Sprintf("mooncake %s: %d requests within %.4g timestamp units, a mean of %.0f req/s if they are milliseconds (%.0f%% of the timestamps have fractions): "+
 		"Mooncake timestamps are milliseconds and these look like seconds; convert them, or replay with --time-scale 1000",
 		m.path, m.tsRows, m.maxTS, rate, 100*frac))
 }
@@ -221,7 +221,9 @@ func (m *Mooncake) parse(line []byte, row *mooncakeRow) error {
 				if len(raw) == 0 || raw[0] != '[' {
 					return errors.New("want an array of messages")
 				}
-				row.messages = append([]byte(nil), raw...) // the line buffer is reused
+				if _, err = checkMessages(raw); err == nil {
+					row.messages = append([]byte(nil), raw...) // the line buffer is reused
+				}
 			}
 		default:
 			_, err = s.skip()
@@ -252,14 +254,24 @@ func (r *mooncakeRow) clear(key []byte) {
 	}
 }
 
+// checkMillis checks a millisecond field: negative, or at or past 2^40 ms
+// (about 35 years: no trace spans that; a typo or another unit), each with
+// its own reason.
+func checkMillis(name string, has bool, v float64) error {
+	switch {
+	case !has:
+		return nil
+	case v < 0 || math.IsNaN(v):
+		return fmt.Errorf("%s %v: want milliseconds >= 0", name, v)
+	case v >= maxTokens:
+		return fmt.Errorf("%s %v: out of range (want milliseconds below 2^40, about 35 years)", name, v)
+	}
+	return nil
+}
+
 func (r *mooncakeRow) check() error {
 	var errs []error
-	if r.hasTS && !(r.ts >= 0 && r.ts < maxTokens) {
-		errs = append(errs, fmt.Errorf("timestamp %v: want milliseconds >= 0", r.ts))
-	}
-	if r.hasDelay && !(r.delay >= 0 && r.delay < maxTokens) {
-		errs = append(errs, fmt.Errorf("delay %v: want milliseconds >= 0", r.delay))
-	}
+	errs = append(errs, checkMillis("timestamp", r.hasTS, r.ts), checkMillis("delay", r.hasDelay, r.delay))
 	inputs := 0
 	for _, has := range []bool{r.hasIn, r.hasText, r.messages != nil} {
 		if has {

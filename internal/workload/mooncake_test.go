@@ -236,6 +236,9 @@ func referenceRow(line []byte) (row mooncakeRow, ok bool) {
 			if raw[0] != '[' {
 				return row, false
 			}
+			if _, err := checkMessages(raw); err != nil {
+				return row, false
+			}
 			row.messages = raw
 		}
 		if err != nil || !ok {

@@ -295,7 +295,10 @@ func parsePromptJSON(line []byte) (row promptRow, err error) {
 }
 
 // checkMessages requires a non-empty JSON array of objects each with a
-// string role, and returns it compacted.
+// string role and a content (a string or an array of parts), and returns it
+// compacted. As in OpenAI's chat API, only an assistant message that
+// carries tool_calls (or the older function_call) may leave content out or
+// null; every other role requires it.
 func checkMessages(raw []byte) ([]byte, error) {
 	var msgs []map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &msgs); err != nil || len(msgs) == 0 {
@@ -306,12 +309,28 @@ func checkMessages(raw []byte) ([]byte, error) {
 		if m == nil || json.Unmarshal(m["role"], &role) != nil || role == "" {
 			return nil, fmt.Errorf("messages[%d]: want an object with a string role", i)
 		}
+		c := bytes.TrimSpace(m["content"])
+		switch {
+		case len(c) > 0 && (c[0] == '"' || c[0] == '['):
+		case len(c) > 0 && !bytes.Equal(c, []byte("null")):
+			return nil, fmt.Errorf("messages[%d]: content: want a string or an array of content parts", i)
+		case role == "assistant" && (present(m["tool_calls"]) || present(m["function_call"])):
+			// an assistant's tool call: content may be absent or null
+		default:
+			return nil, fmt.Errorf("messages[%d]: a %s message without content (only an assistant message with tool_calls may omit it)", i, role)
+		}
 	}
 	var out bytes.Buffer
 	if err := json.Compact(&out, raw); err != nil {
 		return nil, err
 	}
 	return out.Bytes(), nil
+}
+
+// present reports whether a JSON field is there and not null.
+func present(v json.RawMessage) bool {
+	v = bytes.TrimSpace(v)
+	return len(v) > 0 && !bytes.Equal(v, []byte("null"))
 }
 
 // check requires a prompt.

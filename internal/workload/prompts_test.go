@@ -81,9 +81,13 @@ func TestPromptsMalformed(t *testing.T) {
 		`{"messages":"hi"}`:                     "messages: want",
 		`{"messages":[]}`:                       "messages: want",
 		`{"messages":[{"content":"no role"}]}`:  "string role",
-		`{"prompt":"x"`:                         "unexpected end",
-		`[1,2]`:                                 "cannot unmarshal",
-		`null`:                                  "want a JSON object or string",
+		`{"messages":[{"role":"user"}]}`:        "a user message without content",
+		`{"messages":[{"role":"tool","tool_call_id":"c1","content":null}]}`: "a tool message without content",
+		`{"messages":[{"role":"user","content":7}]}`:                        "content: want a string or an array",
+		`{"messages":[{"role":"assistant"}]}`:                               "only an assistant message with tool_calls",
+		`{"prompt":"x"`:                                                     "unexpected end",
+		`[1,2]`:                                                             "cannot unmarshal",
+		`null`:                                                              "want a JSON object or string",
 	} {
 		p := write(t, "p.jsonl", `{"prompt":"ok"}`+"\n\n"+line+"\n"+`{"prompt":"also ok"}`+"\n")
 		src, err := OpenPrompts(p, OpenOptions{})

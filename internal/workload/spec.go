@@ -154,13 +154,23 @@ func hasAny(cols map[string]bool, lists ...[]string) bool {
 	return false
 }
 
-// firstLine returns up to 64 KiB of the file's first line.
+// firstLine returns up to 64 KiB of the file's first line that is not
+// blank: leading blank lines (which the readers skip too) do not hide the
+// format.
 func firstLine(path string) []byte {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
-	line, _, _ := bufio.NewReaderSize(f, 64<<10).ReadLine()
-	return line
+	r := bufio.NewReaderSize(f, 64<<10)
+	for {
+		line, more, err := r.ReadLine()
+		if err != nil || len(bytes.TrimSpace(line)) > 0 {
+			return line
+		}
+		for more && err == nil { // a long run of spaces: the rest of its line
+			_, more, err = r.ReadLine()
+		}
+	}
 }

@@ -85,8 +85,9 @@ func TestCaptureSource(t *testing.T) {
 			t.Fatal(err)
 		}
 		reqs := drain(t, src)
-		if len(reqs) != 3 || src.(*Capture).Skipped() != 2 || reqs[2].ID != "d" {
-			t.Fatalf("%d requests, %d skipped", len(reqs), src.(*Capture).Skipped())
+		shadow, other := src.(*Capture).NotReplayable()
+		if len(reqs) != 3 || src.(*Capture).Skipped() != 0 || shadow != 1 || other != 1 || reqs[2].ID != "d" {
+			t.Fatalf("%d requests, %d skipped, %d shadow, %d other paths", len(reqs), src.(*Capture).Skipped(), shadow, other)
 		}
 		if r := reqs[0]; r.Offset != 0 || r.Model != "m" || !r.Stream || r.PromptTokens != 50 || r.OutputTokens != 7 ||
 			r.BlockTokens != 512 || len(r.HashIDs) != 2 || r.Session != "s1" || r.Recorded == nil || r.Recorded.ID != "b" {

@@ -1,0 +1,133 @@
+package synth
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/reprise-llm/reprise/internal/workload"
+)
+
+// MeasurePrompt sets req.PromptTokens for a verbatim prompt (a prompts file
+// row, an AIPerf text_input, a fully captured request) that has no token
+// count yet: the prompt, or the sum over the messages' text contents, counted
+// with the Builder's tokenizer. No chat template is applied (the target's
+// template is unknown), so a chat request's server-reported count is
+// larger by the template's tokens; the results' prompt_token_mismatch shows
+// that difference. A request that already has a count keeps it.
+func (b *Builder) MeasurePrompt(req *workload.Request) error {
+	if req.PromptTokens > 0 {
+		return nil
+	}
+	switch {
+	case req.Prompt != "":
+		n, err := b.tok.Count(req.Prompt)
+		if err != nil {
+			return fmt.Errorf("request %d: counting prompt tokens: %w", req.Index, err)
+		}
+		req.PromptTokens = n
+	case len(req.Messages) > 0:
+		n, err := b.countMessages(req.Messages)
+		if err != nil {
+			return fmt.Errorf("request %d: counting message tokens: %w", req.Index, err)
+		}
+		req.PromptTokens = n
+	}
+	return nil
+}
+
+// countMessages counts the tokens of every message's content: a string, or
+// an array of parts whose "text" fields count.
+func (b *Builder) countMessages(raw []byte) (int, error) {
+	var msgs []struct {
+		Content json.RawMessage `json:"content"`
+	}
+	if err := json.Unmarshal(raw, &msgs); err != nil {
+		return 0, err
+	}
+	total := 0
+	count := func(s string) error {
+		n, err := b.tok.Count(s)
+		total += n
+		return err
+	}
+	for _, m := range msgs {
+		if len(m.Content) == 0 || m.Content[0] == 'n' { // absent or null
+			continue
+		}
+		var s string
+		if err := json.Unmarshal(m.Content, &s); err == nil {
+			if err := count(s); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		var parts []struct {
+			Text string `json:"text"`
+		}
+		if err := json.Unmarshal(m.Content, &parts); err != nil {
+			return 0, fmt.Errorf("message content: want a string or an array of parts: %w", err)
+		}
+		for _, p := range parts {
+			if err := count(p.Text); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return total, nil
+}
+
+// Measured wraps src so that every request it yields has its verbatim
+// prompt measured (MeasurePrompt) as it is read: the engine then records
+// requested against server-reported prompt tokens for every request, not
+// only synthesised ones.
+func Measured(src workload.Source, b *Builder) workload.Source {
+	return &measured{Source: src, b: b}
+}
+
+// measured is the Source Measured returns.
+type measured struct {
+	workload.Source
+	b *Builder
+}
+
+// Next returns src's next request, measured. A prompt that cannot be
+// measured (messages that are not valid JSON, a --tokenizer server that
+// failed) stays unmeasured rather than stopping the run: its body fails
+// with the reason, or it is sent and left out of the mismatch summary.
+func (m *measured) Next() (workload.Request, error) {
+	req, err := m.Source.Next()
+	if err != nil {
+		return req, err
+	}
+	if m.b.MeasurePrompt(&req) != nil {
+		req.PromptTokens = 0
+	}
+	return req, nil
+}
+
+// Warnings returns the wrapped source's warnings.
+func (m *measured) Warnings() []string {
+	if s, ok := m.Source.(interface{ Warnings() []string }); ok {
+		return s.Warnings()
+	}
+	return nil
+}
+
+// Skipped returns the wrapped source's count of skipped invalid lines.
+func (m *measured) Skipped() int {
+	if s, ok := m.Source.(interface{ Skipped() int }); ok {
+		return s.Skipped()
+	}
+	return 0
+}
+
+// Close closes the wrapped source when it has files open.
+func (m *measured) Close() error {
+	if c, ok := m.Source.(interface{ Close() error }); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// Unwrap returns the wrapped source.
+func (m *measured) Unwrap() workload.Source { return m.Source }
