@@ -324,6 +324,11 @@ func (p *Proxy) finish(ex *exchange, r *http.Request, panicked bool) {
 	// after headers went out; once the response was complete that is the
 	// client's hang-up above, not an abort.
 	aborted := (panicked && !complete) || clientGone || ex.respErr != nil || cutTunnel
+	if cause := context.Cause(r.Context()); aborted && errors.Is(cause, ErrDrainCut) {
+		// Cutting at the drain bound also closes the upstream connection;
+		// the read error that follows is the symptom, the cut the reason.
+		err = cause
+	}
 	if aborted && err == nil {
 		err = context.Cause(r.Context())
 		if err == nil {
