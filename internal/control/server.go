@@ -111,8 +111,52 @@ func NewServer(p ProxyStatser, w CaptureWriter, hub *Hub, opts Options) (*Server
 	if err := controlv1.RegisterControlHandlerServer(context.Background(), mux, s); err != nil {
 		return nil, fmt.Errorf("control: registering the HTTP mapping: %w", err)
 	}
+	// TailRecords as newline-delimited JSON: the gateway's in-process
+	// handlers cannot stream, so this route is served here directly.
+	if err := mux.HandlePath(http.MethodGet, "/v1/records:tail", s.tailHTTP); err != nil {
+		return nil, fmt.Errorf("control: registering the tail route: %w", err)
+	}
 	s.rest = s.restAuth(mux)
 	return s, nil
+}
+
+// tailHTTP streams finished records to an HTTP client as they are
+// published, one JSON object per line (the TailRecordsResponse of the gRPC
+// stream, proto field names), flushed per record; ?exclude_shadow=true
+// leaves shadow records out. It ends when the client goes or the server
+// closes.
+func (s *Server) tailHTTP(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+	if s.hub == nil {
+		http.Error(w, "tail: record publishing is not enabled", http.StatusServiceUnavailable)
+		return
+	}
+	sub := s.hub.Subscribe(r.URL.Query().Get("exclude_shadow") == "true")
+	defer sub.Close()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush() // the client knows it is subscribed before the first record
+	enc := protojson.MarshalOptions{UseProtoNames: true}
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-sub.Done():
+			return
+		case rec := <-sub.ch:
+			b, err := enc.Marshal(rec.proto())
+			if err != nil {
+				return
+			}
+			if _, err := w.Write(append(b, '\n')); err != nil {
+				return
+			}
+			if err := rc.Flush(); err != nil {
+				return
+			}
+		}
+	}
 }
 
 // routingError answers a known path with the wrong method 405, not the

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -499,5 +500,46 @@ func TestGRPCOverHTTP1IsRefused(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode == 200 || resp.ProtoMajor != 1 {
 		t.Errorf("gRPC over HTTP/1.1 answered %s %s", resp.Proto, resp.Status)
+	}
+}
+
+// TestTailRecordsOverHTTP: GET /v1/records:tail streams the same records
+// as newline-delimited JSON, behind the token, and ends with the hub.
+func TestTailRecordsOverHTTP(t *testing.T) {
+	e := newEnv(t, "tok", 0)
+	if code, _ := e.rest("GET", "/v1/records:tail", ""); code != http.StatusUnauthorized {
+		t.Fatalf("tail without the token: %d, want 401", code)
+	}
+	req, _ := http.NewRequestWithContext(e.ctx(), "GET", e.adminURL+"/v1/records:tail", nil)
+	req.Header.Set("Authorization", "Bearer tok")
+	resp, err := e.client.Do(req) // returns once the headers are flushed: subscribed
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("tail: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	e.chat("h1")
+	e.chat("h2")
+	lines := bufio.NewScanner(resp.Body)
+	for _, id := range []string{"h1", "h2"} {
+		if !lines.Scan() {
+			t.Fatalf("tail ended before %s: %v", id, lines.Err())
+		}
+		var msg controlv1.TailRecordsResponse
+		if err := protojson.Unmarshal(lines.Bytes(), &msg); err != nil {
+			t.Fatalf("line %q: %v", lines.Text(), err)
+		}
+		if r := msg.GetRecord(); r.GetRequestId() != id || r.GetStatus() != 200 || r.GetOutputTokens() != 4 {
+			t.Errorf("record %s: %v", id, r)
+		}
+		if !strings.Contains(lines.Text(), `"request_id"`) {
+			t.Errorf("line %q: want proto field names", lines.Text())
+		}
+	}
+	e.hub.Close()
+	if lines.Scan() {
+		t.Errorf("a line after the hub closed: %q", lines.Text())
 	}
 }
