@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/reprise-llm/reprise/internal/stats"
 	"github.com/reprise-llm/reprise/internal/variate"
 )
 
@@ -17,11 +18,10 @@ import (
 const normalApproxN = 2000
 
 // rankOf is the nearest-rank index (1-based) of quantile q in n sorted
-// values: the smallest k with k/n ≥ q. Reprise's comparison uses this
-// definition for every percentile, so the bootstrap below is exact.
+// values, the benchmarks' own definition (stats.NearestRank): the smallest
+// k with k/n ≥ q. The bootstrap below is exact for it.
 func rankOf(q float64, n int) int {
-	k := int(math.Ceil(q * float64(n)))
-	return min(max(k, 1), n)
+	return int(stats.NearestRank(100*q, int64(n)))
 }
 
 // quantileSorted is the nearest-rank q-quantile of sorted xs (non-empty).

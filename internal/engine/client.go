@@ -91,7 +91,7 @@ func newTransport(cfg *Config) (*http.Transport, error) {
 		DisableCompression:  true, // time the stream as the server sends it
 	}
 	var err error
-	if tr.TLSClientConfig, err = TLSConfig(*cfg); err != nil {
+	if tr.TLSClientConfig, err = TLSConfig(cfg.CACert, cfg.InsecureSkipVerify); err != nil {
 		return nil, err
 	}
 	var p http.Protocols
@@ -413,16 +413,16 @@ func setTokens(res *Result, usage *openai.Usage, observed int) {
 	res.PromptTokens, res.OutputTokens = res.RequestedPromptTokens, observed
 }
 
-// TLSConfig is the TLS client configuration of cfg's target: TLS 1.2 or
-// later, the system roots plus --ca-cert, verification off only with
-// --insecure-skip-verify. Everything that talks to the target (the load,
-// the metrics scraper) uses it.
-func TLSConfig(cfg Config) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // only on --insecure-skip-verify
-	if cfg.CACert == "" {
+// TLSConfig is the TLS client configuration of the target: TLS 1.2 or
+// later, the system roots plus caCert (--ca-cert), verification off only
+// with insecure (--insecure-skip-verify). Everything that talks to the
+// target (the load, the metrics scraper) uses it.
+func TLSConfig(caCert string, insecure bool) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure} //nolint:gosec // only on --insecure-skip-verify
+	if caCert == "" {
 		return tc, nil
 	}
-	pem, err := os.ReadFile(cfg.CACert)
+	pem, err := os.ReadFile(caCert)
 	if err != nil {
 		return nil, fmt.Errorf("--ca-cert: %w", err)
 	}
@@ -431,7 +431,7 @@ func TLSConfig(cfg Config) (*tls.Config, error) {
 		pool = x509.NewCertPool()
 	}
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("--ca-cert %s: no PEM certificate in it", cfg.CACert)
+		return nil, fmt.Errorf("--ca-cert %s: no PEM certificate in it", caCert)
 	}
 	tc.RootCAs = pool
 	return tc, nil

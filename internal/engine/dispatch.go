@@ -54,8 +54,8 @@ func (d *dispatcher) openLoop(ctx context.Context, src workload.Source) (err err
 		}
 		if d.limit > 0 && due >= d.limit {
 			// Nothing more is due before the limit: scheduling ends there,
-			// and the drain bound counts from it.
-			d.waitChains(ctx)
+			// and the drain bound counts from it (the deferred waitChains
+			// then waits for the turns still held back).
 			<-ctx.Done()
 			return nil
 		}

@@ -348,8 +348,13 @@ func (d *dispatcher) launch(req *workload.Request, pre *prebuilt, intended, queu
 	r := d.send(d.flight, req, pre, intended)
 	r.QueueWait = queued
 	r.ChunkCount = len(r.Chunks)
+	kept := r
+	if d.cfg.DiscardChunks {
+		kept.Chunks, kept.ChunkTokens = nil, nil
+	}
 	d.mu.Lock()
 	stop := d.count(&r)
+	d.results = append(d.results, kept) // read only after the drain
 	d.mu.Unlock()
 	if stop != "" {
 		d.stop(stop)
@@ -357,13 +362,6 @@ func (d *dispatcher) launch(req *workload.Request, pre *prebuilt, intended, queu
 	if d.cfg.OnResult != nil {
 		d.cfg.OnResult(r)
 	}
-	kept := r
-	if d.cfg.DiscardChunks {
-		kept.Chunks, kept.ChunkTokens = nil, nil
-	}
-	d.mu.Lock()
-	d.results = append(d.results, kept)
-	d.mu.Unlock()
 	if !r.OK() {
 		d.failed.Add(1)
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"compress/flate"
 	"compress/gzip"
@@ -67,18 +68,21 @@ func decodeBounded(enc string, body []byte, max int) ([]byte, bool, error) {
 			r = brotli.NewReader(r)
 		case "deflate":
 			// RFC 9110 §8.4.1.2: the zlib format. Some servers send raw
-			// deflate; try that when the zlib header is missing.
-			raw := r
-			var peek bytes.Buffer
-			zr, err := zlib.NewReader(io.TeeReader(raw, &peek))
-			if err != nil {
-				fr := flate.NewReader(io.MultiReader(&peek, raw))
-				closers = append(closers, fr)
-				r = fr
+			// deflate; try that when the zlib header (RFC 1950 §2.2: CM 8,
+			// header a multiple of 31) is missing.
+			br := bufio.NewReader(r)
+			if h, err := br.Peek(2); err == nil && h[0]&0x0f == 8 && (uint16(h[0])<<8|uint16(h[1]))%31 == 0 {
+				zr, err := zlib.NewReader(br)
+				if err != nil {
+					return nil, false, fmt.Errorf("decoding %s body: %w", c, err)
+				}
+				closers = append(closers, zr)
+				r = zr
 				continue
 			}
-			closers = append(closers, zr)
-			r = zr
+			fr := flate.NewReader(br)
+			closers = append(closers, fr)
+			r = fr
 		case "zstd":
 			zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(32<<20),
 				zstd.WithDecoderMaxMemory(uint64(max)+(32<<20)))

@@ -97,6 +97,12 @@ func (o *benchOptions) validate() error {
 	if o.workload == "" {
 		errs = append(errs, errors.New("--workload is required"))
 	}
+	return errors.Join(append(errs, o.listErrors()...)...)
+}
+
+// listErrors checks the repeatable --header and --label values.
+func (o *benchOptions) listErrors() []error {
+	var errs []error
 	for _, h := range o.headers {
 		if name, _, ok := strings.Cut(h, ":"); !ok || strings.TrimSpace(name) == "" {
 			errs = append(errs, fmt.Errorf("--header %q: want 'Name: value'", h))
@@ -107,7 +113,7 @@ func (o *benchOptions) validate() error {
 			errs = append(errs, fmt.Errorf("--label %q: want key=value", l))
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -118,9 +124,6 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if fs.NArg() > 0 {
 		return cli.UsageError("replay run: unexpected argument %q", fs.Arg(0))
-	}
-	if o.apiKey == "" {
-		o.apiKey = os.Getenv("OPENAI_API_KEY")
 	}
 	if err := o.validate(); err != nil {
 		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
@@ -159,11 +162,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	file := &report.File{Tool: "reprise", Created: time.Now().UTC(), Command: append([]string{"replay", "run"}, args...), Labels: labels(o.labels)}
 	if path, ok := workload.CapturePath(o.workload); ok && !o.noBaseline {
-		base, err := capturedBenchmark(path, run)
-		if err != nil {
-			return fmt.Errorf("reading production's timings from the capture: %w", err)
-		}
-		file.Benchmarks = append(file.Benchmarks, base)
+		results, start := capturedResults(run)
+		file.Benchmarks = append(file.Benchmarks, capturedBenchmark(path, results, start))
 	}
 	file.Benchmarks = append(file.Benchmarks, bench)
 	if err := report.WriteAll(o.outputDir, file); err != nil {
@@ -446,13 +446,6 @@ func observe(ctx context.Context, o *benchOptions, name string, cfg *engine.Conf
 	return func(run *engine.Run) *scrape.Report {
 		display.Close()
 		return scraper.Finish(run)
-	}
-}
-
-func progressPrinter(w io.Writer, name string) func(engine.Progress) {
-	return func(p engine.Progress) {
-		fmt.Fprintf(w, "%s: %6.1fs  sent %d  done %d  in flight %d  errors %d\n",
-			name, p.Elapsed.Seconds(), p.Sent, p.Done, p.InFlight, p.Errors)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strings"
 	"time"
 
@@ -40,9 +39,6 @@ func runCapacity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if fs.NArg() > 0 {
 		return cli.UsageError("replay capacity: unexpected argument %q", fs.Arg(0))
-	}
-	if o.apiKey == "" {
-		o.apiKey = os.Getenv("OPENAI_API_KEY")
 	}
 	var errs []error
 	if err := o.validate(); err != nil {

@@ -10,15 +10,15 @@ import (
 	"github.com/reprise-llm/reprise/internal/stats"
 )
 
-// capturedBenchmark is production as captured: the recorded timings of
-// exactly the requests the run replayed — each result's own capture record
+// capturedBenchmark is production as captured (results and start from
+// capturedResults): the recorded timings of exactly the requests the run
+// replayed — each result's own capture record
 // (engine.Result.Recorded), so the window, filters, sample, loop and shard
 // select the same requests on both sides — measured by the proxy from
 // arrival. A request of the run's warmup or cooldown keeps its phase, so
 // it is left out of production's metrics too. It lets a report put "what
 // production did with these requests" next to the candidate.
-func capturedBenchmark(path string, run *engine.Run) (report.Benchmark, error) {
-	results, start := capturedResults(run)
+func capturedBenchmark(path string, results []engine.Result, start time.Time) report.Benchmark {
 	var dur time.Duration
 	for i := range results {
 		dur = max(dur, results[i].End)
@@ -28,7 +28,7 @@ func capturedBenchmark(path string, run *engine.Run) (report.Benchmark, error) {
 		Start: start, DurationS: dur.Seconds(),
 		Config:  map[string]any{"capture": path},
 		Metrics: stats.Summarize(results, stats.Options{}),
-	}, nil
+	}
 }
 
 // capturedResults converts the capture record of every result of run, in

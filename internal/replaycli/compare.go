@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -94,11 +93,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := copts.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	for _, l := range o.bench.labels {
-		if k, _, ok := strings.Cut(l, "="); !ok || k == "" {
-			errs = append(errs, fmt.Errorf("--label %q: want key=value", l))
-		}
-	}
+	errs = append(errs, o.bench.listErrors()...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
@@ -291,11 +286,6 @@ func (o *compareOptions) live(ctx context.Context, stderr io.Writer) (*report.Fi
 			errs = append(errs, fmt.Errorf("--baseline %q names no --target (nor captured)", o.baseline))
 		}
 	}
-	for _, h := range o.bench.headers {
-		if name, _, ok := strings.Cut(h, ":"); !ok || strings.TrimSpace(name) == "" {
-			errs = append(errs, fmt.Errorf("--header %q: want 'Name: value'", h))
-		}
-	}
 	cfg, cerr := o.bench.baseConfig(o.bench.profile)
 	if cerr != nil {
 		errs = append(errs, cerr)
@@ -425,11 +415,8 @@ func (o *compareOptions) runOne(ctx context.Context, cfg engine.Config, t target
 // requests run replayed, as a benchmark and as the comparison's baseline
 // side.
 func capturedSide(path string, run *engine.Run) (report.Benchmark, compare.Side, error) {
-	b, err := capturedBenchmark(path, run)
-	if err != nil {
-		return b, compare.Side{}, err
-	}
-	results, _ := capturedResults(run)
+	results, start := capturedResults(run)
+	b := capturedBenchmark(path, results, start)
 	if len(results) == 0 {
 		return b, compare.Side{}, errors.New("the replayed requests carry no capture records")
 	}
@@ -458,14 +445,9 @@ func loadSaved(dirs []string, baseline string, stderr io.Writer) (*report.File, 
 	var loaded []savedDir
 	for _, dir := range dirs {
 		path := filepath.Join(dir, report.JSONFile)
-		fh, err := os.Open(path)
+		f, _, err := readResults(dir)
 		if err != nil {
-			return nil, nil, fmt.Errorf("reading results: %w", err)
-		}
-		f, err := report.ReadJSON(fh)
-		fh.Close()
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", path, err)
+			return nil, nil, err
 		}
 		sd := savedDir{dir: dir, path: path}
 		for _, b := range f.Benchmarks {

@@ -41,18 +41,6 @@ func registerEngineFlags(fs *flag.FlagSet, e *engineFlags) {
 var engineFlagNames = map[string]bool{"burstiness": true, "warmup": true, "cooldown": true, "max-errors": true,
 	"max-error-rate": true, "lag-threshold": true, "spin": true, "http2": true, "ca-cert": true, "insecure-skip-verify": true}
 
-// engineFlagGiven returns the name of an engine flag set on the command
-// line (or from the environment), "" if none.
-func engineFlagGiven(fs *flag.FlagSet) string {
-	name := ""
-	fs.Visit(func(f *flag.Flag) {
-		if name == "" && engineFlagNames[f.Name] {
-			name = f.Name
-		}
-	})
-	return name
-}
-
 // apply sets the flags' fields of cfg.
 func (e *engineFlags) apply(cfg *engine.Config) error {
 	var errs []error

@@ -90,9 +90,10 @@ func buildPage(f *File) htmlPage {
 		}
 		p.Summary = append(p.Summary, hr)
 	}
+	labelKeys := benchLabelKeys(f)
 	for i := range bs {
 		hb := benchData(&bs[i], i)
-		for _, k := range benchLabelKeys(f) {
+		for _, k := range labelKeys {
 			if v, ok := f.Label(&bs[i], k); ok {
 				hb.Labels = append(hb.Labels, kv{k, v})
 			}

@@ -24,18 +24,10 @@ func WriteAll(dir string, f *File) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating results directory: %w", err)
 	}
-	for _, out := range []struct {
-		name  string
-		write func(io.Writer, *File) error
-	}{{JSONFile, WriteJSON}, {CSVFile, WriteCSV}, {ComparisonCSVFile, WriteComparisonCSV}, {HTMLFile, WriteHTML}} {
-		if out.name == ComparisonCSVFile && f.Comparison == nil {
-			continue
-		}
-		if err := writeAtomic(filepath.Join(dir, out.name), func(w io.Writer) error { return out.write(w, f) }); err != nil {
-			return err
-		}
+	if err := writeAtomic(filepath.Join(dir, JSONFile), func(w io.Writer) error { return WriteJSON(w, f) }); err != nil {
+		return err
 	}
-	return nil
+	return WriteViews(dir, f)
 }
 
 // WriteViews writes benchmarks.csv and report.html (and comparison.csv when

@@ -97,7 +97,7 @@ func New(cfg Config) (*Scraper, error) {
 			IdleConnTimeout:   90 * time.Second,
 			ForceAttemptHTTP2: true,
 		}
-		tc, err := engine.TLSConfig(engine.Config{CACert: cfg.CACert, InsecureSkipVerify: cfg.InsecureSkipVerify}) // the load's trust
+		tc, err := engine.TLSConfig(cfg.CACert, cfg.InsecureSkipVerify) // the load's trust
 		if err != nil {
 			return nil, err
 		}

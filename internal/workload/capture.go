@@ -213,35 +213,33 @@ func (c *Capture) Next() (Request, error) {
 			return Request{}, err
 		}
 	}
-	for {
-		if c.n >= len(c.recs) {
-			return Request{}, io.EOF
-		}
-		rec := c.recs[c.n]
-		c.recs[c.n] = nil // the caller holds it now
-		ep := openai.EndpointForPath(rec.Path)
-		req := Request{
-			Index: c.n, ID: rec.ID, Offset: time.Duration(rec.T - c.t0), Endpoint: ep, Model: rec.Model,
-			Stream: rec.Stream, PromptTokens: rec.PromptTokens, OutputTokens: rec.OutputTokens,
-			HashIDs: rec.HashIDs, Recorded: rec,
-		}
-		c.chain(&req, rec)
-		if req.OutputTokens == 0 {
-			req.OutputTokens = rec.MaxTokens
-		}
-		if len(rec.HashIDs) > 0 && rec.Block > 0 {
-			req.BlockTokens = c.blockTokens(rec.Block)
-		}
-		// Full content capture: send the recorded prompt verbatim.
-		if ep == openai.Completions && rec.Prompt != "" {
-			req.Prompt = rec.Prompt
-		}
-		if ep == openai.Chat && len(rec.Messages) > 0 {
-			req.Messages = rec.Messages
-		}
-		c.n++
-		return req, nil
+	if c.n >= len(c.recs) {
+		return Request{}, io.EOF
 	}
+	rec := c.recs[c.n]
+	c.recs[c.n] = nil // the caller holds it now
+	ep := openai.EndpointForPath(rec.Path)
+	req := Request{
+		Index: c.n, ID: rec.ID, Offset: time.Duration(rec.T - c.t0), Endpoint: ep, Model: rec.Model,
+		Stream: rec.Stream, PromptTokens: rec.PromptTokens, OutputTokens: rec.OutputTokens,
+		HashIDs: rec.HashIDs, Recorded: rec,
+	}
+	c.chain(&req, rec)
+	if req.OutputTokens == 0 {
+		req.OutputTokens = rec.MaxTokens
+	}
+	if len(rec.HashIDs) > 0 && rec.Block > 0 {
+		req.BlockTokens = c.blockTokens(rec.Block)
+	}
+	// Full content capture: send the recorded prompt verbatim.
+	if ep == openai.Completions && rec.Prompt != "" {
+		req.Prompt = rec.Prompt
+	}
+	if ep == openai.Chat && len(rec.Messages) > 0 {
+		req.Messages = rec.Messages
+	}
+	c.n++
+	return req, nil
 }
 
 // captureTokensPerChar is Σprompt_tokens/Σprompt_chars over the records

@@ -143,9 +143,8 @@ type convState struct {
 	turn     int
 	delay    time.Duration
 	prefixID uint32
-	prefix   int    // prefix tokens (0: none)
-	block    int    // block size in tokens (0: no ids)
-	base     uint32 // first conversation block id
+	prefix   int // prefix tokens (0: none)
+	block    int // block size in tokens (0: no ids)
 	ids      []uint32
 }
 
