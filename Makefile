@@ -85,13 +85,12 @@ demo: build
 
 bench: bench-proxy bench-replay bench-workload bench-report
 
-bench-proxy: build
+bench-proxy: build bench-proxy-rss
 	bash bench/proxy.sh
-	bash bench/proxy-rss.sh
 
 # Peak RSS of the proxy with 2,000 concurrent open SSE streams (ceiling 256 MB).
-bench-proxy-rss:
-	bash bench/proxy-rss.sh
+bench-proxy-rss: build
+	GO=$(GO) bash bench/proxy-rss.sh
 
 bench-replay: build
 	bash bench/replay.sh

@@ -16,6 +16,8 @@ import (
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
 	"go.uber.org/zap"
+
+	"github.com/reprise-llm/reprise/internal/capture"
 )
 
 // Bodies with a Content-Encoding (gzip, br, deflate, zstd, or a list of
@@ -144,4 +146,21 @@ func (c *encodedCopy) feed(ex *exchange, p *Proxy) {
 		return
 	}
 	ex.tr.ResponseData(c.last, dec)
+}
+
+// parseRequestBody hands a request body to the tracker for parsing:
+// decoded first when enc names a content coding (bounded by max; the body
+// is forwarded as received). complete says body is all of it. An error is
+// a body that could not be decoded, left unparsed.
+func parseRequestBody(tr *capture.Tracker, enc string, body []byte, complete bool, max int) error {
+	if enc == "" {
+		tr.RequestBody(body, complete)
+		return nil
+	}
+	dec, decComplete, err := decodeBounded(enc, body, max)
+	if err != nil {
+		return err
+	}
+	tr.RequestBody(dec, complete && decComplete)
+	return nil
 }

@@ -295,11 +295,7 @@ func (p *Proxy) finish(ex *exchange, r *http.Request, panicked bool) {
 	now := time.Now()
 	if ex.body != nil {
 		buf, complete := ex.body.snapshot()
-		if ex.reqEncoding == "" {
-			ex.tr.RequestBody(buf, complete)
-		} else if dec, decComplete, err := decodeBounded(ex.reqEncoding, buf, p.cfg.MaxBody); err == nil {
-			ex.tr.RequestBody(dec, complete && decComplete)
-		} else {
+		if err := parseRequestBody(ex.tr, ex.reqEncoding, buf, complete, p.cfg.MaxBody); err != nil {
 			p.log.Debug("request body not decoded for parsing", zap.String("request_id", ex.reqID), errField(err))
 		}
 		ex.body.release(p)

@@ -356,11 +356,9 @@ func (s *shadower) run(j *shadowJob, body []byte) {
 	if j.session != "" {
 		tr.SetSession(j.session)
 	}
-	if enc := contentEncoding(j.header); enc == "" {
-		tr.RequestBody(body, true)
-	} else if dec, complete, err := decodeBounded(enc, body, s.opts.MaxBody); err == nil {
-		tr.RequestBody(dec, complete) // the body itself is sent encoded, as received
-	}
+	if err := parseRequestBody(tr, contentEncoding(j.header), body, true, s.opts.MaxBody); err != nil {
+		s.log.Debug("shadow request body not decoded for parsing", zap.String("request_id", j.reqID), errField(err))
+	} // the body itself is sent encoded, as received
 	aborted, err := s.exchange(ctx, j, body, tr)
 	if err != nil && ctx.Err() != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {

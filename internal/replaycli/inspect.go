@@ -269,19 +269,13 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&o.encoding, "tokenizer", "cl100k_base", "tokenizer verbatim prompts without a token count are measured with: a tiktoken encoding or hf:PATH to a tokenizer.json (embedded, offline)")
 	registerWorkloadFlags(fs, &o.wl)
 	// Flags may come before and after the spec.
-	var spec string
-	for rest := args; ; {
-		if err := parse(fs, rest, stdout, inspectSynopsis, os.Getenv); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		if spec != "" {
-			return cli.UsageError("replay inspect takes one workload spec, got %q and %q", spec, fs.Arg(0))
-		}
-		spec, rest = fs.Arg(0), fs.Args()[1:]
+	if err := parse(fs, flagsFirst(fs, args), stdout, inspectSynopsis, nil); err != nil {
+		return err
 	}
+	if fs.NArg() > 1 {
+		return cli.UsageError("replay inspect takes one workload spec, got %q and %q", fs.Arg(0), fs.Arg(1))
+	}
+	spec := fs.Arg(0)
 	if spec == "" {
 		return cli.UsageError("replay inspect: a workload spec is required (%s)", inspectSynopsis)
 	}

@@ -80,54 +80,15 @@ func (b *Builder) countMessages(raw []byte) (int, error) {
 // prompt measured (MeasurePrompt) as it is read: the engine then records
 // requested against server-reported prompt tokens for every request, not
 // only synthesised ones.
+//
+// A prompt that cannot be measured (messages that are not valid JSON, a
+// --tokenizer server that failed) stays unmeasured rather than stopping the
+// run: its body fails with the reason, or it is sent and left out of the
+// mismatch summary.
 func Measured(src workload.Source, b *Builder) workload.Source {
-	return &measured{Source: src, b: b}
+	return workload.Map(src, func(req *workload.Request) {
+		if b.MeasurePrompt(req) != nil {
+			req.PromptTokens = 0
+		}
+	})
 }
-
-// measured is the Source Measured returns.
-type measured struct {
-	workload.Source
-	b *Builder
-}
-
-// Next returns src's next request, measured. A prompt that cannot be
-// measured (messages that are not valid JSON, a --tokenizer server that
-// failed) stays unmeasured rather than stopping the run: its body fails
-// with the reason, or it is sent and left out of the mismatch summary.
-func (m *measured) Next() (workload.Request, error) {
-	req, err := m.Source.Next()
-	if err != nil {
-		return req, err
-	}
-	if m.b.MeasurePrompt(&req) != nil {
-		req.PromptTokens = 0
-	}
-	return req, nil
-}
-
-// Warnings returns the wrapped source's warnings.
-func (m *measured) Warnings() []string {
-	if s, ok := m.Source.(interface{ Warnings() []string }); ok {
-		return s.Warnings()
-	}
-	return nil
-}
-
-// Skipped returns the wrapped source's count of skipped invalid lines.
-func (m *measured) Skipped() int {
-	if s, ok := m.Source.(interface{ Skipped() int }); ok {
-		return s.Skipped()
-	}
-	return 0
-}
-
-// Close closes the wrapped source when it has files open.
-func (m *measured) Close() error {
-	if c, ok := m.Source.(interface{ Close() error }); ok {
-		return c.Close()
-	}
-	return nil
-}
-
-// Unwrap returns the wrapped source.
-func (m *measured) Unwrap() workload.Source { return m.Source }

@@ -71,16 +71,12 @@ var _ Source = (*Capture)(nil)
 // on with the segment's next readable part: the capture reader stops at
 // corruption, so the rest of that segment is skipped and the next segment
 // is read.
-func OpenCapture(path string, opts ...OpenOptions) (*Capture, error) {
+func OpenCapture(path string, opts OpenOptions) (*Capture, error) {
 	r, err := capture.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	c := &Capture{path: path, r: r, sessions: map[string]*captureSession{}}
-	if len(opts) > 0 {
-		c.opts = opts[0]
-	}
-	return c, nil
+	return &Capture{path: path, r: r, opts: opts, sessions: map[string]*captureSession{}}, nil
 }
 
 // segmentName matches capture segment files (as the capture package names them).
