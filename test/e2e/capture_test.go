@@ -122,9 +122,13 @@ func TestCaptureFidelityAgainstSimLatencies(t *testing.T) {
 		if !r.Stream {
 			continue
 		}
+		// The sim sends the first token after 40 ms, so a TTFT below it is
+		// wrong; above it only this shared 2-core machine's load adds time,
+		// so the upper bound only catches a wrong event (the stream's end,
+		// 40 ms plus every later gap) rather than timing the machine.
 		ttft := time.Duration(r.TTFTNs)
-		if ttft < 40*time.Millisecond || ttft > 80*time.Millisecond {
-			t.Errorf("record %s: TTFT %v, sim configured 40ms", r.ID, ttft)
+		if ttft < 40*time.Millisecond || ttft > 500*time.Millisecond || ttft+time.Duration(tokens-1)*10*time.Millisecond > time.Duration(r.E2ENs) {
+			t.Errorf("record %s: TTFT %v (e2e %v), sim configured 40ms", r.ID, ttft, time.Duration(r.E2ENs))
 		}
 		if len(r.ChunksUS) != tokens {
 			t.Errorf("record %s: %d content events, want %d", r.ID, len(r.ChunksUS), tokens)
