@@ -91,6 +91,10 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// CutInFlight marks every request still running as cut at the drain
+// bound (ErrDrainCut in its record); call it before cancelling them.
+func (p *Proxy) CutInFlight() { p.drainCut.Store(true) }
+
 // ErrDrainCut is the cause to cancel requests' contexts with when a
 // shutdown's drain bound passes (context.WithCancelCause on the server's
 // BaseContext): the records of the requests and tunnels it ends say aborted
@@ -112,18 +116,19 @@ type Stats struct {
 
 // Proxy is an http.Handler that forwards and captures.
 type Proxy struct {
-	cfg     Config
-	rp      *httputil.ReverseProxy
-	out     RecordWriter
-	log     *zap.Logger
-	origin  time.Time // monotonic origin of record offsets (Manifest.Start)
-	opts    capture.Options
-	idBase  string
-	seq     atomic.Uint64
-	wg      sync.WaitGroup
-	bufPool sync.Pool
-	metrics *metrics
-	shadow  *shadower // nil: no --shadow
+	drainCut atomic.Bool // CutInFlight: the drain bound passed
+	cfg      Config
+	rp       *httputil.ReverseProxy
+	out      RecordWriter
+	log      *zap.Logger
+	origin   time.Time // monotonic origin of record offsets (Manifest.Start)
+	opts     capture.Options
+	idBase   string
+	seq      atomic.Uint64
+	wg       sync.WaitGroup
+	bufPool  sync.Pool
+	metrics  *metrics
+	shadow   *shadower // nil: no --shadow
 	// draining: shutdown began; /readyz answers 503 so load balancers
 	// stop sending before the listener closes.
 	draining atomic.Bool
@@ -320,10 +325,11 @@ func (p *Proxy) finish(ex *exchange, r *http.Request, panicked bool) {
 	// after headers went out; once the response was complete that is the
 	// client's hang-up above, not an abort.
 	aborted := (panicked && !complete) || clientGone || ex.respErr != nil || cutTunnel
-	if cause := context.Cause(r.Context()); aborted && errors.Is(cause, ErrDrainCut) {
-		// Cutting at the drain bound also closes the upstream connection;
-		// the read error that follows is the symptom, the cut the reason.
-		err = cause
+	if aborted && (p.drainCut.Load() || errors.Is(context.Cause(r.Context()), ErrDrainCut)) {
+		// Cutting at the drain bound also closes connections; the read
+		// error or plain cancellation that follows is the symptom, the cut
+		// the reason, whichever reached this request first.
+		err = ErrDrainCut
 	}
 	if aborted && err == nil {
 		err = context.Cause(r.Context())

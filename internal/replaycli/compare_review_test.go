@@ -141,14 +141,25 @@ func TestCompareSavedSweepsPointByPoint(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	f := readCompared(t, dir)
+	// The a runs are identical sims measured at different moments of a
+	// shared 2-core machine: their delta must be small (the 30 ms penalty
+	// is not there), but a millisecond of load drift may be "significant",
+	// so the verdict is checked only for the b pair.
 	var pairs []string
 	for _, r := range f.Comparison.Rows {
 		if r.Metric == compare.TTFT && r.Stat == compare.StatP50 {
-			pairs = append(pairs, r.Candidate+" vs "+r.Baseline+": "+r.Verdict)
-			t.Logf("%s vs %s: ttft p50 %.2f vs %.2f ms, [%.2f, %.2f]", r.Candidate, r.Baseline, r.CandidateValue, r.BaselineValue, r.CILowAbs, r.CIHighAbs)
+			verdict := r.Verdict
+			if r.Candidate == "H100/a" {
+				if !(r.CILowAbs >= -10 && r.CIHighAbs <= 10) { // also false for a missing (NaN) interval
+					t.Errorf("H100/a vs A100/a: ttft p50 interval %.2f … %.2f ms, want within ±10 ms of no change", r.CILowAbs, r.CIHighAbs)
+				}
+				verdict = "checked by interval"
+			}
+			pairs = append(pairs, r.Candidate+" vs "+r.Baseline+": "+verdict)
+			t.Logf("%s vs %s: ttft p50 %.2f vs %.2f ms, [%.2f, %.2f] %s", r.Candidate, r.Baseline, r.CandidateValue, r.BaselineValue, r.CILowAbs, r.CIHighAbs, r.Verdict)
 		}
 	}
-	want := []string{"H100/a vs A100/a: " + report.VerdictNoDifference, "H100/b vs A100/b: " + report.VerdictWorse}
+	want := []string{"H100/a vs A100/a: checked by interval", "H100/b vs A100/b: " + report.VerdictWorse}
 	if !slices.Equal(pairs, want) {
 		t.Errorf("pairs %q, want %q", pairs, want)
 	}
