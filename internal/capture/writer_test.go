@@ -516,7 +516,13 @@ func TestWriterDiskFullRecovers(t *testing.T) {
 	for i := 10; i < 15; i++ {
 		w.Write(testRecord(i))
 	}
-	waitFor(t, "the writer to notice the full disk", func() bool { return !w.Stats().Healthy })
+	// Every record sent while the disk is full is settled (lost) before
+	// the disk frees up: otherwise one still queued would be written after
+	// recovery, where the test expects only r-15 onwards.
+	waitFor(t, "the writer to notice the full disk and settle r-10…r-14", func() bool {
+		s := w.Stats()
+		return !s.Healthy && s.Written+s.Lost == 15
+	})
 	full.Store(false)
 	clk.Advance(2 * retryDelay)
 	waitFor(t, "the lost records to be counted", func() bool { s := w.Stats(); return s.Written+s.Lost == 15 })
