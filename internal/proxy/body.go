@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,13 +21,21 @@ func exchangeFrom(ctx context.Context) *exchange {
 // teeBody passes the client's request body to the upstream unchanged while
 // keeping a copy of its first MaxBody bytes for parsing. The transport reads
 // it on its own goroutine, hence the mutex.
+//
+// Once it has returned EOF it answers every later Read with EOF itself,
+// without asking the server's body: after copying Content-Length bytes the
+// transport reads once more to check the body is not longer, and by then
+// the server may have closed that body because the response headers went
+// out (the upstream answered fast). The server's "invalid Read on closed
+// Body" would make the transport drop the upstream connection and cut a
+// response that is streaming fine (golang/go#40747).
 type teeBody struct {
 	rc       io.ReadCloser
+	ended    atomic.Bool // returned io.EOF once
 	mu       sync.Mutex
 	buf      *bytes.Buffer
 	max      int
 	overflow bool
-	eof      bool
 	// onEnd, when set, is called once when the body reaches EOF, with a
 	// copy of it and whether that copy is all of it (the shadow's body).
 	onEnd func(body []byte, complete bool)
@@ -42,6 +51,9 @@ func (p *Proxy) newTee(rc io.ReadCloser) *teeBody {
 }
 
 func (t *teeBody) Read(b []byte) (int, error) {
+	if t.ended.Load() {
+		return 0, io.EOF
+	}
 	n, err := t.rc.Read(b)
 	t.mu.Lock()
 	if t.buf != nil && n > 0 {
@@ -58,7 +70,7 @@ func (t *teeBody) Read(b []byte) (int, error) {
 	var body []byte
 	complete := false
 	if err == io.EOF {
-		t.eof = true
+		t.ended.Store(true)
 		if end, t.onEnd = t.onEnd, nil; end != nil && t.buf != nil && !t.overflow {
 			body, complete = bytes.Clone(t.buf.Bytes()), true
 		}
@@ -79,7 +91,7 @@ func (t *teeBody) snapshot() ([]byte, bool) {
 	if t.buf == nil {
 		return nil, false
 	}
-	return t.buf.Bytes(), t.eof && !t.overflow
+	return t.buf.Bytes(), t.ended.Load() && !t.overflow
 }
 
 // release returns the buffer to the pool once the tracker has parsed it.
