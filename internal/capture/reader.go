@@ -257,11 +257,12 @@ func (r *Reader) Next() (*Record, error) {
 				r.err = io.EOF
 				break
 			}
-			if err := r.open(&r.segs[r.next]); err != nil {
+			sp := &r.segs[r.next]
+			r.next++ // past it even when it cannot be opened: SkipSegment goes on after it
+			if err := r.open(sp); err != nil {
 				r.err = err
 				break
 			}
-			r.next++
 		}
 		rec, err := r.readRecord()
 		if rec != nil || err != nil {
@@ -274,6 +275,21 @@ func (r *Reader) Next() (*Record, error) {
 		r.closeSegment()
 	}
 	return nil, r.err
+}
+
+// SkipSegment gives up the segment that Next's last *CorruptError came
+// from, records after the corruption included, and lets Next go on with
+// the following segment (for readers that would rather lose part of one
+// segment than the rest of the capture). It reports false, and changes
+// nothing, when Next's last error was not a corruption.
+func (r *Reader) SkipSegment() bool {
+	var ce *CorruptError
+	if !errors.As(r.err, &ce) {
+		return false
+	}
+	r.closeSegment()
+	r.err = nil
+	return true
 }
 
 func (r *Reader) open(sp *segmentPath) error {

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -200,6 +203,72 @@ func TestReaderCorruptMiddleSegment(t *testing.T) {
 	dir = makeCapture(t, compress(t, a, 0), segB[:len(segB)/2], compress(t, c, 0))
 	if _, _, err := readAll(t, dir); !errors.As(err, &ce) || ce.File != "seg-000002.jsonl.zst" {
 		t.Fatalf("cut middle segment: %v", err)
+	}
+}
+
+// SkipSegment gives up the rest of a corrupt segment and reading goes on
+// with the next: a damaged segment, one that cannot even be decoded, and a
+// middle segment cut short are each skipped, and the segment after them is
+// read whole.
+func TestReaderSkipSegment(t *testing.T) {
+	a, _ := encodeLines(t, 0, 10)
+	b, _ := encodeLines(t, 10, 10)
+	c, _ := encodeLines(t, 20, 10)
+	d, _ := encodeLines(t, 30, 10)
+	badB := compress(t, b, 0)
+	for i := len(badB) / 3; i < len(badB)/3+8; i++ {
+		badB[i] ^= 0x5a
+	}
+	segC := compress(t, c, 0)
+	segD := compress(t, d, 0)
+	dir := makeCapture(t, compress(t, a, 0), badB, []byte("not zstd at all"), segC[:len(segC)/2], segD)
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.SkipSegment() {
+		t.Fatal("SkipSegment before any error reported true")
+	}
+	var ids []string
+	var skipped []string
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		var ce *CorruptError
+		if errors.As(err, &ce) {
+			if !r.SkipSegment() {
+				t.Fatalf("SkipSegment after %v reported false", err)
+			}
+			skipped = append(skipped, ce.File)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("after %d records: %v", len(ids), err)
+		}
+		ids = append(ids, rec.ID)
+	}
+	want := []string{"seg-000002.jsonl.zst", "seg-000003.jsonl.zst", "seg-000004.jsonl.zst"}
+	if !reflect.DeepEqual(skipped, want) {
+		t.Errorf("skipped %v, want %v", skipped, want)
+	}
+	// a's records, whatever of b and c could be read before their damage,
+	// then all of d's, in order.
+	if len(ids) < 20 || ids[0] != "r-0" || ids[9] != "r-9" {
+		t.Fatalf("records %v", ids)
+	}
+	if tail := strings.Join(ids[len(ids)-10:], ","); tail != "r-30,r-31,r-32,r-33,r-34,r-35,r-36,r-37,r-38,r-39" {
+		t.Errorf("the last segment read as %s", tail)
+	}
+	for _, id := range ids[10 : len(ids)-10] {
+		if n, _ := strconv.Atoi(strings.TrimPrefix(id, "r-")); n < 10 || n >= 30 {
+			t.Errorf("record %s between a's and d's", id)
+		}
+	}
+	if r.SkipSegment() {
+		t.Error("SkipSegment after EOF reported true")
 	}
 }
 

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -79,52 +76,10 @@ func OpenCapture(path string, opts OpenOptions) (*Capture, error) {
 	return &Capture{path: path, r: r, opts: opts, sessions: map[string]*captureSession{}}, nil
 }
 
-// segmentName matches capture segment files (as the capture package names them).
-var segmentName = regexp.MustCompile(`^seg-(\d+)(\.partial)?\.jsonl(\.zst)?$`)
-
-// segments lists a capture directory's segment files in order; nil for a
-// single segment file.
-func captureSegments(path string) ([]string, error) {
-	st, err := os.Stat(path)
-	if err != nil || !st.IsDir() {
-		return nil, err
-	}
-	entries, err := os.ReadDir(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading capture %s: %w", path, err)
-	}
-	type seg struct {
-		name string
-		seq  int
-	}
-	var segs []seg
-	for _, e := range entries {
-		m := segmentName.FindStringSubmatch(e.Name())
-		if m == nil || e.IsDir() {
-			continue
-		}
-		seq, err := strconv.Atoi(m[1])
-		if err != nil {
-			continue
-		}
-		segs = append(segs, seg{e.Name(), seq})
-	}
-	sort.SliceStable(segs, func(i, j int) bool { return segs[i].seq < segs[j].seq })
-	out := make([]string, len(segs))
-	for i, s := range segs {
-		out[i] = filepath.Join(path, s.name)
-	}
-	return out, nil
-}
-
 // load reads every replayable record and sorts them by arrival.
 func (c *Capture) load() error {
 	c.loaded = true
-	err := c.read(c.r)
-	var ce *capture.CorruptError
-	if err != nil && c.opts.SkipInvalid && errors.As(err, &ce) {
-		err = c.skipCorrupt(ce)
-	}
+	err := c.read()
 	if err != nil {
 		return err
 	}
@@ -136,13 +91,20 @@ func (c *Capture) load() error {
 	return nil
 }
 
-// read appends r's replayable records and closes r.
-func (c *Capture) read(r *capture.Reader) error {
-	defer func() { _ = r.Close() }()
+// read appends the capture's replayable records and closes its reader.
+// With SkipInvalid, a corruption gives up the rest of its segment (counted
+// and named in a warning) and reading goes on with the next segment.
+func (c *Capture) read() error {
+	defer func() { _ = c.r.Close() }()
 	for {
-		rec, err := r.Next()
+		rec, err := c.r.Next()
 		if errors.Is(err, io.EOF) {
 			break
+		}
+		var ce *capture.CorruptError
+		if c.opts.SkipInvalid && errors.As(err, &ce) && c.r.SkipSegment() {
+			c.note(ce)
+			continue
 		}
 		if err != nil {
 			return err
@@ -158,37 +120,7 @@ func (c *Capture) read(r *capture.Reader) error {
 		}
 		c.recs = append(c.recs, rec)
 	}
-	c.truncated = c.truncated || r.Truncated()
-	return nil
-}
-
-// skipCorrupt goes on after the first corruption (ce): the records before it
-// were kept; the rest of its segment is skipped and every later segment is
-// read, each on its own, a corrupt one cut short the same way.
-func (c *Capture) skipCorrupt(ce *capture.CorruptError) error {
-	c.note(ce)
-	segs, err := captureSegments(c.path)
-	if err != nil {
-		return err
-	}
-	i := 0
-	for i < len(segs) && filepath.Base(segs[i]) != ce.File {
-		i++
-	}
-	for _, seg := range segs[min(i+1, len(segs)):] {
-		r, err := capture.Open(seg)
-		if err != nil {
-			return err
-		}
-		err = c.read(r)
-		var next *capture.CorruptError
-		switch {
-		case errors.As(err, &next):
-			c.note(next)
-		case err != nil:
-			return err
-		}
-	}
+	c.truncated = c.r.Truncated()
 	return nil
 }
 
