@@ -4,7 +4,9 @@
 #   1. wrk (HTTP/1.1 load generator, C) posting the same chat request;
 #   2. replay --profile throughput (full SSE parsing, per-event timing);
 #   3. replay --profile poisson at 2,000 req/s: send-lag percentiles and
-#      achieved vs requested rate (issue floor: lag p99 <= 1 ms, within 1%);
+#      achieved vs requested rate (issue floor: lag p99 <= 1 ms, within 1%),
+#      and against bench/lagfloor, a minimal Go generator, at the same rate:
+#      this machine's own lag floor, measured in the same run;
 #   4. GuideLLM (PyPI, the Makefile's cached virtualenv) and replay at doubling
 #      constant rates on the same server, each until its lag fails (GuideLLM
 #      from 12.5 up to 3200 req/s, replay from 250 up to 16000): the highest
@@ -72,6 +74,27 @@ req = float(sys.argv[2])
 print('replay --profile poisson --spin %s: requested %s req/s; the seeded schedule drew %.1f, achieved %.1f (%.2f%% of requested, %.2f%% of scheduled; floor: within 1%% of requested)'
       % (sys.argv[3], sys.argv[2], m['scheduled_rate'], m['achieved_rate'], 100 * m['achieved_rate'] / req, 100 * m['achieved_rate'] / m['scheduled_rate']))
 print('                           send lag p50 %.3f ms, p99 %.3f ms, max %.3f ms (floor: p99 <= 1 ms)' % (lag['p50'], lag['p99'], lag['max']))
+PY
+done
+
+# This machine's own floor: bench/lagfloor, the least a Go open-loop
+# generator does (sleep to each Poisson due time, start a goroutine, POST,
+# drain; no SSE parsing, no recording), at the same rate on the same sim,
+# interleaved with replay so drift hits both. Replay's lag is read against it.
+go build -o "$OUT/lagfloor" ./bench/lagfloor
+for i in 1 2; do
+  read -r f50 f90 f99 fmax ffail < <("$OUT/lagfloor" -target "$SIM" -rate "$RATE" -seconds "$SECS" -output-tokens 16)
+  "$BIN/replay" run --target "$SIM" --workload "synthetic:prompt_tokens=10,output_tokens=16,samples=10000000" \
+    --profile poisson --rate "$RATE" --max-seconds "$SECS" --output-dir "$OUT/pf$i" --quiet >/dev/null 2>&1
+  python3 - "$OUT/pf$i/benchmarks.json" "$RATE" "$f50" "$f99" "$fmax" "$ffail" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))['benchmarks'][0]['metrics']
+lag = m['send_lag_ms']
+f50, f99, fmax = (float(x) for x in sys.argv[3:6])
+print('poisson @ %s req/s: minimal Go generator (bench/lagfloor) lag p50 %.3f ms, p99 %.3f ms, max %.3f ms (%s failed)'
+      % (sys.argv[2], f50, f99, fmax, sys.argv[6]))
+print('                     replay (SSE parsed, every event timed) lag p50 %.3f ms, p99 %.3f ms, max %.3f ms: p99 ratio replay / floor %.2f'
+      % (lag['p50'], lag['p99'], lag['max'], lag['p99'] / f99 if f99 > 0 else float('nan')))
 PY
 done
 
