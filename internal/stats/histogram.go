@@ -3,6 +3,7 @@ package stats
 import (
 	"math"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -81,6 +82,12 @@ type Histogram struct {
 	exact   []float64
 	sorted  bool // exact is in ascending order
 	inexact bool
+	// budget, when set, is shared by the histograms of one metric that will
+	// be merged (stats.Online's shards): the exact values they hold
+	// together stay within ExactLimit, so the memory does not grow with
+	// the number of shards, and the one whose value passes the limit drops
+	// its own (the merge is then inexact, as one histogram would be).
+	budget *atomic.Int64
 }
 
 // NewLatencyHistogram returns a Histogram for durations, reported in
@@ -114,7 +121,7 @@ func (h *Histogram) Record(v float64) {
 	stored := min(int64(math.Round(v*h.scale)), h.high)
 	_ = h.h.RecordValue(stored) // in range by construction
 	if !h.inexact {
-		if len(h.exact) < ExactLimit {
+		if h.withinLimit() {
 			h.exact = append(h.exact, v)
 			h.sorted = false
 		} else {
@@ -130,6 +137,15 @@ func (h *Histogram) Record(v float64) {
 	d := v - h.mean
 	h.mean += d / float64(h.n)
 	h.m2 += d * (v - h.mean)
+}
+
+// withinLimit reports whether one more value may be kept exactly, taking
+// it from the shared budget when there is one.
+func (h *Histogram) withinLimit() bool {
+	if h.budget != nil {
+		return h.budget.Add(1) <= ExactLimit
+	}
+	return len(h.exact) < ExactLimit
 }
 
 // Merge adds o's values to h. Both must come from the same constructor.

@@ -31,11 +31,17 @@ type onlineShard struct {
 // NewOnline returns an empty Online with one shard per processor (at
 // most 16).
 func NewOnline(opts Options) *Online {
-	n := min(max(runtime.GOMAXPROCS(0), 1), 16)
+	return newOnline(opts, min(max(runtime.GOMAXPROCS(0), 1), 16))
+}
+
+func newOnline(opts Options, n int) *Online {
 	o := &Online{opts: opts, shards: make([]onlineShard, n)}
+	recs := make([]*Recorder, n)
 	for i := range o.shards {
-		o.shards[i].rec = NewRecorder(opts)
+		recs[i] = NewRecorder(opts)
+		o.shards[i].rec = recs[i]
 	}
+	shareExactBudgets(recs) // ExactLimit exact values per metric in all, not per shard
 	return o
 }
 

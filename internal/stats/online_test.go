@@ -178,3 +178,54 @@ func sameMetrics(t *testing.T, a, b Metrics) bool {
 	}
 	return same(x, y)
 }
+
+// The shards of an Online share one ExactLimit of exact values per metric:
+// up to it the merged percentiles are the exact ones Summarize computes,
+// past it both are the HDR histogram's, and the shards together never hold
+// more than ExactLimit exact values of a metric (8 shards used to hold up
+// to 8 × ExactLimit before any went inexact).
+func TestOnlineShardsShareTheExactLimit(t *testing.T) {
+	const shards = 8
+	results := make([]engine.Result, 2*ExactLimit)
+	for i := range results {
+		// Distinct TTFTs in a scrambled order, so the exact and the HDR
+		// percentiles differ in the last digits.
+		sent := time.Duration(i) * time.Millisecond
+		ttft := time.Duration((i*7919)%100_003)*time.Microsecond + 3*time.Millisecond + time.Duration(i%997)*time.Nanosecond
+		results[i] = engine.Result{Index: i, Stream: true, Intended: sent, Sent: sent, FirstByte: sent + ttft/2,
+			FirstToken: sent + ttft, LastToken: sent + ttft, End: sent + ttft + time.Millisecond, Status: 200, OutputTokens: 1}
+	}
+	heldExact := func(on *Online) (n int, inexact int) {
+		for i := range on.shards {
+			h := on.shards[i].rec.ttft
+			n += len(h.exact)
+			if h.inexact {
+				inexact++
+			}
+		}
+		return n, inexact
+	}
+	for _, count := range []int{ExactLimit, ExactLimit + 1, 2 * ExactLimit} {
+		on := newOnline(Options{}, shards)
+		for i := range count {
+			on.Record(&results[i])
+			if i%4096 == 0 {
+				if n, _ := heldExact(on); n > ExactLimit {
+					t.Fatalf("after %d results the shards hold %d exact TTFTs, more than ExactLimit", i+1, n)
+				}
+			}
+		}
+		got, want := on.Metrics().TimeToFirstToken, Summarize(results[:count], Options{}).TimeToFirstToken
+		if got.P50 != want.P50 || got.P99 != want.P99 || got.P999 != want.P999 || got.Count != want.Count {
+			t.Errorf("%d results: online TTFT p50/p99/p99.9 %v/%v/%v, Summarize %v/%v/%v", count,
+				got.P50, got.P99, got.P999, want.P50, want.P99, want.P999)
+		}
+		n, inexact := heldExact(on)
+		switch {
+		case count <= ExactLimit && (n != count || inexact != 0):
+			t.Errorf("%d results: %d exact TTFTs held, %d shards inexact; want all %d exact", count, n, inexact, count)
+		case count == 2*ExactLimit && (n != 0 || inexact != shards):
+			t.Errorf("%d results: %d exact TTFTs still held, %d of %d shards inexact", count, n, inexact, shards)
+		}
+	}
+}

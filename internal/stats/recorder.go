@@ -2,6 +2,7 @@ package stats
 
 import (
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/engine"
@@ -65,6 +66,27 @@ func NewRecorder(opts Options) *Recorder {
 		prompt: NewCountHistogram(), output: NewCountHistogram(), cached: NewCountHistogram(),
 		promptMismatch: newMismatch(), outputMismatch: newMismatch(),
 		buckets: map[int64]*bucketAcc{},
+	}
+}
+
+// histograms lists r's histograms in a fixed order.
+func (r *Recorder) histograms() []*Histogram {
+	return []*Histogram{r.ttft, r.ttftIntended, r.itl, r.icl, r.ntpot, r.tpot, r.e2e, r.e2eIntended,
+		r.ttfb, r.lag, r.queueWait, r.clientLag, r.prompt, r.output, r.cached,
+		r.promptMismatch.abs, r.outputMismatch.abs}
+}
+
+// shareExactBudgets makes the recorders' histograms of each metric share
+// one ExactLimit budget of exact values (recorders that will be merged).
+func shareExactBudgets(recs []*Recorder) {
+	if len(recs) == 0 {
+		return
+	}
+	budgets := make([]atomic.Int64, len(recs[0].histograms()))
+	for _, r := range recs {
+		for i, h := range r.histograms() {
+			h.budget = &budgets[i]
+		}
 	}
 }
 
