@@ -70,11 +70,14 @@ test-short: build
 	$(GO) test -count=1 -short $(PKGS)
 
 # Short fuzzing sessions of every parser (go test -fuzz runs one target at a time).
+# Minimising a new interesting input may take FUZZMINIMIZE (go's default, 60s,
+# would eat a short session whole on targets that write files per input).
 FUZZTIME ?= 20s
+FUZZMINIMIZE ?= 5s
 fuzz:
 	@$(GO) list -f '{{.ImportPath}} {{.Dir}}' $(PKGS) | while read pkg dir; do \
 	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) $$pkg || exit 1; \
 	  done; done
 
 # Production sim → proxy → capture, driven by the official openai-go client

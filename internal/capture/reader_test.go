@@ -417,7 +417,42 @@ func FuzzReader(f *testing.F) {
 	if err := writeManifest(dir, Manifest{Format: FormatName, Version: FormatVersion}); err != nil {
 		f.Fatal(err)
 	}
+	// A capture whose first segment is the input and whose second is whole:
+	// with SkipSegment, whatever the first holds, the second is read entire.
+	skipDir := f.TempDir()
+	if err := writeManifest(skipDir, Manifest{Format: FormatName, Version: FormatVersion}); err != nil {
+		f.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(skipDir, segmentName(2, false)), compress(f, jsonl, 1), 0o644); err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, data []byte, model, prompt string, n int64, k int) {
+		if err := os.WriteFile(filepath.Join(skipDir, segmentName(1, false)), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sr, err := Open(skipDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for {
+			rec, err := sr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				if !sr.SkipSegment() {
+					t.Fatalf("SkipSegment refused after %v", err)
+				}
+				continue
+			}
+			ids = append(ids, rec.ID)
+		}
+		sr.Close()
+		if len(ids) < 3 || strings.Join(ids[len(ids)-3:], ",") != "r-0,r-1,r-2" {
+			t.Fatalf("the whole second segment was not read after the first: %q", ids)
+		}
+
 		for _, name := range []string{"seg.jsonl", "seg.jsonl.zst"} {
 			path := filepath.Join(dir, name)
 			if err := os.WriteFile(path, data, 0o644); err != nil {
