@@ -35,7 +35,6 @@ import (
 // turns may follow: requests that overlapped in production overlap in the
 // replay. Sampling and sharding keep each lane whole (they key on Session).
 type Capture struct {
-	path      string
 	opts      OpenOptions
 	r         *capture.Reader
 	recs      []*capture.Record
@@ -73,7 +72,7 @@ func OpenCapture(path string, opts OpenOptions) (*Capture, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Capture{path: path, r: r, opts: opts, sessions: map[string]*captureSession{}}, nil
+	return &Capture{r: r, opts: opts, sessions: map[string]*captureSession{}}, nil
 }
 
 // load reads every replayable record and sorts them by arrival.
