@@ -204,12 +204,7 @@ func isGRPC(r *http.Request) bool {
 // Protocols are what the admin http.Server must accept: HTTP/1 for probes,
 // /metrics and the JSON mapping, and HTTP/2 without TLS (prior knowledge,
 // as gRPC clients dial "insecure") for gRPC.
-func Protocols() *http.Protocols {
-	var p http.Protocols
-	p.SetHTTP1(true)
-	p.SetUnencryptedHTTP2(true)
-	return &p
-}
+func Protocols() *http.Protocols { return proxy.ServerProtocols(true) }
 
 // serveGRPC serves one gRPC request, counted so Close can wait for it.
 // grpc.Server.ServeHTTP returns once the call's status (trailers) is written.

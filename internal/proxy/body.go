@@ -114,14 +114,13 @@ type observedBody struct {
 	ex   *exchange
 	want int64 // Content-Length, or -1
 	got  int64
-	enc  *encodedCopy // non-nil: an encoded body, parsed at the end
 }
 
 func (o *observedBody) Read(b []byte) (int, error) {
 	n, err := o.rc.Read(b)
 	if n > 0 {
-		if o.enc != nil {
-			o.enc.write(time.Now(), b[:n])
+		if enc := o.ex.resp; enc != nil { // an encoded body, parsed at the end
+			enc.write(time.Now(), b[:n])
 		} else {
 			o.ex.tr.ResponseData(time.Now(), b[:n])
 		}

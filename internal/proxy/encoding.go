@@ -119,7 +119,6 @@ type encodedCopy struct {
 	buf      []byte
 	max      int
 	last     time.Time // arrival of the latest bytes
-	fed      bool
 }
 
 func (p *Proxy) newEncodedCopy(enc string) *encodedCopy {
@@ -133,12 +132,11 @@ func (c *encodedCopy) write(now time.Time, b []byte) {
 	}
 }
 
-// feed hands the decoded copy to the tracker, once.
+// feed hands the decoded copy to the tracker, once (it lets go of the copy).
 func (c *encodedCopy) feed(ex *exchange, p *Proxy) {
-	if c.fed || len(c.buf) == 0 {
+	if len(c.buf) == 0 {
 		return
 	}
-	c.fed = true
 	dec, _, err := decodeBounded(c.encoding, c.buf, c.max)
 	c.buf = nil
 	if err != nil {

@@ -91,10 +91,6 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// CutInFlight marks every request still running as cut at the drain
-// bound (ErrDrainCut in its record); call it before cancelling them.
-func (p *Proxy) CutInFlight() { p.drainCut.Store(true) }
-
 // ErrDrainCut is the cause to cancel requests' contexts with when a
 // shutdown's drain bound passes (context.WithCancelCause on the server's
 // BaseContext): the records of the requests and tunnels it ends say aborted
@@ -116,19 +112,18 @@ type Stats struct {
 
 // Proxy is an http.Handler that forwards and captures.
 type Proxy struct {
-	drainCut atomic.Bool // CutInFlight: the drain bound passed
-	cfg      Config
-	rp       *httputil.ReverseProxy
-	out      RecordWriter
-	log      *zap.Logger
-	origin   time.Time // monotonic origin of record offsets (Manifest.Start)
-	opts     capture.Options
-	idBase   string
-	seq      atomic.Uint64
-	wg       sync.WaitGroup
-	bufPool  sync.Pool
-	metrics  *metrics
-	shadow   *shadower // nil: no --shadow
+	cfg     Config
+	rp      *httputil.ReverseProxy
+	out     RecordWriter
+	log     *zap.Logger
+	origin  time.Time // monotonic origin of record offsets (Manifest.Start)
+	opts    capture.Options
+	idBase  string
+	seq     atomic.Uint64
+	wg      sync.WaitGroup
+	bufPool sync.Pool
+	metrics *metrics
+	shadow  *shadower // nil: no --shadow
 	// draining: shutdown began; /readyz answers 503 so load balancers
 	// stop sending before the listener closes.
 	draining atomic.Bool
@@ -325,10 +320,10 @@ func (p *Proxy) finish(ex *exchange, r *http.Request, panicked bool) {
 	// after headers went out; once the response was complete that is the
 	// client's hang-up above, not an abort.
 	aborted := (panicked && !complete) || clientGone || ex.respErr != nil || cutTunnel
-	if aborted && (p.drainCut.Load() || errors.Is(context.Cause(r.Context()), ErrDrainCut)) {
-		// Cutting at the drain bound also closes connections; the read
-		// error or plain cancellation that follows is the symptom, the cut
-		// the reason, whichever reached this request first.
+	if aborted && errors.Is(context.Cause(r.Context()), ErrDrainCut) {
+		// Cutting at the drain bound cancels the request (its context's
+		// cause) before it closes connections; the read error or plain
+		// cancellation that follows is the symptom, the cut the reason.
 		err = ErrDrainCut
 	}
 	if aborted && err == nil {
@@ -378,7 +373,6 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		ob := &observedBody{rc: resp.Body, ex: ex, want: resp.ContentLength}
 		if enc := contentEncoding(resp.Header); enc != "" {
 			ex.resp = p.newEncodedCopy(enc)
-			ob.enc = ex.resp
 		}
 		resp.Body = ob
 		if ex.usageAdded {
@@ -390,7 +384,8 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	ex := exchangeFrom(r.Context())
-	if r.Context().Err() == nil {
+	clientThere := r.Context().Err() == nil
+	if clientThere {
 		p.upstreamErr.Add(1)
 		p.log.Warn("upstream request failed", zap.String("request_id", requestIDOf(ex)), zap.String("path", r.URL.Path), errField(err))
 	}
@@ -405,7 +400,7 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusBadGateway)
-	if r.Context().Err() == nil {
+	if clientThere {
 		fmt.Fprintf(w, "upstream request failed: %v\n", err)
 	}
 }

@@ -232,7 +232,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		waitDrainDelay(o.drainDelay, again, log) // still serving: the endpoint is being removed
 		signal.Stop(again)
 	}
-	drain(srv, p, o.drainTimeout, func() { p.CutInFlight(); cutInFlight(proxy.ErrDrainCut) }, log)
+	drain(srv, p, o.drainTimeout, func() { cutInFlight(proxy.ErrDrainCut) }, log)
 	if admin != nil {
 		stopAdmin(admin, ctl) // tail streams end cleanly
 	}

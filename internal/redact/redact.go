@@ -33,11 +33,10 @@ func URL(raw string) string {
 		if err != nil {
 			u.RawQuery = Mask
 		} else {
-			for k, vs := range q {
+			for _, vs := range q {
 				for i := range vs {
-					vs[i] = Mask
+					vs[i] = Mask // in place: q[k] shares vs
 				}
-				q[k] = vs
 			}
 			u.RawQuery = q.Encode()
 		}
