@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/reprise-llm/reprise/internal/capture"
 	"github.com/reprise-llm/reprise/internal/openai"
 	"github.com/reprise-llm/reprise/internal/workload"
 )
@@ -118,12 +119,24 @@ func (c *client) build(req *workload.Request) *prebuilt {
 	return &prebuilt{body: body, err: err}
 }
 
+// timingsOnly is rec without its content (prompt, messages, prefix hash
+// ids): a Result keeps production's timings for the whole run, and the
+// prompt only while the request is sent.
+func timingsOnly(rec *capture.Record) *capture.Record {
+	if rec == nil {
+		return nil
+	}
+	c := *rec
+	c.Prompt, c.Messages, c.HashIDs = "", nil, nil
+	return &c
+}
+
 // send issues req, intended for offset intended, and returns what happened.
 // Its body is pre's when given, else built here. Sent is read after the
 // body is built, just before the request is handed to the transport, so
 // building time on the critical path shows as lag rather than as latency.
 func (c *client) send(ctx context.Context, req *workload.Request, pre *prebuilt, intended time.Duration) (out Result) {
-	res := Result{Index: req.Index, Endpoint: string(req.Endpoint), Stream: req.Stream, Intended: intended, Recorded: req.Recorded,
+	res := Result{Index: req.Index, Endpoint: string(req.Endpoint), Stream: req.Stream, Intended: intended, Recorded: timingsOnly(req.Recorded),
 		RequestedPromptTokens: req.PromptTokens, RequestedOutputTokens: req.OutputTokens}
 	if res.Endpoint == "" {
 		res.Endpoint = string(openai.Chat)

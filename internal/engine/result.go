@@ -61,7 +61,8 @@ type Result struct {
 	// (workload.Request.Recorded; nil for other workloads): production's
 	// own timings of exactly this request, after every transform (window,
 	// filter, sample, loop, shard). replay compare --baseline captured
-	// builds production's side from it.
+	// builds production's side from it. Its content (prompt, messages,
+	// prefix hash ids) is dropped: results live as long as the run.
 	Recorded *capture.Record
 
 	// reply collects the content text for a ReplyObserver (reply.go);

@@ -25,7 +25,7 @@ type Online struct {
 type onlineShard struct {
 	mu  sync.Mutex
 	rec *Recorder
-	_   [40]byte // keep shards' mutexes on separate cache lines
+	_   [48]byte // keep shards' mutexes on separate cache lines (8 + 8 + 48 = 64 bytes)
 }
 
 // NewOnline returns an empty Online with one shard per processor (at
