@@ -253,7 +253,12 @@ func (o *benchOptions) benchmark(ctx context.Context, cfg engine.Config, name st
 	if err != nil {
 		return report.Benchmark{}, nil, err
 	}
-	online := recordOnline(&cfg, rescale)
+	spec := o.gate.specFor(cfg.Profile)
+	var perRequest *stats.SLO // goodput, computed with the metrics
+	if spec != nil {
+		perRequest = spec.PerRequest()
+	}
+	online := recordOnline(&cfg, rescale, perRequest)
 	finish := observe(ctx, o, name, &cfg, stderr)
 	run, sat, err := executeGated(ctx, det, cfg, src, bodies)
 	serverMetrics := finish(run)
@@ -265,7 +270,7 @@ func (o *benchOptions) benchmark(ctx context.Context, cfg engine.Config, name st
 	}
 	workloadErr := err
 	skipped := warn.finish(src)
-	b := targetBenchmark(name, run, cfg, rescale, o.saveRequests, online)
+	b := targetBenchmark(name, run, cfg, rescale, o.saveRequests, online, perRequest)
 	if t := describeTransforms(transforms); t != nil {
 		b.Config["workload_transforms"] = t
 	}
@@ -278,7 +283,7 @@ func (o *benchOptions) benchmark(ctx context.Context, cfg engine.Config, name st
 	if o.req.omitIgnoreEOS() {
 		b.Config["ignore_eos"] = false
 	}
-	attachGate(&b, run, sat, o.gate.specFor(cfg.Profile))
+	attachGate(&b, run, sat, spec)
 	b.ServerMetrics = serverMetrics
 	if workloadErr != nil {
 		b.Config["workload_error"] = workloadErr.Error()
@@ -361,11 +366,11 @@ func labels(kv []string) map[string]string {
 // that its memory follows the requests in flight rather than the
 // workload's length; nil (metrics from the results at the end) when the
 // run has a warmup or cooldown, which the engine marks only once it is over.
-func recordOnline(cfg *engine.Config, rescale float64) *stats.Online {
+func recordOnline(cfg *engine.Config, rescale float64, perRequest *stats.SLO) *stats.Online {
 	if !cfg.Warmup.IsZero() || !cfg.Cooldown.IsZero() {
 		return nil
 	}
-	online := stats.NewOnline(stats.Options{RequestedRate: requestedRate(*cfg, rescale), LagThreshold: cfg.LagThreshold})
+	online := stats.NewOnline(stats.Options{RequestedRate: requestedRate(*cfg, rescale), LagThreshold: cfg.LagThreshold, SLO: perRequest})
 	onResult := cfg.OnResult
 	cfg.OnResult = func(r engine.Result) {
 		if onResult != nil {
@@ -379,14 +384,16 @@ func recordOnline(cfg *engine.Config, rescale float64) *stats.Online {
 
 // targetBenchmark builds the results of run; rescale > 0 is the mean rate
 // a trace was rescaled to (--profile trace --rate), its requested rate.
-// online, when not nil, recorded the run's results as they ended.
-func targetBenchmark(name string, run *engine.Run, cfg engine.Config, rescale float64, saveRequests bool, online *stats.Online) report.Benchmark {
+// online, when not nil, recorded the run's results as they ended (with
+// perRequest, as here). perRequest, when set, is the --slo per request,
+// for goodput.
+func targetBenchmark(name string, run *engine.Run, cfg engine.Config, rescale float64, saveRequests bool, online *stats.Online, perRequest *stats.SLO) report.Benchmark {
 	var m stats.Metrics
 	if online != nil {
 		m = online.Metrics()
 		m.DroppedRequests = int64(max(run.Dropped, 0))
 	} else {
-		m = stats.Summarize(run.Results, stats.Options{RequestedRate: requestedRate(cfg, rescale), Dropped: int64(run.Dropped), LagThreshold: cfg.LagThreshold})
+		m = stats.Summarize(run.Results, stats.Options{RequestedRate: requestedRate(cfg, rescale), Dropped: int64(run.Dropped), LagThreshold: cfg.LagThreshold, SLO: perRequest})
 	}
 	b := report.Benchmark{
 		Name: name, Target: redact.URL(cfg.Target), Profile: cfg.Profile, Start: run.Start,

@@ -15,7 +15,6 @@ import (
 	"github.com/reprise-llm/reprise/internal/report"
 	"github.com/reprise-llm/reprise/internal/saturation"
 	"github.com/reprise-llm/reprise/internal/slo"
-	"github.com/reprise-llm/reprise/internal/stats"
 	"github.com/reprise-llm/reprise/internal/workload"
 )
 
@@ -175,17 +174,15 @@ func (g *gated) stopIf(stop bool) {
 	}
 }
 
-// attachGate adds the detector's report and the SLO verdict (with goodput
-// under the SLO's per-request thresholds) to a benchmark.
+// attachGate adds the detector's report and the SLO verdict to a benchmark
+// (whose metrics carry goodput under the SLO's per-request thresholds).
 func attachGate(b *report.Benchmark, run *engine.Run, sat *saturation.Report, spec *slo.Spec) {
 	b.Saturation = sat
 	if spec == nil {
 		return
 	}
 	v := spec.Evaluate(run.Results)
-	b.SLO = &v
-	m := stats.Summarize(run.Results, stats.Options{SLO: spec.PerRequest()})
-	b.Metrics.Goodput = m.Goodput
+	b.SLO = &v // goodput is in the metrics already (targetBenchmark)
 }
 
 // benchEnv is what every benchmark of one invocation shares: the load
