@@ -24,6 +24,15 @@ func UsageError(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrUsage, fmt.Sprintf(format, args...))
 }
 
+// AsUsage marks err, a list of problems with the command line (several
+// joined by newlines), as a usage error on one line; nil stays nil.
+func AsUsage(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %v", ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+}
+
 // EnvName is the environment variable that sets a flag:
 // REPRISE_ + the flag name in upper snake case (--capture-dir → REPRISE_CAPTURE_DIR).
 func EnvName(flagName string) string {

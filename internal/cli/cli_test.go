@@ -133,3 +133,15 @@ func TestParseLookupRepeatableFlagFromLines(t *testing.T) {
 		t.Errorf("a plain flag's value is not split: %q", *single)
 	}
 }
+
+// AsUsage puts a list of command-line problems on one line, as a usage
+// error; no problem stays no error.
+func TestAsUsage(t *testing.T) {
+	if AsUsage(nil) != nil {
+		t.Error("AsUsage(nil) is not nil")
+	}
+	err := AsUsage(errors.Join(errors.New("--rate: negative"), errors.New("--seed: not a number")))
+	if !errors.Is(err, ErrUsage) || err.Error() != "usage: --rate: negative; --seed: not a number" {
+		t.Errorf("AsUsage: %v", err)
+	}
+}

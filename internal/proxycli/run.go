@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -115,7 +114,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		errs = append(errs, fmt.Errorf("--queue-size %d: must be positive", o.queueSize))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return cli.AsUsage(err)
 	}
 	log, err := cli.Logger(stderr, o.logLevel, o.logJSON)
 	if err != nil {

@@ -126,13 +126,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cli.UsageError("replay run: unexpected argument %q", fs.Arg(0))
 	}
 	if err := o.validate(); err != nil {
-		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return cli.AsUsage(err)
 	}
 	if err := o.gate.parse(); err != nil {
 		return err
 	}
 	if err := o.scrape.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return cli.AsUsage(err)
 	}
 	if o.profile == profileSweep {
 		return runSweep(ctx, &o, args, stdout, stderr)
@@ -144,11 +144,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg, err := o.baseConfig(o.profile)
 	if err != nil {
-		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return cli.AsUsage(err)
 	}
 	cfg.Target, cfg.Rate = strings.TrimRight(o.target, "/"), engineRate
 	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return cli.AsUsage(err)
 	}
 	bodies, err := o.bodyBuilder(cfg)
 	if err != nil {
@@ -214,7 +214,7 @@ func (o *benchOptions) baseConfig(profile string) (engine.Config, error) {
 // target receives identical bodies.
 func (o *benchOptions) bodyBuilder(cfg engine.Config) (engine.BodyBuilder, error) {
 	if err := o.req.parse(); err != nil {
-		return nil, fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return nil, cli.AsUsage(err)
 	}
 	tok, err := tokenizer.Open(o.encoding, tokenizer.Options{Target: cfg.Target, Model: cfg.Model, Header: cfg.Headers})
 	if err != nil {

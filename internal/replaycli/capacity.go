@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/cli"
@@ -54,7 +53,7 @@ func runCapacity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		errs = append(errs, fmt.Errorf("--precision %v: want a fraction strictly between 0 and 1", c.precision))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return cli.AsUsage(err)
 	}
 	if err := o.gate.parse(); err != nil {
 		return err

@@ -95,7 +95,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	errs = append(errs, o.bench.listErrors()...)
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return cli.AsUsage(err)
 	}
 	if err := o.bench.gate.parse(); err != nil {
 		return err
@@ -298,7 +298,7 @@ func (o *compareOptions) live(ctx context.Context, stderr io.Writer) (*report.Fi
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return nil, nil, cli.AsUsage(err)
 	}
 	if baseIdx > 0 { // the baseline runs first and heads the sides
 		targets = append([]target{targets[baseIdx]}, append(targets[:baseIdx:baseIdx], targets[baseIdx+1:]...)...)

@@ -70,7 +70,7 @@ func (g *gateOptions) parse() error {
 		errs = append(errs, fmt.Errorf("--rate-profile %q: want constant or poisson", g.rateProfile))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return cli.AsUsage(err)
 	}
 	return nil
 }
@@ -201,15 +201,15 @@ func newBenchEnv(ctx context.Context, o *benchOptions, stderr io.Writer) (*bench
 		return nil, cli.UsageError("every benchmark of a sweep or a capacity search needs a bound: --max-seconds or --max-requests")
 	}
 	if err := o.scrape.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return nil, cli.AsUsage(err)
 	}
 	cfg, err := o.baseConfig(engine.ProfileSynchronous)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return nil, cli.AsUsage(err)
 	}
 	cfg.Target, cfg.TimeScale = strings.TrimRight(o.target, "/"), 1
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return nil, cli.AsUsage(err)
 	}
 	bodies, err := o.bodyBuilder(cfg)
 	if err != nil {

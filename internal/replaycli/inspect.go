@@ -281,7 +281,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	t, err := o.wl.transforms(o.seed, o.rate, o.timeScale)
 	if err != nil {
-		return fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return cli.AsUsage(err)
 	}
 	if err := checkInspectTokenizer(o.encoding); err != nil {
 		return fmt.Errorf("%w: --tokenizer %s: %v", cli.ErrUsage, o.encoding, err)

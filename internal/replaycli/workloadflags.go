@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"strings"
 	"sync"
 	"time"
 
@@ -218,7 +217,7 @@ func openWorkload(spec string, skipInvalid bool, t workload.Transforms, warn *wa
 func (o *benchOptions) openSource(rescale float64, warn *warnings) (workload.Source, workload.Transforms, error) {
 	t, err := o.wl.transforms(o.seed, rescale, 0)
 	if err != nil {
-		return nil, t, fmt.Errorf("%w: %v", cli.ErrUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return nil, t, cli.AsUsage(err)
 	}
 	src, err := openWorkload(o.workload, o.skipInvalid, t, warn)
 	return src, t, err
