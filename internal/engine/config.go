@@ -188,7 +188,7 @@ func (c *Config) Validate() error {
 		}
 	case ProfileTrace:
 		if c.Rate != 0 {
-			errs = append(errs, errors.New("--rate with --profile trace: rescaling a trace to a mean rate is not supported yet; use --time-scale"))
+			errs = append(errs, errors.New("Rate with --profile trace: the trace's own offsets set the rate; rescale the workload to a mean rate first (replay's --rate does) or use --time-scale"))
 		}
 	case ProfileConcurrent:
 		if c.Concurrency < 1 {

@@ -25,7 +25,7 @@ const compareSynopsis = `replay compare --target NAME=URL --target NAME=URL ... 
 
 // ErrGateFailed is returned by replay compare when a --fail-if bound is
 // exceeded with confidence (or, with --fail-on-undecided, cannot be
-// decided); it wraps ErrCheckFailed, so the program exits 3 (ExitCode).
+// decided); the program then exits 3 (ExitCode).
 var ErrGateFailed = errors.New("comparison gate failed")
 
 // Comparison modes.

@@ -37,10 +37,6 @@ func registerEngineFlags(fs *flag.FlagSet, e *engineFlags) {
 	fs.BoolVar(&e.insecure, "insecure-skip-verify", false, "do not verify the target's TLS certificate")
 }
 
-// engineFlagNames are the flags registerEngineFlags defines.
-var engineFlagNames = map[string]bool{"burstiness": true, "warmup": true, "cooldown": true, "max-errors": true,
-	"max-error-rate": true, "lag-threshold": true, "spin": true, "http2": true, "ca-cert": true, "insecure-skip-verify": true}
-
 // apply sets the flags' fields of cfg.
 func (e *engineFlags) apply(cfg *engine.Config) error {
 	var errs []error

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -98,20 +97,5 @@ func TestDegradedWarning(t *testing.T) {
 	degradedWarning(&w, &b)
 	if got := w.String(); !strings.HasPrefix(got, "warning: cand: degraded") || !strings.Contains(got, "23.4 ms") {
 		t.Errorf("warning %q", got)
-	}
-}
-
-func TestEngineFlagNamesAreComplete(t *testing.T) {
-	fs := flag.NewFlagSet("x", flag.ContinueOnError)
-	registerEngineFlags(fs, &engineFlags{})
-	n := 0
-	fs.VisitAll(func(f *flag.Flag) {
-		n++
-		if !engineFlagNames[f.Name] {
-			t.Errorf("--%s is missing from engineFlagNames", f.Name)
-		}
-	})
-	if n != len(engineFlagNames) {
-		t.Errorf("%d flags registered, %d names", n, len(engineFlagNames))
 	}
 }

@@ -194,8 +194,8 @@ func outcome(status int, errMsg string, aborted bool) string {
 }
 
 // lazyCounter counts tokens with the tokenizer spec names, opened at the
-// first call (most workloads carry their counts and never need it). The
-// network tokenizer ("server") has no target here and is refused.
+// first call (most workloads carry their counts and never need it); spec
+// passed checkInspectTokenizer.
 func lazyCounter(spec string) func(string) (int, error) {
 	var tok tokenizer.Tokenizer
 	var err error
@@ -203,9 +203,7 @@ func lazyCounter(spec string) func(string) (int, error) {
 	return func(text string) (int, error) {
 		if !opened {
 			opened = true
-			if spec == "server" {
-				err = errors.New("--tokenizer server needs a target; inspect takes an embedded tokenizer (cl100k_base, o200k_base, hf:PATH)")
-			} else if tok, err = tokenizer.Open(spec, tokenizer.Options{}); err != nil {
+			if tok, err = tokenizer.Open(spec, tokenizer.Options{}); err != nil {
 				err = fmt.Errorf("--tokenizer %s: %w", spec, err)
 			}
 		}
