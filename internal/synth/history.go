@@ -111,17 +111,18 @@ func (b *Builder) historyBody(out []byte, req *workload.Request) ([]byte, error)
 	h.mu.Lock()
 	c := h.conv(req.Session)
 	c.pending = &t
+	// The history is only ever appended to, so what these cover never
+	// changes: the body is built outside the lock every session shares.
+	text, msgs := c.text, c.msgs
+	h.mu.Unlock()
 	if req.Endpoint == openai.Completions {
 		out = append(out, `,"prompt":`...)
-		out = appendJSONString(out, string(c.text)+t.text)
-		h.mu.Unlock()
-		return out, nil
+		return appendJSONString(out, string(text)+t.text), nil
 	}
 	out = append(out, `,"messages":[`...)
-	for _, m := range c.msgs {
+	for _, m := range msgs {
 		out = append(append(out, m...), ',')
 	}
-	h.mu.Unlock()
 	if len(t.msgs) == 0 && len(out) > 0 && out[len(out)-1] == ',' {
 		out = out[:len(out)-1]
 	}
