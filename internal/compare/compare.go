@@ -198,7 +198,7 @@ func (c *comparer) latency(m latencyMetric) []report.ComparisonRow {
 	var rows []report.ComparisonRow
 	for _, stat := range latencyStats {
 		row := report.ComparisonRow{
-			Metric: m.name, Stat: stat, Unit: "ms", LowerIsBetter: true,
+			Metric: m.name, Stat: stat, Unit: metricUnit[m.name], LowerIsBetter: true,
 			BaselineN: len(bx), CandidateN: len(cx), Confidence: conf, PValue: p, PDelta: -1,
 		}
 		point := func(xs []float64) float64 {
@@ -328,17 +328,17 @@ func (c *comparer) rates() []report.ComparisonRow {
 		return nil
 	}
 	type rate struct {
-		name, unit string
-		per        func(r *report.RequestRecord) float64
+		name string
+		per  func(r *report.RequestRecord) float64
 	}
 	list := []rate{
-		{RequestsPerSecond, "req/s", func(r *report.RequestRecord) float64 {
+		{RequestsPerSecond, func(r *report.RequestRecord) float64 {
 			if classify(r) == outcomeOK {
 				return 1
 			}
 			return 0
 		}},
-		{OutputTokensPerS, "tok/s", func(r *report.RequestRecord) float64 {
+		{OutputTokensPerS, func(r *report.RequestRecord) float64 {
 			if classify(r) == outcomeOK {
 				return float64(max(r.OutputTokens, 0))
 			}
@@ -346,7 +346,7 @@ func (c *comparer) rates() []report.ComparisonRow {
 		}},
 	}
 	if s := c.o.SLO; s != nil {
-		list = append(list, rate{GoodputPerSecond, "req/s", func(r *report.RequestRecord) float64 {
+		list = append(list, rate{GoodputPerSecond, func(r *report.RequestRecord) float64 {
 			if classify(r) == outcomeOK && meetsSLO(s, r) {
 				return 1
 			}
@@ -364,7 +364,7 @@ func (c *comparer) rates() []report.ComparisonRow {
 		}
 		bx, cx := bucketRates(c.base, rt.per), bucketRates(c.cand, rt.per)
 		row := report.ComparisonRow{
-			Metric: rt.name, Stat: StatValue, Unit: rt.unit, LowerIsBetter: false,
+			Metric: rt.name, Stat: StatValue, Unit: metricUnit[rt.name], LowerIsBetter: false,
 			BaselineN: len(bx), CandidateN: len(cx), Confidence: c.o.Confidence, PValue: -1, PDelta: -1,
 			BaselineValue: total(c.base), CandidateValue: total(c.cand),
 		}
@@ -469,7 +469,7 @@ func (c *comparer) proportions() []report.ComparisonRow {
 		bx, bn := count(c.base, pr.hit)
 		cx, cn := count(c.cand, pr.hit)
 		row := report.ComparisonRow{
-			Metric: pr.name, Stat: StatValue, Unit: "fraction", LowerIsBetter: pr.lowerBetter,
+			Metric: pr.name, Stat: StatValue, Unit: metricUnit[pr.name], LowerIsBetter: pr.lowerBetter,
 			BaselineN: int(bn), CandidateN: int(cn), Confidence: c.o.Confidence, RelativeUndefined: true, PDelta: -1,
 		}
 		if bn == 0 || cn == 0 {
