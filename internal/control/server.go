@@ -41,6 +41,9 @@ type ProxyStatser interface {
 type CaptureWriter interface {
 	Stats() capture.WriterStats
 	Rotate() error
+	// Dir is the directory being written: a run-* subdirectory when the
+	// capture directory held an earlier capture, known once it is made.
+	Dir() string
 }
 
 var (
@@ -57,8 +60,6 @@ type Options struct {
 	Start time.Time
 	// Upstream is the base URL requests are forwarded to.
 	Upstream string
-	// CaptureDir is the capture directory.
-	CaptureDir string
 	// CaptureContent is the prompt capture mode (none, hashed, full).
 	CaptureContent string
 	// Token, when not empty, is required as "authorization: Bearer TOKEN"
@@ -256,7 +257,7 @@ func (s *Server) Status(context.Context, *controlv1.StatusRequest) (*controlv1.S
 	resp := &controlv1.StatusResponse{
 		Version:        s.opts.Version,
 		Upstream:       s.opts.Upstream,
-		CaptureDir:     s.opts.CaptureDir,
+		CaptureDir:     s.w.Dir(),
 		CaptureContent: s.opts.CaptureContent,
 		CaptureState:   controlv1.CaptureState_CAPTURE_STATE_UNSPECIFIED,
 		InFlight:       s.p.Stats().InFlight,

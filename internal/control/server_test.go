@@ -77,7 +77,7 @@ func newEnv(t *testing.T, token string, tailBuffer int) *env {
 	e.proxySrv = httptest.NewServer(e.proxy)
 	e.proxyURL = e.proxySrv.URL
 	e.ctl, err = NewServer(e.proxy, e.writer, e.hub, Options{
-		Version: "v0.0.0-test", Start: start, Upstream: e.upstream.URL, CaptureDir: e.dir,
+		Version: "v0.0.0-test", Start: start, Upstream: e.upstream.URL,
 		CaptureContent: capture.ContentHashed, Token: token,
 	})
 	if err != nil {

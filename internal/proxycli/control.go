@@ -21,7 +21,6 @@ func newAdmin(o *options, p *proxy.Proxy, w *capture.Writer, hub *control.Hub, o
 		Version:        control.BuildVersion(),
 		Start:          origin,
 		Upstream:       redact.URL(o.proxy.Upstream),
-		CaptureDir:     w.Dir(), // the run subdirectory when --capture-dir held an earlier capture
 		CaptureContent: o.proxy.Content,
 		Token:          o.adminToken,
 	})
