@@ -69,11 +69,15 @@ func NewRecorder(opts Options) *Recorder {
 	}
 }
 
-// histograms lists r's histograms in a fixed order.
-func (r *Recorder) histograms() []*Histogram {
+// metricHistograms lists r's own metrics' histograms in a fixed order.
+func (r *Recorder) metricHistograms() []*Histogram {
 	return []*Histogram{r.ttft, r.ttftIntended, r.itl, r.icl, r.ntpot, r.tpot, r.e2e, r.e2eIntended,
-		r.ttfb, r.lag, r.queueWait, r.clientLag, r.prompt, r.output, r.cached,
-		r.promptMismatch.abs, r.outputMismatch.abs}
+		r.ttfb, r.lag, r.queueWait, r.clientLag, r.prompt, r.output, r.cached}
+}
+
+// histograms lists all of r's histograms, the mismatches' included.
+func (r *Recorder) histograms() []*Histogram {
+	return append(r.metricHistograms(), r.promptMismatch.abs, r.outputMismatch.abs)
 }
 
 // shareExactBudgets makes the recorders' histograms of each metric share
@@ -275,12 +279,9 @@ func meetsSLO(s *SLO, r *engine.Result, hasFirst, haveITL bool, itl time.Duratio
 // Merge adds everything o recorded. o must have been made with the same
 // Options; it is not modified.
 func (rec *Recorder) Merge(o *Recorder) {
-	for _, p := range [][2]*Histogram{
-		{rec.ttft, o.ttft}, {rec.ttftIntended, o.ttftIntended}, {rec.itl, o.itl}, {rec.icl, o.icl},
-		{rec.ntpot, o.ntpot}, {rec.tpot, o.tpot}, {rec.e2e, o.e2e}, {rec.e2eIntended, o.e2eIntended},
-		{rec.ttfb, o.ttfb}, {rec.lag, o.lag}, {rec.queueWait, o.queueWait}, {rec.clientLag, o.clientLag}, {rec.prompt, o.prompt}, {rec.output, o.output}, {rec.cached, o.cached},
-	} {
-		p[0].Merge(p[1])
+	theirs := o.metricHistograms()
+	for i, h := range rec.metricHistograms() {
+		h.Merge(theirs[i])
 	}
 	rec.counts.Total += o.counts.Total
 	rec.counts.Successful += o.counts.Successful
