@@ -4,19 +4,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/capture"
+	"github.com/reprise-llm/reprise/internal/certs"
 	"github.com/reprise-llm/reprise/internal/openai"
 	"github.com/reprise-llm/reprise/internal/workload"
 )
@@ -435,16 +434,9 @@ func TLSConfig(caCert string, insecure bool) (*tls.Config, error) {
 	if caCert == "" {
 		return tc, nil
 	}
-	pem, err := os.ReadFile(caCert)
+	pool, err := certs.Pool("--ca-cert", caCert)
 	if err != nil {
-		return nil, fmt.Errorf("--ca-cert: %w", err)
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("--ca-cert %s: no PEM certificate in it", caCert)
+		return nil, err
 	}
 	tc.RootCAs = pool
 	return tc, nil

@@ -2,13 +2,12 @@ package proxy
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"time"
+
+	"github.com/reprise-llm/reprise/internal/certs"
 )
 
 // UpstreamTLS configures how the proxy verifies an https:// upstream. The
@@ -42,28 +41,11 @@ func (t UpstreamTLS) validate(scheme string) error {
 		errs = append(errs, errors.New("--upstream-ca, --upstream-server-name and --upstream-insecure-skip-verify apply only to an https:// --upstream"))
 	}
 	if t.CAFile != "" {
-		if _, err := loadCAFile(t.CAFile); err != nil {
+		if _, err := certs.Pool("--upstream-ca", t.CAFile); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// loadCAFile reads a PEM bundle into a pool holding the system roots plus
-// the bundle's certificates.
-func loadCAFile(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("--upstream-ca: %w", err)
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool() // no system roots here: the file alone
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("--upstream-ca %s: no PEM certificate found", path)
-	}
-	return pool, nil
 }
 
 // tlsConfig builds the client TLS configuration, nil for the defaults.
@@ -73,7 +55,7 @@ func (t UpstreamTLS) tlsConfig() (*tls.Config, error) {
 	}
 	cfg := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
 	if t.CAFile != "" {
-		pool, err := loadCAFile(t.CAFile)
+		pool, err := certs.Pool("--upstream-ca", t.CAFile)
 		if err != nil {
 			return nil, err
 		}
