@@ -138,9 +138,14 @@ func TestCaptureFidelityAgainstSimLatencies(t *testing.T) {
 		for _, d := range r.ChunksUS[1:] {
 			sum += d
 		}
+		// The last event cannot arrive before the sim's 40 ms plus its
+		// 10 ms gaps (a late first event shortens the gaps after it, so
+		// the mean gap alone may fall under 10 ms); the mean above 18 ms
+		// would be gaps timed wrong.
+		last := time.Duration(r.ChunksUS[0]+sum) * time.Microsecond
 		itl := time.Duration(sum/int64(tokens-1)) * time.Microsecond
-		if itl < 10*time.Millisecond || itl > 18*time.Millisecond {
-			t.Errorf("record %s: mean inter-token gap %v, sim configured 10ms", r.ID, itl)
+		if last < 40*time.Millisecond+time.Duration(tokens-1)*10*time.Millisecond || itl > 18*time.Millisecond {
+			t.Errorf("record %s: last event at %v, mean inter-token gap %v; sim configured 40ms then 10ms", r.ID, last, itl)
 		}
 	}
 }
