@@ -67,7 +67,9 @@ type segmentPath struct {
 type Reader struct {
 	manifest Manifest
 	segs     []segmentPath
-	next     int // index of the next segment to open
+	next     int      // index of the next segment to open
+	gaps     []Gap    // holes in the segment numbering
+	notes    []string // what Open passed over (empty captures)
 
 	cur       *segmentPath
 	f         *os.File
@@ -76,6 +78,8 @@ type Reader struct {
 	br        *bufio.Reader
 	off       int64 // uncompressed offset of the next line in cur
 	line      int   // lines read in cur
+	recs      int   // records returned from cur
+	intact    bool  // the last error is a record that did not parse in a stream that decodes: SkipSegment can count the rest
 	buf       []byte
 	truncated bool
 	err       error // sticky
@@ -107,11 +111,18 @@ func (e *eofReader) Read(p []byte) (int, error) {
 type MultipleCapturesError struct {
 	Dir      string   // the directory opened
 	Captures []string // the captures in it, oldest first: Dir's own (as Dir/manifest.json), then run subdirectories
+	// Empty lists the captures in Dir with no records (a proxy start that
+	// failed or served nothing), passed over and not in Captures.
+	Empty []string
 }
 
 func (e *MultipleCapturesError) Error() string {
-	return fmt.Sprintf("%s holds %d captures (one per proxy run; runs are not merged because their times and hash ids are not comparable): open one of %s",
+	msg := fmt.Sprintf("%s holds %d captures (one per proxy run; runs are not merged because their times and hash ids are not comparable): open one of %s",
 		e.Dir, len(e.Captures), strings.Join(e.Captures, ", "))
+	if len(e.Empty) > 0 {
+		msg += fmt.Sprintf(" (ignored as empty: %s)", strings.Join(e.Empty, ", "))
+	}
+	return msg
 }
 
 // HoldsCapture reports whether Open treats the directory dir as a capture:
@@ -145,6 +156,10 @@ func captureDirs(dir string) []string {
 // subdirectories). A directory with no capture of its own and exactly one
 // subdirectory holding one (a run-* directory) opens that one; a directory
 // holding several captures is a *MultipleCapturesError naming them.
+// Captures without records (a manifest and no segments: a proxy start that
+// failed or served nothing) are passed over when exactly one capture in
+// the directory holds records, or none does and the directory has its own;
+// Notes names each.
 func Open(path string) (*Reader, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -155,16 +170,20 @@ func Open(path string) (*Reader, error) {
 	}
 	if st.IsDir() {
 		own := fileExists(filepath.Join(path, ManifestName))
-		if subs := captureDirs(path); len(subs) > 0 {
-			if !own && len(subs) == 1 {
-				return openDir(subs[0])
-			}
-			if own {
-				subs = append([]string{filepath.Join(path, ManifestName)}, subs...)
-			}
-			return nil, &MultipleCapturesError{Dir: path, Captures: subs}
+		subs := captureDirs(path)
+		if len(subs) == 0 {
+			return openDir(path)
 		}
-		return openDir(path)
+		dir, notes, err := choose(path, own, subs)
+		if err != nil {
+			return nil, err
+		}
+		r, err := openDir(dir)
+		if err != nil {
+			return nil, err
+		}
+		r.notes = notes
+		return r, nil
 	}
 	r := &Reader{}
 	base := filepath.Base(path)
@@ -205,6 +224,7 @@ func openDir(path string) (*Reader, error) {
 		r.segs = append(r.segs, segmentPath{path: filepath.Join(path, e.Name()), seq: seq, partial: m[2] != "", zst: m[3] != ""})
 	}
 	sort.SliceStable(r.segs, func(i, j int) bool { return r.segs[i].seq < r.segs[j].seq })
+	r.gaps = findGaps(path, r.segs)
 	mpath := filepath.Join(path, ManifestName)
 	if !fileExists(mpath) {
 		if len(r.segs) > 0 {
@@ -241,6 +261,14 @@ func readManifest(path string) (Manifest, error) {
 // a capture directory).
 func (r *Reader) Manifest() Manifest { return r.manifest }
 
+// Gaps lists the runs of segments missing from the capture's numbering
+// (see Gap), known from Open on; their records are not returned.
+func (r *Reader) Gaps() []Gap { return r.gaps }
+
+// Notes names what Open passed over to pick the capture it reads: empty
+// captures next to it (see Open).
+func (r *Reader) Notes() []string { return r.notes }
+
 // Truncated reports whether a segment's end was cut off: the last segment
 // of a capture whose writer crashed (or is still writing), or one the
 // writer marked partial after a disk error. Every whole record before the
@@ -268,6 +296,8 @@ func (r *Reader) Next() (*Record, error) {
 		if rec != nil || err != nil {
 			if err != nil {
 				r.err = err
+			} else {
+				r.recs++
 			}
 			return rec, err
 		}
@@ -280,16 +310,32 @@ func (r *Reader) Next() (*Record, error) {
 // SkipSegment gives up the segment that Next's last *CorruptError came
 // from, records after the corruption included, and lets Next go on with
 // the following segment (for readers that would rather lose part of one
-// segment than the rest of the capture). It reports false, and changes
-// nothing, when Next's last error was not a corruption.
-func (r *Reader) SkipSegment() bool {
+// segment than the rest of the capture). It returns what was given up:
+// the records after the corrupt one are counted exactly when the segment
+// decodes to its end, else as far as it does, with the bytes left unread.
+// It reports false, and changes nothing, when Next's last error was not a
+// corruption.
+func (r *Reader) SkipSegment() (SkippedSegment, bool) {
 	var ce *CorruptError
 	if !errors.As(r.err, &ce) {
-		return false
+		return SkippedSegment{}, false
+	}
+	s := SkippedSegment{Err: ce, Record: r.recs + 1}
+	if r.cur != nil {
+		streamErr := ce.Err
+		if r.intact {
+			s.After, streamErr = r.countRest()
+		}
+		s.Exact = streamErr == nil
+		s.Cut = errors.Is(streamErr, io.ErrUnexpectedEOF) && r.src.eof
+		s.Size = r.fileSize()
+		if !s.Exact {
+			s.Unread = max(s.Size-r.src.n, 0)
+		}
 	}
 	r.closeSegment()
 	r.err = nil
-	return true
+	return s, true
 }
 
 func (r *Reader) open(sp *segmentPath) error {
@@ -297,7 +343,7 @@ func (r *Reader) open(sp *segmentPath) error {
 	if err != nil {
 		return fmt.Errorf("opening capture segment: %w", err)
 	}
-	r.f, r.cur, r.off, r.line = f, sp, 0, 0
+	r.f, r.cur, r.off, r.line, r.recs, r.intact = f, sp, 0, 0, 0, false
 	r.src = eofReader{r: f}
 	var src io.Reader = &r.src
 	if sp.zst {
@@ -380,6 +426,7 @@ func (r *Reader) readRecord() (*Record, error) {
 			r.truncated = true
 			return nil, nil
 		}
+		r.intact = true // the stream decodes: SkipSegment can count the rest
 		return nil, r.corruptAt(start, r.line, perr)
 	}
 }

@@ -227,7 +227,7 @@ func TestReaderSkipSegment(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if r.SkipSegment() {
+	if _, ok := r.SkipSegment(); ok {
 		t.Fatal("SkipSegment before any error reported true")
 	}
 	var ids []string
@@ -239,7 +239,7 @@ func TestReaderSkipSegment(t *testing.T) {
 		}
 		var ce *CorruptError
 		if errors.As(err, &ce) {
-			if !r.SkipSegment() {
+			if _, ok := r.SkipSegment(); !ok {
 				t.Fatalf("SkipSegment after %v reported false", err)
 			}
 			skipped = append(skipped, ce.File)
@@ -267,7 +267,7 @@ func TestReaderSkipSegment(t *testing.T) {
 			t.Errorf("record %s between a's and d's", id)
 		}
 	}
-	if r.SkipSegment() {
+	if _, ok := r.SkipSegment(); ok {
 		t.Error("SkipSegment after EOF reported true")
 	}
 }
@@ -441,8 +441,12 @@ func FuzzReader(f *testing.F) {
 				break
 			}
 			if err != nil {
-				if !sr.SkipSegment() {
+				skip, ok := sr.SkipSegment()
+				if !ok {
 					t.Fatalf("SkipSegment refused after %v", err)
+				}
+				if skip.After < 0 || skip.Unread < 0 || skip.Record < 1 || !strings.Contains(skip.String(), skip.Err.File) {
+					t.Fatalf("skip report %+v: %s", skip, skip)
 				}
 				continue
 			}

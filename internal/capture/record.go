@@ -20,8 +20,13 @@ const (
 
 // Token count sources.
 const (
-	TokensUsage    = "usage"    // the server's usage object
-	TokensEstimate = "estimate" // estimated from text (openai.EstimateTokens)
+	// TokensUsage says the counts are the server's usage object's.
+	TokensUsage = "usage"
+	// TokensEstimate says they were estimated without usage: a streamed
+	// response counts one token per output event, a non-streamed one its
+	// text's openai.EstimateTokens, capped at max_tokens × n either way;
+	// the prompt counts its text's EstimateTokens.
+	TokensEstimate = "estimate"
 )
 
 // Record is one request as captured: its shape and timings, never its
@@ -58,9 +63,12 @@ type Record struct {
 	// Prompt and Messages are stored only with content capture "full".
 	Prompt   string `json:"prompt,omitempty"`
 	Messages []byte `json:"messages,omitempty"` // raw JSON messages; base64 in JSON
-	// BodyTruncated says the request body passed the parse cap: request
-	// fields are best effort (top-level scalars only) and there are no
-	// hash ids.
+	// BodyTruncated says the request body could not be parsed whole: it
+	// passed the parse cap, or the client stopped sending it part way.
+	// Request fields are then best effort (top-level scalars only) and
+	// there are no hash ids. The proxy reads the rest of a body its
+	// upstream did not (one that was down), so an upstream failure alone
+	// does not set it.
 	BodyTruncated bool `json:"body_truncated,omitempty"`
 
 	Status       int    `json:"status"`
@@ -71,17 +79,19 @@ type Record struct {
 	CachedTokens int    `json:"cached_tokens,omitempty"`
 	TokensSource string `json:"tokens_source,omitempty"` // TokensUsage or TokensEstimate
 	TTFBNs       int64  `json:"ttfb_ns,omitempty"`       // response headers
-	TTFTNs       int64  `json:"ttft_ns,omitempty"`       // first non-empty content delta
-	// ChunksUS holds, for every SSE event that carried content, the gap in
-	// microseconds since the previous such event (the first since arrival):
-	// delta encoding keeps records small. ChunkTokens holds each event's
-	// token count. Microseconds, not ns: network timing has no meaningful
-	// sub-µs digits and they would not compress.
+	TTFTNs       int64  `json:"ttft_ns,omitempty"`       // first output event: non-empty content or part of a tool call
+	// ChunksUS holds, for every SSE event that carried output (content or
+	// part of a tool call), the gap in microseconds since the previous such
+	// event (the first since arrival): delta encoding keeps records small.
+	// ChunkTokens holds each event's token count. Microseconds, not ns:
+	// network timing has no meaningful sub-µs digits and they would not
+	// compress.
 	ChunksUS    []int64 `json:"chunks_us,omitempty"`
 	ChunkTokens []int   `json:"chunk_tokens,omitempty"`
 	// ChunkTokensSource is TokensUsage when every ChunkTokens entry came
 	// from per-chunk usage (vLLM's continuous_usage_stats), TokensEstimate
-	// when any was estimated from its text; empty without ChunkTokens.
+	// when any was estimated (1 for an event without usage); empty without
+	// ChunkTokens.
 	// TokensSource says where the totals came from, which may differ.
 	ChunkTokensSource string `json:"chunk_tokens_source,omitempty"`
 	E2ENs             int64  `json:"e2e_ns,omitempty"`

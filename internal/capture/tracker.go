@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -235,24 +236,33 @@ func (t *Tracker) event(now time.Time, data []byte) {
 	if c.FinishReason != "" {
 		t.rec.FinishReason = c.FinishReason
 	}
+	// Output is text (content, reasoning, refusal) or part of a tool
+	// call, as the replayer counts it.
+	output := c.Content != "" || c.ToolCall
 	tokens := 0
 	if c.Usage != nil {
 		t.usage, t.haveUsage = *c.Usage, true
 		// vLLM's continuous usage (stream_options.continuous_usage_stats)
 		// puts a cumulative completion_tokens on every chunk. Usage that
 		// first appears on a later content chunk is a total, not a step:
-		// estimate that chunk instead of giving it every token.
+		// that chunk counts as one, as a chunk without usage does, instead
+		// of getting every token.
 		d := c.Usage.CompletionTokens - t.cum
-		if c.Content != "" && d > 0 && (t.haveCum || !t.contentSeen) {
+		if output && d > 0 && (t.haveCum || !t.contentSeen) {
 			tokens = d
 		}
 		t.cum, t.haveCum = c.Usage.CompletionTokens, true
 	}
-	if c.Content == "" {
+	if !output {
 		return
 	}
 	if tokens == 0 {
-		tokens = max(openai.EstimateTokens(c.Content), 1)
+		// Serving engines (vLLM, SGLang, TGI, OpenAI's API) stream about
+		// one token per event, so an event without usage counts 1. Its
+		// text says little: estimating ceil(chars/4) per event recorded a
+		// stream of 6-character tokens at twice its length (issue 16).
+		// Finish caps the total at what the request allowed.
+		tokens = 1
 		t.estChunks = true
 	}
 	off := int64(now.Sub(t.arrival))
@@ -322,7 +332,7 @@ func (t *Tracker) Finish(now time.Time, err error, aborted bool) *Record {
 			r.TokensSource = TokensUsage
 		case t.reqPrompt > 0 || (outputKnown && output > 0):
 			r.PromptTokens = t.reqPrompt
-			r.OutputTokens = output
+			r.OutputTokens = min(output, t.outputLimit())
 			r.TokensSource = TokensEstimate
 		}
 	}
@@ -346,6 +356,18 @@ func (t *Tracker) Finish(now time.Time, err error, aborted bool) *Record {
 	r.Aborted = aborted
 	r.E2ENs = int64(now.Sub(t.arrival))
 	return r
+}
+
+// outputLimit is the most output tokens the request allowed: max_tokens
+// (or max_completion_tokens, or the Responses API's max_output_tokens) for
+// each of its n choices. Estimates never pass it: a server stops there, so
+// a larger count is the estimate's error. Without a limit it is MaxInt.
+func (t *Tracker) outputLimit() int {
+	limit, n := t.rec.MaxTokens, max(t.rec.N, 1)
+	if limit <= 0 || limit > math.MaxInt/n {
+		return math.MaxInt
+	}
+	return limit * n
 }
 
 // StreamDone reports whether the response stream delivered its end: the

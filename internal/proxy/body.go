@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +21,7 @@ func exchangeFrom(ctx context.Context) *exchange {
 
 // teeBody passes the client's request body to the upstream unchanged while
 // keeping a copy of its first MaxBody bytes for parsing. The transport reads
-// it on its own goroutine, hence the mutex.
+// it on its own goroutine, hence the mutexes.
 //
 // Once it has returned EOF it answers every later Read with EOF itself,
 // without asking the server's body: after copying Content-Length bytes the
@@ -29,9 +30,20 @@ func exchangeFrom(ctx context.Context) *exchange {
 // out (the upstream answered fast). The server's "invalid Read on closed
 // Body" would make the transport drop the upstream connection and cut a
 // response that is streaming fine (golang/go#40747).
+//
+// Close does not close the client's body: a transport that failed before
+// reading it (an upstream that refused the connection) closes it at once,
+// and the server's body would then discard what the client sent, leaving
+// the record without its request (issue 16). readRest reads that rest for
+// the record. The server closes the client's body when the handler returns,
+// as it always does; after release the tee answers reads without it.
 type teeBody struct {
-	rc       io.ReadCloser
-	ended    atomic.Bool // returned io.EOF once
+	rc     io.ReadCloser
+	ended  atomic.Bool // returned io.EOF once
+	closed atomic.Bool // the transport closed it
+	// rmu is held across each read of rc, so that the transport's reads
+	// and readRest's take turns and the copy keeps the body's order.
+	rmu      sync.Mutex
 	mu       sync.Mutex
 	buf      *bytes.Buffer
 	max      int
@@ -52,6 +64,19 @@ func (p *Proxy) newTee(rc io.ReadCloser) *teeBody {
 
 func (t *teeBody) Read(b []byte) (int, error) {
 	if t.ended.Load() {
+		return 0, io.EOF
+	}
+	if t.closed.Load() {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	return t.read(b)
+}
+
+// read reads the client's body into b and keeps a copy.
+func (t *teeBody) read(b []byte) (int, error) {
+	t.rmu.Lock()
+	defer t.rmu.Unlock()
+	if t.ended.Load() { // reached while waiting for rmu
 		return 0, io.EOF
 	}
 	n, err := t.rc.Read(b)
@@ -82,7 +107,48 @@ func (t *teeBody) Read(b []byte) (int, error) {
 	return n, err
 }
 
-func (t *teeBody) Close() error { return t.rc.Close() }
+// Close ends the transport's use of the body; the client's body stays open
+// for readRest.
+func (t *teeBody) Close() error {
+	t.closed.Store(true)
+	return nil
+}
+
+// partial reports whether the body is unfinished: neither at its end nor
+// past the parse cap.
+func (t *teeBody) partial() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.buf != nil && !t.ended.Load() && !t.overflow
+}
+
+// started reports whether anything of the body has been read.
+func (t *teeBody) started() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.buf != nil && (t.buf.Len() > 0 || t.overflow || t.ended.Load())
+}
+
+// readRest reads what the upstream did not of the client's body into the
+// copy, so that the record of a request whose upstream failed still has the
+// request the client sent. It stops at the body's end, past the parse cap,
+// at a read error (the client went away) or once it has read limit bytes
+// (then up to a copy buffer more), and blocks as long as the client takes to
+// send that much. The body it completes is not mirrored: onEnd is dropped.
+func (t *teeBody) readRest(limit int) {
+	t.mu.Lock()
+	t.onEnd = nil
+	t.mu.Unlock()
+	bp := copyBufferPool.Get().(*[]byte)
+	defer copyBufferPool.Put(bp)
+	for read := 0; read < limit && t.partial(); {
+		n, err := t.read(*bp)
+		if err != nil {
+			return
+		}
+		read += n
+	}
+}
 
 // snapshot returns the bytes kept so far and whether they are the whole body.
 func (t *teeBody) snapshot() ([]byte, bool) {
@@ -94,9 +160,13 @@ func (t *teeBody) snapshot() ([]byte, bool) {
 	return t.buf.Bytes(), t.ended.Load() && !t.overflow
 }
 
-// release returns the buffer to the pool once the tracker has parsed it.
-// A transport goroutine may still be reading the body; it then stops copying.
+// release returns the buffer to the pool once the tracker has parsed it. A
+// transport goroutine may still be reading the body; it then stops copying,
+// and its later reads fail without touching the client's body, which must
+// not be read once the handler has returned (what ReverseProxy's own Close
+// of the body guards against, golang/go#46866).
 func (t *teeBody) release(p *Proxy) {
+	t.closed.Store(true)
 	t.mu.Lock()
 	buf := t.buf
 	t.buf = nil

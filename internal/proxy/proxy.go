@@ -12,10 +12,12 @@ import (
 	"fmt"
 	"io"
 	stdlog "log"
+	"math"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,6 +126,11 @@ type Proxy struct {
 	bufPool sync.Pool
 	metrics *metrics
 	shadow  *shadower // nil: no --shadow
+	// doubledV1 is set when the upstream's path ends in /v1: a client
+	// calling /v1/... then reaches /v1/v1/..., most likely a 404.
+	// doubledV1Once logs that the first time it happens (issue 16).
+	doubledV1     bool
+	doubledV1Once sync.Once
 	// draining: shutdown began; /readyz answers 503 so load balancers
 	// stop sending before the listener closes.
 	draining atomic.Bool
@@ -166,6 +173,7 @@ func New(cfg Config, out RecordWriter, hasher *capture.Hasher, origin time.Time,
 		idBase:  hex.EncodeToString(b[:]),
 		metrics: newMetrics(),
 	}
+	p.doubledV1 = strings.HasSuffix(strings.TrimRight(target.Path, "/"), "/v1")
 	if cfg.Shadow.URL != "" {
 		p.shadow = newShadower(cfg.Shadow, out, origin, &p.opts, cfg.UpstreamHeader, log)
 	}
@@ -173,6 +181,9 @@ func New(cfg Config, out RecordWriter, hasher *capture.Hasher, origin time.Time,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host // forward the client's Host unchanged
+			if p.doubledV1 && strings.HasPrefix(pr.In.URL.Path, "/v1/") {
+				p.warnDoubledV1(pr.In.URL.Path, pr.Out.URL.Path)
+			}
 			// SetURL does not add X-Forwarded-*; Rewrite drops the client's
 			// copies. Keep what the client sent: the proxy must be invisible.
 			for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
@@ -191,6 +202,16 @@ func New(cfg Config, out RecordWriter, hasher *capture.Hasher, origin time.Time,
 		ErrorLog: stdlog.New(io.Discard, "", 0),
 	}
 	return p, nil
+}
+
+// warnDoubledV1 logs, once, a client path that the upstream's /v1 base
+// turns into /v1/v1/...: forwarded unchanged (the proxy never alters
+// traffic), but named so the operator can fix --upstream.
+func (p *Proxy) warnDoubledV1(in, out string) {
+	p.doubledV1Once.Do(func() {
+		p.log.Warn("--upstream ends in /v1 and a client called a /v1/ path: forwarded to "+out+", which most servers answer with 404; give --upstream without /v1 unless the upstream really serves that path",
+			zap.String("client_path", in), zap.String("upstream_path", out))
+	})
 }
 
 // Stats returns the proxy's counters.
@@ -294,9 +315,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) finish(ex *exchange, r *http.Request, panicked bool) {
 	now := time.Now()
 	if ex.body != nil {
-		buf, complete := ex.body.snapshot()
-		if err := parseRequestBody(ex.tr, ex.reqEncoding, buf, complete, p.cfg.MaxBody); err != nil {
-			p.log.Debug("request body not decoded for parsing", zap.String("request_id", ex.reqID), errField(err))
+		// A body of which nothing arrived (a client that sent
+		// "Expect: 100-continue" to a failed upstream, or left before
+		// sending any) has nothing to parse, and is not a truncated one.
+		if buf, complete := ex.body.snapshot(); len(buf) > 0 || complete {
+			if err := parseRequestBody(ex.tr, ex.reqEncoding, buf, complete, p.cfg.MaxBody); err != nil {
+				p.log.Debug("request body not decoded for parsing", zap.String("request_id", ex.reqID), errField(err))
+			}
 		}
 		ex.body.release(p)
 	}
@@ -397,13 +422,54 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	// (a refused connection, an unverifiable certificate) so the client's
 	// operator need not find the proxy's log. Transport errors carry no
 	// URL, so no query-string credential can leak here.
+	msg := ""
+	if clientThere {
+		msg = fmt.Sprintf("upstream request failed: %v\n", err)
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	// The length net/http would set itself, set now so that the answer can
+	// go out before the handler ends (readRestOfBody).
+	w.Header().Set("Content-Length", strconv.Itoa(len(msg)))
 	w.WriteHeader(http.StatusBadGateway)
-	if clientThere {
-		fmt.Fprintf(w, "upstream request failed: %v\n", err)
+	_, _ = io.WriteString(w, msg)
+	if clientThere && ex != nil && ex.body != nil {
+		p.readRestOfBody(w, r, ex.body)
 	}
 }
+
+// readRestOfBody reads the part of the request body that the failed
+// upstream exchange did not, up to the parse cap, so that the record has
+// the request's model, stream flag, max_tokens and prompt (issue 16: a
+// refused connection left a record with none of them, marked
+// body_truncated, replayed as an empty prompt).
+//
+// It does not delay the answer: before net/http writes a response it reads
+// up to 256 KiB of an unread request body itself (clients that send their
+// whole request before reading the answer would deadlock otherwise,
+// golang/go#15527), so that much is read first, the same wait. A body
+// longer still is read after the 502 went out: full duplex stops net/http
+// from discarding the rest, and the flush sends the answer. A client that
+// sent "Expect: 100-continue" and nothing yet is not asked for its body.
+func (p *Proxy) readRestOfBody(w http.ResponseWriter, r *http.Request, body *teeBody) {
+	if !body.partial() || (!body.started() && strings.EqualFold(r.Header.Get("Expect"), "100-continue")) {
+		return
+	}
+	body.readRest(unreadBodyBeforeAnswer)
+	if !body.partial() {
+		return
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.EnableFullDuplex() // HTTP/2 is full duplex already (ErrNotSupported)
+	if err := rc.Flush(); err != nil {
+		return // the client is gone
+	}
+	body.readRest(math.MaxInt)
+}
+
+// unreadBodyBeforeAnswer is how much of an unread request body net/http
+// reads before it writes a response (its maxPostHandlerReadBytes), in bytes.
+const unreadBodyBeforeAnswer = 256 << 10
 
 // copyBuffers pools the ReverseProxy's body-copy buffers: without a pool
 // it allocates (and zeroes) 32 KiB for every response.

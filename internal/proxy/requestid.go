@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -38,11 +40,25 @@ func requestIDOf(ex *exchange) string {
 	return ex.reqID
 }
 
-// logFinish logs the end of a request: a warning when the upstream broke
-// the response, and at debug level one line per request. Never headers,
-// query strings or bodies: they may hold credentials.
+// logFinish logs the end of a request: why it was aborted (the client
+// went away, shutdown cut it: info; the upstream broke the response: a
+// warning), and at debug level one line per request. Never headers, query
+// strings or bodies: they may hold credentials.
+//
+// A client that goes away cancels the request's context, and the upstream
+// read then fails with that cancellation: the context, not the read error,
+// says whose doing it was (issue 16).
 func (p *Proxy) logFinish(ex *exchange, r *http.Request, rec *capture.Record) {
-	if ex.respErr != nil {
+	ctx := r.Context()
+	switch {
+	case !rec.Aborted:
+	case errors.Is(context.Cause(ctx), ErrDrainCut):
+		p.log.Info("response cut at shutdown drain bound", zap.String("request_id", ex.reqID), zap.String("path", r.URL.Path),
+			zap.Int("status", rec.Status))
+	case ctx.Err() != nil:
+		p.log.Info("client went away before the response ended", zap.String("request_id", ex.reqID), zap.String("path", r.URL.Path),
+			zap.Int("status", rec.Status), errField(context.Cause(ctx)))
+	case ex.respErr != nil:
 		p.log.Warn("upstream response broke off", zap.String("request_id", ex.reqID), zap.String("path", r.URL.Path),
 			zap.Int("status", rec.Status), errField(ex.respErr))
 	}

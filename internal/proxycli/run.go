@@ -51,7 +51,7 @@ type options struct {
 func flags(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to accept client traffic on (use :8080 to accept from other hosts)")
-	fs.StringVar(&o.proxy.Upstream, "upstream", "", "base URL of the inference gateway or model server to forward to (required)")
+	fs.StringVar(&o.proxy.Upstream, "upstream", "", "base URL of the inference gateway or model server to forward to, without /v1: a client's /v1/... path is appended (required)")
 	fs.StringVar(&o.captureDir, "capture-dir", "", "directory to write the capture into; when it already holds a capture, this run goes to a new run-<start time> subdirectory (required)")
 	fs.StringVar(&o.proxy.Content, "capture-content", capture.ContentHashed, "prompt capture: none, hashed (keyed prefix-block hashes) or full (prompt text)")
 	fs.StringVar(&o.proxy.SessionHeader, "session-header", "", "request header naming a conversation/user key (stored hashed); default: the body's \"user\" field")
@@ -121,16 +121,43 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-
-	if o.upstreamWait > 0 {
-		if err := waitForUpstream(ctx, o.proxy.Upstream, o.upstreamWait); err != nil {
-			return err
+	// The proxy forwards a client's /v1/chat/completions to the base URL's
+	// path + /v1/chat/completions: behind a base ending in /v1 that is a
+	// 404. It is a warning, not a refusal: clients that call
+	// /chat/completions without /v1 are served right by such a base, and
+	// the proxy never changes a path. The proxy also logs the first
+	// request that really gets a doubled /v1/v1/.
+	for _, base := range []struct{ flag, url string }{{"--upstream", o.proxy.Upstream}, {"--shadow", o.proxy.Shadow.URL}} {
+		if base.url != "" {
+			if err := cli.CheckBaseURL(base.flag, "", base.url); err != nil {
+				log.Warn(err.Error() + " (unless your clients call paths without /v1)")
+			}
 		}
 	}
+
 	var key []byte
 	if o.hashKeyFile != "" {
 		if key, err = os.ReadFile(o.hashKeyFile); err != nil {
 			return fmt.Errorf("reading --hash-key-file: %w", err)
+		}
+	}
+	// Bind every listener before anything is written: a second proxy
+	// started on a live capture directory, whose port is taken, must fail
+	// without leaving an empty run-* directory there (issue 16).
+	ln, aln, err := listen(o.listen, o.adminListen)
+	if err != nil {
+		return err
+	}
+	closeListeners := func() {
+		_ = ln.Close()
+		if aln != nil {
+			_ = aln.Close()
+		}
+	}
+	if o.upstreamWait > 0 {
+		if err := waitForUpstream(ctx, o.proxy.Upstream, o.upstreamWait, upstreamProgressEvery, log); err != nil {
+			closeListeners()
+			return err
 		}
 	}
 	block := capture.DefaultBlockChars
@@ -138,6 +165,15 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	origin := time.Now()
 	if o.proxy.Content == "" {
 		o.proxy.Content = capture.ContentHashed
+	}
+	// The proxy first (its TLS setup can fail), the capture writer last:
+	// the proxy writes to it through sink, set before serving starts.
+	hub := control.NewHub(0) // finished records for the control API's tail streams
+	sink := &captureSink{}
+	p, err := proxy.New(o.proxy, hub.Tee(sink), hasher, origin, log)
+	if err != nil {
+		closeListeners()
+		return err
 	}
 	w, err := capture.NewWriter(o.captureDir, capture.WriterOptions{
 		Manifest: capture.Manifest{
@@ -154,6 +190,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		OnReady: func(dir string) { log.Info("capture directory ready", zap.String("capture_dir", dir)) },
 	})
 	if err != nil {
+		closeListeners()
 		return fmt.Errorf("opening capture: %w", err)
 	}
 	if ws := w.Stats(); !ws.Healthy {
@@ -162,17 +199,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Error("capture directory unusable: serving traffic WITHOUT capture (records are counted as lost); retrying every second",
 			zap.String("capture_dir", o.captureDir), zap.String("error", ws.LastError))
 	}
-	hub := control.NewHub(0) // finished records for the control API's tail streams
-	p, err := proxy.New(o.proxy, hub.Tee(w), hasher, origin, log)
-	if err != nil {
-		_ = w.Close()
-		return err
-	}
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		_ = w.Close()
-		return fmt.Errorf("listening on --listen %s: %w", o.listen, err)
-	}
+	sink.w = w
 	// Requests' contexts derive from base: cancelling it at the end of the
 	// drain ends what Shutdown cannot close, hijacked connections
 	// (WebSocket tunnels) whose handlers run until the context ends.
@@ -193,13 +220,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	go func() { serveErr <- srv.Serve(ln) }()
 	var admin *http.Server
 	var ctl *control.Server
-	if o.adminListen != "" {
-		aln, err := net.Listen("tcp", o.adminListen)
-		if err != nil {
-			_ = srv.Close()
-			_ = w.Close()
-			return fmt.Errorf("listening on --admin-listen %s: %w", o.adminListen, err)
-		}
+	if aln != nil {
 		if admin, ctl, err = newAdmin(&o, p, w, hub, origin); err != nil {
 			_ = aln.Close()
 			_ = srv.Close()
@@ -290,24 +311,68 @@ func drain(srv *http.Server, p *proxy.Proxy, bound time.Duration, cut func(), lo
 	<-handlers
 }
 
+// captureSink passes the proxy's records to the capture writer w, which is
+// set after the proxy is built and before it serves.
+type captureSink struct{ w *capture.Writer }
+
+func (s *captureSink) Write(r *capture.Record) bool { return s.w.Write(r) }
+
+var _ proxy.RecordWriter = (*captureSink)(nil)
+
+// listen binds --listen and, unless it is empty, --admin-listen (aln nil).
+func listen(addr, adminAddr string) (ln, aln net.Listener, err error) {
+	if ln, err = net.Listen("tcp", addr); err != nil {
+		return nil, nil, fmt.Errorf("listening on --listen %s: %w", addr, err)
+	}
+	if adminAddr != "" {
+		if aln, err = net.Listen("tcp", adminAddr); err != nil {
+			_ = ln.Close()
+			return nil, nil, fmt.Errorf("listening on --admin-listen %s: %w", adminAddr, err)
+		}
+	}
+	return ln, aln, nil
+}
+
+// upstreamProgressEvery is how often waitForUpstream logs that it is still
+// waiting.
+const upstreamProgressEvery = 5 * time.Second
+
 // waitForUpstream dials the upstream until it accepts a TCP connection or
 // the wait passes, so a mistyped --upstream fails at start with one clear
-// line instead of as a 502 on every request.
-func waitForUpstream(ctx context.Context, upstream string, wait time.Duration) error {
+// line instead of as a 502 on every request. When the first dial fails it
+// logs at once that it waits and for how long, then every `every` that it
+// still does, so a start that seems stuck says why.
+func waitForUpstream(ctx context.Context, upstream string, wait, every time.Duration, log *zap.Logger) error {
 	u, err := url.Parse(upstream)
 	if err != nil {
 		return fmt.Errorf("--upstream %s: not a URL", redact.URL(upstream))
 	}
-	host := cli.DialAddress(u)
-	deadline := time.Now().Add(wait)
+	host, shown := cli.DialAddress(u), redact.URL(upstream)
+	start := time.Now()
+	deadline, noted := start.Add(wait), time.Time{}
 	for {
 		conn, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", host)
 		if err == nil {
 			conn.Close()
+			if !noted.IsZero() {
+				log.Info("upstream accepts connections", zap.String("upstream", shown), zap.Duration("waited", time.Since(start).Round(time.Millisecond)))
+			}
 			return nil
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("upstream %s unreachable after %v: %w", redact.URL(upstream), wait, err)
+		now := time.Now()
+		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("waiting for upstream %s: %w", shown, context.Cause(ctx))
+		case now.After(deadline):
+			return fmt.Errorf("upstream %s unreachable after %v (--upstream-wait): %w", shown, wait, err)
+		case noted.IsZero():
+			log.Info(fmt.Sprintf("waiting up to %v for upstream %s to accept connections (--upstream-wait)", wait, shown),
+				zap.String("upstream", shown), zap.Duration("upstream_wait", wait), zap.String("error", err.Error()))
+			noted = now
+		case now.Sub(noted) >= every:
+			log.Info("still waiting for upstream to accept connections", zap.String("upstream", shown),
+				zap.Duration("waited", now.Sub(start).Round(time.Second)), zap.Duration("upstream_wait", wait), zap.String("error", err.Error()))
+			noted = now
 		}
 		select {
 		case <-ctx.Done():

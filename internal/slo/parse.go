@@ -58,16 +58,17 @@ type Spec struct {
 	FromIntended bool `json:"from_intended,omitempty"`
 }
 
-// SyntaxError names the bad term and where it starts (1-based byte
-// position in the whole value).
+// SyntaxError names the bad term, its place in the list and where it
+// starts in the whole value.
 type SyntaxError struct {
-	Term string
-	Pos  int
-	Msg  string
+	Term  string
+	Index int // 1-based: the Index-th comma-separated term
+	Pos   int // 1-based character (byte) position of the term's start in the whole value
+	Msg   string
 }
 
 func (e *SyntaxError) Error() string {
-	return fmt.Sprintf("--slo term %d %q: %s", e.Pos, e.Term, e.Msg)
+	return fmt.Sprintf("--slo term %d %q at character %d: %s", e.Index, e.Term, e.Pos, e.Msg)
 }
 
 // Parse reads a --slo value; every bad term is reported (errors.Join of
@@ -76,12 +77,12 @@ func Parse(s string) (*Spec, error) {
 	spec := &Spec{Text: s}
 	var errs []error
 	pos := 0
-	for _, raw := range strings.Split(s, ",") {
+	for i, raw := range strings.Split(s, ",") {
 		lead := len(raw) - len(strings.TrimLeft(raw, " \t"))
 		t := strings.TrimSpace(raw)
 		term, msg := parseTerm(t)
 		if msg != "" {
-			errs = append(errs, &SyntaxError{Term: t, Pos: pos + lead + 1, Msg: msg})
+			errs = append(errs, &SyntaxError{Term: t, Index: i + 1, Pos: pos + lead + 1, Msg: msg})
 		} else {
 			spec.Terms = append(spec.Terms, term)
 		}

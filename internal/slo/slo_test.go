@@ -36,9 +36,10 @@ func TestParseTable(t *testing.T) {
 
 func TestParseErrorsNameTermAndPosition(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
-		{"", `term 1 "": empty term`},
-		{"ttft_p99<=200ms,,e2e<=1s", `term 17 "": empty term`},
-		{"ttft_p99<=200ms, latency<=3s", `term 18 "latency<=3s": unknown metric "latency"`},
+		{"", `term 1 "" at character 1: empty term`},
+		{"ttft_p99<=200ms,,e2e<=1s", `term 2 "" at character 17: empty term`},
+		{"ttft_p99<=200ms, latency<=3s", `term 2 "latency<=3s" at character 18: unknown metric "latency"`},
+		{"ttft_p99<=200ms,e2e<=1s,ttft_p99<=abc", `--slo term 3 "ttft_p99<=abc" at character 25: threshold "abc": want a number with a unit`},
 		{"ttft_p99=200ms", "no comparison"},
 		{"ttft_q99<=1s", `statistic "q99"`},
 		{"ttft_p0<=1s", `percentile "p0"`},

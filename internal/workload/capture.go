@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/capture"
@@ -45,6 +46,12 @@ type Capture struct {
 	warnings  []string
 	truncated bool
 	sessions  map[string]*captureSession
+	// path names the capture in warnings. Records lost: known (corrupt
+	// records and those counted after them in skipped segments), skipped
+	// segments whose rest could not be decoded (uncounted), and segments
+	// missing from the numbering.
+	path                            string
+	lostRecords, uncounted, missing int
 	// tokensPerChar is the capture's Σprompt_tokens/Σprompt_chars over
 	// records whose prompt tokens came from the server's usage; 0 when no
 	// record has both (blocks then assume 4 characters per token).
@@ -66,13 +73,23 @@ var _ Source = (*Capture)(nil)
 // opts.SkipInvalid, a corrupt record is counted (Skipped) and reading goes
 // on with the segment's next readable part: the capture reader stops at
 // corruption, so the rest of that segment is skipped and the next segment
-// is read.
+// is read; a warning names the segment and the records lost with it.
+// Segments missing from the capture's numbering and empty captures passed
+// over (capture.Open) are warnings too, given to opts.Warn at once.
 func OpenCapture(path string, opts OpenOptions) (*Capture, error) {
 	r, err := capture.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	return &Capture{r: r, opts: opts, sessions: map[string]*captureSession{}}, nil
+	c := &Capture{r: r, opts: opts, path: path, sessions: map[string]*captureSession{}}
+	for _, n := range r.Notes() {
+		c.addWarning(n)
+	}
+	for _, g := range r.Gaps() {
+		c.missing += g.Segments()
+		c.addWarning(g.String())
+	}
+	return c, nil
 }
 
 // load reads every replayable record and sorts them by arrival.
@@ -101,9 +118,11 @@ func (c *Capture) read() error {
 			break
 		}
 		var ce *capture.CorruptError
-		if c.opts.SkipInvalid && errors.As(err, &ce) && c.r.SkipSegment() {
-			c.note(ce)
-			continue
+		if c.opts.SkipInvalid && errors.As(err, &ce) {
+			if skip, ok := c.r.SkipSegment(); ok {
+				c.note(skip)
+				continue
+			}
 		}
 		if err != nil {
 			return err
@@ -123,10 +142,19 @@ func (c *Capture) read() error {
 	return nil
 }
 
-// note counts a skipped corruption and keeps a warning naming it.
-func (c *Capture) note(ce *capture.CorruptError) {
+// note counts a skipped corruption and the records lost with it, and
+// keeps a warning naming them.
+func (c *Capture) note(skip capture.SkippedSegment) {
 	c.corrupt++
-	msg := fmt.Sprintf("skipped the rest of capture segment %s after a corrupt record: %v", ce.File, ce)
+	c.lostRecords += skip.Lost()
+	if !skip.Exact {
+		c.uncounted++
+	}
+	c.addWarning(fmt.Sprintf("capture %s: %s", c.path, skip))
+}
+
+// addWarning keeps msg for Warnings and passes it to OpenOptions.Warn.
+func (c *Capture) addWarning(msg string) {
 	c.warnings = append(c.warnings, msg)
 	if c.opts.Warn != nil {
 		c.opts.Warn(msg)
@@ -252,6 +280,9 @@ func (c *Capture) NotReplayable() (shadow, other int) { return c.shadow, c.other
 // segment and skipped corruption.
 func (c *Capture) Warnings() []string {
 	w := slices.Clone(c.warnings)
+	if c.lostRecords > 0 || c.missing > 0 {
+		w = append(w, c.lossSummary())
+	}
 	if n := c.shadow + c.other; n > 0 {
 		w = append(w, fmt.Sprintf("%d capture records not replayable: shadow %d, other paths %d", n, c.shadow, c.other))
 	}
@@ -259,6 +290,31 @@ func (c *Capture) Warnings() []string {
 		w = append(w, "the capture's last segment ends mid-record (the proxy was killed); every whole record was read")
 	}
 	return w
+}
+
+// lossSummary totals what the warnings above it name one by one: records
+// skipped with corrupt segments and segments missing.
+func (c *Capture) lossSummary() string {
+	var parts []string
+	if c.lostRecords > 0 {
+		part := fmt.Sprintf("%s skipped in %s", nOf(c.lostRecords, "record"), nOf(c.corrupt, "corrupt segment"))
+		if c.uncounted > 0 {
+			part = fmt.Sprintf("at least %s (%d undecodable past the corruption, their remaining records uncounted)", part, c.uncounted)
+		}
+		parts = append(parts, part)
+	}
+	if c.missing > 0 {
+		parts = append(parts, nOf(c.missing, "segment")+" missing, their records lost")
+	}
+	return fmt.Sprintf("capture %s: not replayed: %s", c.path, strings.Join(parts, "; "))
+}
+
+// nOf is "1 thing" or "n things".
+func nOf(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 // Close releases the capture's files.

@@ -80,7 +80,7 @@ func TestCaptureSkipInvalid(t *testing.T) {
 	}
 	seg2 := line("b", 10) + "{not json\n" + line("lost", 20)
 	seg3 := line("c", 30)
-	for name, data := range map[string]string{"seg-000900.jsonl": seg2, "seg-000901.jsonl": seg3} {
+	for name, data := range map[string]string{"seg-000002.jsonl": seg2, "seg-000003.jsonl": seg3} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +89,7 @@ func TestCaptureSkipInvalid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := strict.Next(); err == nil || !strings.Contains(err.Error(), "seg-000900.jsonl line 2") {
+	if _, err := strict.Next(); err == nil || !strings.Contains(err.Error(), "seg-000002.jsonl line 2") {
 		t.Errorf("strict read: %v, want the corrupt line named", err)
 	}
 	var warned []string
@@ -107,7 +107,7 @@ func TestCaptureSkipInvalid(t *testing.T) {
 	if n := src.(*Capture).Skipped(); n != 1 {
 		t.Errorf("skipped %d, want 1", n)
 	}
-	if len(warned) != 1 || !strings.Contains(warned[0], "seg-000900.jsonl") {
+	if len(warned) != 1 || !strings.Contains(warned[0], "seg-000002.jsonl") {
 		t.Errorf("warnings %q", warned)
 	}
 }

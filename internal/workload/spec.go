@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/reprise-llm/reprise/internal/capture"
@@ -29,7 +30,7 @@ type OpenOptions struct {
 
 // Open returns the source a workload spec names:
 //
-//	DIR or FILE.jsonl.zst    a Reprise capture (directory with manifest.json, or one segment)
+//	DIR or FILE.jsonl.zst    a Reprise capture (directory with manifest.json, DIR/manifest.json, or one segment)
 //	capture:PATH             the same, explicitly
 //	mooncake:PATH            Mooncake JSONL (timestamp ms, input_length, output_length, hash_ids), AIPerf's variant too
 //	azure:PATH               Azure LLM inference trace CSV (2023 and 2024 layouts)
@@ -65,16 +66,20 @@ func Open(spec string, opts OpenOptions) (Source, error) {
 }
 
 // CapturePath reports whether spec names a Reprise capture — "capture:PATH",
-// a directory holding manifest.json (or run subdirectories that do), or a
-// .jsonl.zst segment — and its path.
+// a directory holding manifest.json (or run subdirectories that do), a
+// capture's manifest.json (that directory's own capture), or a segment
+// (.jsonl.zst, or a seg-NNNNNN.jsonl plain one) — and its path.
 // Open and the replay CLI (which adds production's recorded timings as a
 // baseline for captures) decide the same way through it.
 func CapturePath(spec string) (string, bool) {
 	if p, ok := strings.CutPrefix(spec, "capture:"); ok {
 		return p, true
 	}
-	if strings.HasSuffix(spec, ".jsonl.zst") {
+	if strings.HasSuffix(spec, ".jsonl.zst") || capture.IsSegmentName(spec) {
 		return spec, true
+	}
+	if filepath.Base(spec) == capture.ManifestName && capture.HoldsCapture(filepath.Dir(spec)) {
+		return spec, true // DIR/manifest.json: DIR's own capture, not its run subdirectories
 	}
 	if capture.HoldsCapture(spec) { // manifest.json, or run-* subdirectories of restarts
 		return spec, true
@@ -109,6 +114,11 @@ func open(spec string, opts OpenOptions) (Source, error) {
 	}
 	if st.IsDir() {
 		return nil, fmt.Errorf("workload %s: a directory that is not a capture (no manifest.json)", spec)
+	}
+	if isEmpty(spec, st.Size()) {
+		// Said as it is: "cannot tell its format" sent users looking for
+		// a format problem in a file that holds nothing (issue 16).
+		return nil, fmt.Errorf("workload %s is empty", spec)
 	}
 	first := firstLine(spec)
 	cols := csvHeader(first)
@@ -152,6 +162,19 @@ func hasAny(cols map[string]bool, lists ...[]string) bool {
 		}
 	}
 	return false
+}
+
+// isEmpty reports whether the file at path, of size bytes, holds nothing
+// but white space. Only small files are read to tell.
+func isEmpty(path string, size int64) bool {
+	if size == 0 {
+		return true
+	}
+	if size > 64<<10 {
+		return false
+	}
+	b, err := os.ReadFile(path)
+	return err == nil && len(bytes.TrimSpace(b)) == 0
 }
 
 // firstLine returns up to 64 KiB of the file's first line that is not
