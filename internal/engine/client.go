@@ -133,16 +133,30 @@ func timingsOnly(rec *capture.Record) *capture.Record {
 // send issues req, intended for offset intended, and returns what happened.
 // Its body is pre's when given, else built here. Sent is read after the
 // body is built, just before the request is handed to the transport, so
-// building time on the critical path shows as lag rather than as latency.
+// building time on the critical path shows as lag rather than as latency;
+// nothing that happens later (a timeout, the drain bound, a transport
+// error) moves it.
 func (c *client) send(ctx context.Context, req *workload.Request, pre *prebuilt, intended time.Duration) (out Result) {
 	res := Result{Index: req.Index, Endpoint: string(req.Endpoint), Stream: req.Stream, Intended: intended, Recorded: timingsOnly(req.Recorded),
 		RequestedPromptTokens: req.PromptTokens, RequestedOutputTokens: req.OutputTokens}
 	if res.Endpoint == "" {
 		res.Endpoint = string(openai.Chat)
 	}
+	// fail ends a request that was handed to the transport: its Sent stays
+	// the hand-off (issue 16: moving it to the failure made a timed-out
+	// request's wait read as send lag, blaming the client exactly when the
+	// target was overloaded).
 	fail := func(err string) Result {
-		res.Sent = max(res.Sent, c.since())
 		res.End = c.since()
+		res.Err = err
+		return res
+	}
+	// unsent ends a request that failed before it could be handed out (its
+	// body or request could not be built): it never went out, so its Sent is
+	// the moment it failed, which is when it would have gone.
+	unsent := func(err string) Result {
+		res.Sent = c.since()
+		res.End = res.Sent
 		res.Err = err
 		return res
 	}
@@ -162,13 +176,13 @@ func (c *client) send(ctx context.Context, req *workload.Request, pre *prebuilt,
 		body, err = c.bodies.Body(req, c.model)
 	}
 	if err != nil {
-		return fail(fmt.Sprintf("building request: %v", err))
+		return unsent(fmt.Sprintf("building request: %v", err))
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.target+openai.PathFor(openai.Endpoint(res.Endpoint)), &sentBody{b: body})
 	if err != nil {
-		return fail(fmt.Sprintf("building request: %v", err))
+		return unsent(fmt.Sprintf("building request: %v", err))
 	}
 	hreq.ContentLength = int64(len(body))
 	// A retry (a kept-alive connection the server closed as the request
@@ -408,7 +422,15 @@ func (c *client) readJSON(ctx context.Context, body io.Reader, res *Result) {
 	if res.reply != nil {
 		res.reply = append(res.reply, r.Content...)
 	}
-	setTokens(res, r.Usage, openai.EstimateTokens(r.Content))
+	// Without usage the output is estimated from its text (about 4
+	// characters a token), never above the max_tokens the request sent
+	// (RequestedOutputTokens, when > 0): an estimate must not claim more
+	// tokens than the server was allowed to generate (issue 16).
+	est := openai.EstimateTokens(r.Content)
+	if n := res.RequestedOutputTokens; n > 0 {
+		est = min(est, n)
+	}
+	setTokens(res, r.Usage, est)
 	if c.onFirst != nil && res.Err == "" {
 		c.onFirst(FirstToken{Index: res.Index, Intended: res.Intended, Sent: res.Sent, At: res.FirstToken})
 	}

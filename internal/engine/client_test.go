@@ -84,6 +84,11 @@ func (s *llmServer) serve(w http.ResponseWriter, r *http.Request) {
 	case strings.Contains(b, `"model":"bare"`):
 		w.Header()["Content-Type"] = nil
 		fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choices\":[{\"text\":\"b\",\"finish_reason\":\"stop\"}]}\n\n")
+	case strings.Contains(b, `"model":"verbose"`):
+		// 400 characters and no usage: ceil(400/4) = 100 tokens by the
+		// text estimate, more than any max_tokens the tests send.
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"choices":[{"message":{"content":%q},"finish_reason":"length"}]}`, strings.Repeat("abcd", 100))
 	case !strings.Contains(b, `"stream":true`):
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"choices":[{"message":{"content":"a b c"},"finish_reason":"length"}],"usage":{"prompt_tokens":4,"completion_tokens":3}}`)
@@ -291,3 +296,27 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 }
 
 func nan() float64 { var z float64; return z / z }
+
+// Issue 16: without usage, a non-streamed reply's output is estimated from
+// its text, and the estimate never exceeds the max_tokens the request sent
+// (a text of 100 estimated tokens for max_tokens 16 counts 16); with no
+// max_tokens sent, the estimate stands.
+func TestNonStreamedEstimateCappedAtMaxTokens(t *testing.T) {
+	srv := newLLMServer(t)
+	src := &sliceSource{reqs: []workload.Request{
+		{Index: 0, Endpoint: openai.Chat, Model: "verbose", PromptTokens: 4, OutputTokens: 16},
+		{Index: 1, Endpoint: openai.Chat, Model: "verbose", PromptTokens: 4},
+	}}
+	run, err := Execute(context.Background(), Config{Target: srv.URL, Profile: ProfileSynchronous}, src, bodies{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(run.Results) != 2 {
+		t.Fatalf("%d results", len(run.Results))
+	}
+	for i, want := range []int{16, 100} {
+		if r := run.Results[i]; !r.OK() || r.TokensFromUsage || r.OutputTokens != want {
+			t.Errorf("request %d: ok %v, from usage %v, output tokens %d, want an estimate of %d", i, r.OK(), r.TokensFromUsage, r.OutputTokens, want)
+		}
+	}
+}

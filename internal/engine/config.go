@@ -110,10 +110,11 @@ type Config struct {
 	// to 1 ms late. 1 ms meets due times within microseconds, at the cost
 	// of CPU (a core at rates near 1,000 req/s and above). 0: no spinning.
 	Spin time.Duration
-	// LagThreshold is the client-lag p99 (send lag less queue wait) beyond
-	// which the benchmark is reported degraded: the client, not the server,
-	// limited the load. The dispatcher does not read it; stats.Options
-	// does. 0 means stats.DefaultLagThreshold (10 ms).
+	// LagThreshold is the client-lag p99 (send lag less queue wait and
+	// order wait, see Result) beyond which the benchmark is reported
+	// degraded: the client, not the server, limited the load. The
+	// dispatcher does not read it; stats.Options does. 0 means
+	// stats.DefaultLagThreshold (10 ms).
 	LagThreshold time.Duration
 	// Seed seeds the Poisson and gamma schedules.
 	Seed int64

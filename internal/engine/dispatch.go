@@ -74,6 +74,11 @@ func (d *dispatcher) openLoop(ctx context.Context, src workload.Source) (err err
 			d.dropOverdue(src, sched, &req)
 			return nil
 		}
+		// A request due before one already dispatched (a trace whose
+		// timestamps go backwards) is reached only now: the wait since its
+		// due time is the workload's order, not the generator's lag.
+		reached := d.reached
+		d.reached = max(d.reached, due)
 		var tok *turn
 		if req.Session != "" {
 			prev := d.sessions[req.Session]
@@ -83,7 +88,7 @@ func (d *dispatcher) openLoop(ctx context.Context, src workload.Source) (err err
 				d.scheduled++
 				d.wg.Add(1)
 				d.chains.Add(1)
-				go d.chainTurn(ctx, req, pre, due, prev, tok)
+				go d.chainTurn(ctx, req, pre, due, reached, prev, tok)
 				continue
 			}
 		}
@@ -114,12 +119,12 @@ func (d *dispatcher) openLoop(ctx context.Context, src workload.Source) (err err
 		d.scheduled++
 		d.sent.Add(1)
 		d.wg.Add(1)
-		go func(req workload.Request, due, queued time.Duration) {
+		go func(req workload.Request, due, queued, order time.Duration) {
 			defer d.wg.Done()
-			r := d.launch(&req, pre, due, queued)
+			r := d.launch(&req, pre, due, queued, order)
 			<-d.slots
 			tok.finish(r.End)
-		}(req, due, queued)
+		}(req, due, queued, orderWait(reached, due))
 		// Let the request's goroutine (next to run on this processor) send
 		// before the loop reads and builds the next request.
 		runtime.Gosched()
@@ -134,6 +139,13 @@ func (d *dispatcher) openLoop(ctx context.Context, src workload.Source) (err err
 // queued from t0: the time before is client lag, not the cap's doing.
 func queueWait(t0, due, got time.Duration) time.Duration {
 	return max(got-max(t0, due), 0)
+}
+
+// orderWait is the part of a request's lag that the workload's order
+// forced: the dispatcher reads requests in order, so one due at due, read
+// after a request due at reached (> due), goes out no earlier than reached.
+func orderWait(reached, due time.Duration) time.Duration {
+	return max(reached-due, 0)
 }
 
 // turn is one session turn's completion, which the session's next turn
@@ -165,11 +177,12 @@ func (t *turn) readyBy(due, delay time.Duration) bool {
 
 // chainTurn sends an open-loop session turn once its previous turn (prev)
 // has ended and the turn's think time has passed, and not before its own
-// due time; its intended send time is the later of the two. It holds one
-// count of d.wg and one of d.chains (released when it sends, so that the
-// end of the workload waits for held-back turns). Scheduling stopping
-// first drops it.
-func (d *dispatcher) chainTurn(ctx context.Context, req workload.Request, pre *prebuilt, due time.Duration, prev, tok *turn) {
+// due time; its intended send time is the later of the two. reached is the
+// latest due time the dispatcher had passed before this turn (see
+// orderWait). It holds one count of d.wg and one of d.chains (released
+// when it sends, so that the end of the workload waits for held-back
+// turns). Scheduling stopping first drops it.
+func (d *dispatcher) chainTurn(ctx context.Context, req workload.Request, pre *prebuilt, due, reached time.Duration, prev, tok *turn) {
 	defer d.wg.Done()
 	sent := false
 	defer func() {
@@ -206,7 +219,7 @@ func (d *dispatcher) chainTurn(ctx context.Context, req workload.Request, pre *p
 	sent = true
 	d.sent.Add(1)
 	d.chains.Done()
-	r := d.launch(&req, pre, at, queued)
+	r := d.launch(&req, pre, at, queued, orderWait(reached, at))
 	<-d.slots
 	tok.finish(r.End)
 }
@@ -347,7 +360,7 @@ func (d *dispatcher) closedLoop(ctx context.Context, src workload.Source) error 
 					return
 				}
 				d.sent.Add(1)
-				r := d.launch(&req, nil, d.since(), 0)
+				r := d.launch(&req, nil, d.since(), 0, 0)
 				if tok != nil {
 					tok.finish(r.End)
 					c.mu.Lock()

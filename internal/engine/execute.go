@@ -39,8 +39,9 @@ type Run struct {
 	// stopped: len(Results) + Dropped.
 	Scheduled int
 	// Late counts open-loop requests sent more than LateAfter after their
-	// due time, whatever held them back: every slot busy (see Waited), or
-	// the generator itself lagging (a late timer, slow body building, a
+	// due time, whatever held them back: every slot busy (see Waited), a
+	// workload row due before one already sent (Result.OrderWait), or the
+	// generator itself lagging (a late timer, slow body building, a
 	// workload read slower than its arrivals). Each one's lag
 	// (Sent − Intended) is in its Result, and latency is also measured from
 	// Intended, so the delay is never hidden (coordinated omission).
@@ -174,7 +175,10 @@ type dispatcher struct {
 	wg           sync.WaitGroup // one per in-flight request, held-back turn or closed loop
 	chains       sync.WaitGroup // one per held-back session turn not yet sent
 
-	scheduled       int
+	scheduled int
+	// reached is the latest due time the open loop has dispatched (waited
+	// for); owned by the scheduling loop (see orderWait).
+	reached         time.Duration
 	waited, dropped atomic.Int64
 
 	sent, done, failed atomic.Int64
@@ -341,12 +345,13 @@ func (d *dispatcher) prebuild(req *workload.Request) *prebuilt {
 }
 
 // launch sends one request on the calling goroutine, records its result
-// (with queued, its wait for a slot) and returns it. The caller has counted
+// (with queued, its wait for a slot, and order, the wait its place in the
+// workload forced: see orderWait) and returns it. The caller has counted
 // it in d.sent, before starting the goroutine, so that the count of requests
 // in flight when scheduling stops includes those not yet running.
-func (d *dispatcher) launch(req *workload.Request, pre *prebuilt, intended, queued time.Duration) Result {
+func (d *dispatcher) launch(req *workload.Request, pre *prebuilt, intended, queued, order time.Duration) Result {
 	r := d.send(d.flight, req, pre, intended)
-	r.QueueWait = queued
+	r.QueueWait, r.OrderWait = queued, order
 	r.ChunkCount = len(r.Chunks)
 	kept := r
 	if d.cfg.DiscardChunks {

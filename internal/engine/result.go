@@ -20,7 +20,20 @@ type Result struct {
 	// Sent − Intended that the concurrency cap, not the load generator
 	// (a late timer, a slow workload or body build), caused.
 	QueueWait time.Duration
-	Sent      time.Duration // when the request was handed to the connection
+	// OrderWait is the part of Sent − Intended that the workload's own order
+	// forced (0 for most requests): open-loop requests are dispatched in
+	// the order the workload yields them, so one due earlier than a request
+	// already dispatched (a trace row whose timestamp goes backwards) cannot
+	// be sent before the dispatcher reached it: max(0, reached − Intended),
+	// reached being the latest due time dispatched before it. Like
+	// QueueWait, it is not the load generator's lag.
+	OrderWait time.Duration
+	// Sent is when the request was handed to the transport, read just
+	// before the hand-off, after its body was built; a later failure
+	// (timeout, drain bound, transport error) never moves it. A request
+	// whose body or request could not be built never went out: its Sent is
+	// the moment it failed (then Sent = End).
+	Sent      time.Duration
 	FirstByte time.Duration // response headers received; 0 if never
 	// FirstEvent is when the first SSE event of any kind arrived (a role
 	// delta, a usage or keep-alive event, content); 0 if none did, and for

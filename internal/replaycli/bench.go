@@ -56,11 +56,11 @@ type benchOptions struct {
 
 func benchFlags(o *benchOptions) *flag.FlagSet {
 	fs := flag.NewFlagSet("replay run", flag.ContinueOnError)
-	fs.StringVar(&o.target, "target", "", "base URL of the deployment to benchmark, e.g. http://candidate:8000 (required)")
+	fs.StringVar(&o.target, "target", "", "base URL of the deployment to benchmark, e.g. http://candidate:8000, without /v1: replay adds /v1/... itself (required)")
 	fs.StringVar(&o.workload, "workload", "", "capture directory, mooncake:PATH, azure:PATH, burstgpt:PATH, prompts:PATH (.jsonl, .csv or .txt) or synthetic:k=v,... (required)")
 	fs.StringVar(&o.profile, "profile", "trace", "load model: trace, constant, poisson, gamma, synchronous, concurrent, throughput or sweep")
 	fs.Float64Var(&o.rate, "rate", 0, "requests per second for constant and poisson; with trace, rescale the trace to this mean rate keeping the shape of its bursts")
-	fs.Float64Var(&o.timeScale, "time-scale", 1, "multiply recorded times by this (0.5 replays twice as fast): trace offsets, and session think times with every profile")
+	registerTimeScale(fs, &o.timeScale) // workloadflags.go
 	fs.IntVar(&o.concurrency, "concurrency", 1, "concurrent: number of closed-loop streams")
 	fs.IntVar(&o.maxConcurrency, "max-concurrency", 1024, "cap on requests in flight (throughput: the level it keeps)")
 	fs.Float64Var(&o.maxSeconds, "max-seconds", 0, "stop scheduling after this many seconds (0: no limit)")
@@ -93,6 +93,8 @@ func (o *benchOptions) validate() error {
 		errs = append(errs, errors.New("--target is required"))
 	} else if u, err := url.Parse(o.target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("--target %q: want an http:// or https:// URL", o.target))
+	} else if err := cli.CheckBaseURL("--target", "", o.target); err != nil {
+		errs = append(errs, err)
 	}
 	if o.workload == "" {
 		errs = append(errs, errors.New("--workload is required"))
@@ -206,7 +208,7 @@ func (o *benchOptions) baseConfig(profile string) (engine.Config, error) {
 	if o.apiKey != "" {
 		cfg.Headers.Set("Authorization", "Bearer "+o.apiKey)
 	}
-	return cfg, o.eng.apply(&cfg) // a flag's error: callers report it as a usage error
+	return cfg, errors.Join(o.eng.apply(&cfg), untimedTrace(profile, o.workload)) // a flag's error: callers report it as a usage error
 }
 
 // bodyBuilder opens --tokenizer (against cfg's target for server) and the
@@ -235,6 +237,7 @@ func (o *benchOptions) bodyBuilder(cfg engine.Config) (engine.BodyBuilder, error
 // that runs benchmarks (run, sweep, capacity, compare) goes through it.
 func (o *benchOptions) benchmark(ctx context.Context, cfg engine.Config, name string, rescale float64, bodies engine.BodyBuilder, det *saturation.Config, stderr io.Writer) (report.Benchmark, *engine.Run, error) {
 	warn := o.warnings(stderr)
+	warnSpin(warn, cfg) // engineflags.go
 	src, transforms, err := o.openSource(rescale, warn)
 	if err != nil {
 		return report.Benchmark{}, nil, err
@@ -309,12 +312,15 @@ func (o *benchOptions) warnings(stderr io.Writer) *warnings {
 // failureSummary turns a run in which nothing succeeded into an error, so a
 // broken target never looks like an empty, successful benchmark.
 func failureSummary(run *engine.Run) error {
-	ok, first, eosRejected := 0, "", false
+	ok, first, eosRejected, notFound := 0, "", false, 0
 	for i := range run.Results {
 		r := &run.Results[i]
 		if r.OK() {
 			ok++
 			continue
+		}
+		if r.Status == http.StatusNotFound {
+			notFound++
 		}
 		if first == "" {
 			first = r.Err
@@ -331,6 +337,9 @@ func failureSummary(run *engine.Run) error {
 		return errors.New("the workload produced no requests")
 	case ok == 0 && eosRejected:
 		return fmt.Errorf("no request succeeded (%d failed; first error: %s); the target rejects ignore_eos: rerun with --ignore-eos off", len(run.Results), first)
+	case ok == 0 && notFound == len(run.Results):
+		return fmt.Errorf("no request succeeded (%d failed, every one 404 Not Found; first error: %s): the target has no such path; check the path of --target (Reprise appends /v1/chat/completions or /v1/completions to it)",
+			len(run.Results), first)
 	case ok == 0:
 		return fmt.Errorf("no request succeeded (%d failed; first error: %s)", len(run.Results), first)
 	}
@@ -370,7 +379,7 @@ func recordOnline(cfg *engine.Config, rescale float64, perRequest *stats.SLO) *s
 	if !cfg.Warmup.IsZero() || !cfg.Cooldown.IsZero() {
 		return nil
 	}
-	online := stats.NewOnline(stats.Options{RequestedRate: requestedRate(*cfg, rescale), LagThreshold: cfg.LagThreshold, SLO: perRequest})
+	online := stats.NewOnline(statsOptions(*cfg, rescale, perRequest)) // engineflags.go
 	onResult := cfg.OnResult
 	cfg.OnResult = func(r engine.Result) {
 		if onResult != nil {
@@ -393,7 +402,9 @@ func targetBenchmark(name string, run *engine.Run, cfg engine.Config, rescale fl
 		m = online.Metrics()
 		m.DroppedRequests = int64(max(run.Dropped, 0))
 	} else {
-		m = stats.Summarize(run.Results, stats.Options{RequestedRate: requestedRate(cfg, rescale), Dropped: int64(run.Dropped), LagThreshold: cfg.LagThreshold, SLO: perRequest})
+		opts := statsOptions(cfg, rescale, perRequest)
+		opts.Dropped = int64(run.Dropped)
+		m = stats.Summarize(run.Results, opts)
 	}
 	b := report.Benchmark{
 		Name: name, Target: redact.URL(cfg.Target), Profile: cfg.Profile, Start: run.Start,

@@ -227,6 +227,10 @@ func parseTargets(list []string) ([]target, error) {
 			errs = append(errs, fmt.Errorf("--target %q: want an http:// or https:// URL after the name", t))
 			continue
 		}
+		if err := cli.CheckBaseURL("--target", name+"=", u); err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		if seen[name] || name == baselineCapt {
 			errs = append(errs, fmt.Errorf("--target %q: the name %s is taken", t, name))
 			continue

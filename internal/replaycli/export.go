@@ -28,7 +28,7 @@ var exportFormats = map[string]struct {
 func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("replay export", flag.ContinueOnError)
 	format := fs.String("format", "guidellm", "output format: guidellm (GuideLLM's benchmarks.json, schema v2)")
-	out := fs.String("o", "", "output file; - for standard output (default: guidellm-benchmarks.json in the results directory)")
+	out := fs.String("o", "", "output `FILE`; - for standard output (default: guidellm-benchmarks.json in the results directory)")
 	if err := parse(fs, flagsFirst(fs, args), stdout, exportSynopsis, nil); err != nil { // nil: the environment, os.LookupEnv semantics
 		return err
 	}

@@ -46,7 +46,13 @@ type workloadSummary struct {
 	hitTokens, promptTokens int64
 	sessions                map[string]int // turns per session
 	inSessions              int
-	models, endpoints       map[string]int
+	// conventions is what each trace session's rows count, as the
+	// source decided it (sessions not in it are single-turn or
+	// undecided); traceRows says whether any request is a trace's
+	// session row, whose convention is then printed.
+	conventions       map[string]workload.SessionConvention
+	traceRows         bool
+	models, endpoints map[string]int
 	// outcomes is production's answer, for captures: "200", "http 503",
 	// "aborted", "error: ..." (recorded is how many had a record).
 	outcomes map[string]int
@@ -63,7 +69,7 @@ func newSummary() *workloadSummary {
 	return &workloadSummary{
 		perSecond: map[int64]int{}, perMinute: map[int64]int{},
 		prompt: newLengths(), output: newLengths(),
-		seen: map[uint64]struct{}{}, sessions: map[string]int{},
+		seen: map[uint64]struct{}{}, sessions: map[string]int{}, conventions: map[string]workload.SessionConvention{},
 		models: map[string]int{}, endpoints: map[string]int{}, outcomes: map[string]int{},
 	}
 }
@@ -95,6 +101,10 @@ func (s *workloadSummary) add(r *workload.Request) {
 	if r.Session != "" {
 		s.sessions[r.Session]++
 		s.inSessions++
+		if r.Convention != workload.ConventionUndecided {
+			s.conventions[r.Session] = r.Convention
+		}
+		s.traceRows = s.traceRows || r.History || r.Convention != workload.ConventionUndecided
 	}
 	model := r.Model
 	if model == "" {
@@ -239,12 +249,28 @@ func peak(m map[int64]int) int {
 	return p
 }
 
-// meanRate is requests per second over the span (0 without one).
+// buckets is how many whole units (seconds, minutes) the span covers,
+// counted from offset 0 through the last arrival's: the buckets perSecond
+// and perMinute count requests in.
+func (s *workloadSummary) buckets(unit time.Duration) int64 { return int64(s.span/unit) + 1 }
+
+// meanRate is requests per whole second: the mean of the per-second counts
+// over every second from 0 through the last arrival's, empty ones
+// included, so never above the busiest second's count (0 without a span).
+// Issue 16: requests ÷ span put the mean of a span under a second above
+// its peak (10 requests in 0.5 s: a mean of 20 and a peak of 10), and of a
+// steady trace slightly above it (the span ends at the last arrival, one
+// gap short of the last second).
 func (s *workloadSummary) meanRate() float64 {
 	if s.span <= 0 {
 		return 0
 	}
-	return float64(s.requests) / s.span.Seconds()
+	return float64(s.requests) / float64(s.buckets(time.Second))
+}
+
+// meanPerMinute is requests per whole minute, as meanRate per second.
+func (s *workloadSummary) meanPerMinute() float64 {
+	return float64(s.requests) / float64(s.buckets(time.Minute))
 }
 
 type inspectOptions struct {
@@ -263,7 +289,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&o.html, "html", "", "also write the summary as a self-contained HTML page to this file")
 	fs.Int64Var(&o.seed, "seed", 42, "seed of --sample")
 	fs.Float64Var(&o.rate, "rate", 0, "rescale the workload to this mean rate (requests/s), keeping the shape of its bursts")
-	fs.Float64Var(&o.timeScale, "time-scale", 0, "multiply offsets by this (0.5: twice as fast)")
+	registerTimeScale(fs, &o.timeScale) // workloadflags.go
 	fs.StringVar(&o.encoding, "tokenizer", "cl100k_base", "tokenizer verbatim prompts without a token count are measured with: a tiktoken encoding or hf:PATH to a tokenizer.json (embedded, offline)")
 	registerWorkloadFlags(fs, &o.wl)
 	// Flags may come before and after the spec.
@@ -349,11 +375,11 @@ func (s *workloadSummary) rows(spec string, skipped int) []row {
 	if s.requests == 0 {
 		return out
 	}
-	mean := s.meanRate()
+	secs, mins := s.buckets(time.Second), s.buckets(time.Minute)
 	out = append(out,
 		row{"span", s.span.Round(time.Millisecond).String()},
-		row{"rate per second", fmt.Sprintf("mean %.3g, peak %d (busiest whole second)", mean, peak(s.perSecond))},
-		row{"rate per minute", fmt.Sprintf("mean %.4g, peak %d (busiest whole minute)", 60*mean, peak(s.perMinute))},
+		row{"rate per second", fmt.Sprintf("mean %.3g, peak %d (per whole second: mean over the %d %s from 0 through the last arrival, peak the busiest)", s.meanRate(), peak(s.perSecond), secs, plural(secs, "second"))},
+		row{"rate per minute", fmt.Sprintf("mean %.4g, peak %d (per whole minute: mean over the %d %s from 0 through the last arrival, peak the busiest)", s.meanPerMinute(), peak(s.perMinute), mins, plural(mins, "minute"))},
 	)
 	if s.span < time.Minute {
 		// A mean per minute would be extrapolated from less than a minute.
@@ -386,6 +412,9 @@ func (s *workloadSummary) rows(spec string, skipped int) []row {
 		}
 		out = append(out, row{"sessions", fmt.Sprintf("%d holding %d requests: %.2f turns on average, at most %d; %d requests without a session",
 			len(s.sessions), s.inSessions, float64(s.inSessions)/float64(len(s.sessions)), most, s.requests-s.inSessions)})
+		if s.traceRows {
+			out = append(out, row{"session rows", s.conventionCounts()})
+		}
 	} else {
 		out = append(out, row{"sessions", "none (every request stands alone)"})
 	}
@@ -402,6 +431,31 @@ func (s *workloadSummary) rows(spec string, skipped int) []row {
 		out = append(out, row{"production answers", "not recorded (only captures record them)"})
 	}
 	return out
+}
+
+// conventionCounts says how many trace sessions were found whole-context,
+// delta, and neither (see workload.SessionConvention).
+func (s *workloadSummary) conventionCounts() string {
+	var whole, delta int
+	for _, c := range s.conventions {
+		switch c {
+		case workload.ConventionWhole:
+			whole++
+		case workload.ConventionDelta:
+			delta++
+		}
+	}
+	return fmt.Sprintf("%d sessions whole-context (input_length counts the whole conversation: sent at that length, no history added), "+
+		"%d delta (input_length counts the new turn: sent after the conversation so far), %d single-turn or undecided (sent as delta)",
+		whole, delta, len(s.sessions)-whole-delta)
+}
+
+// plural is unit, with an s unless n is 1.
+func plural(n int64, unit string) string {
+	if n == 1 {
+		return unit
+	}
+	return unit + "s"
 }
 
 func pct(a, b int) float64 { return pct64(int64(a), int64(b)) }
@@ -605,7 +659,7 @@ func (s *workloadSummary) writeHTML(w io.Writer, spec string, transforms map[str
 	if s.requests > 0 && s.span > 0 {
 		width, rates := s.rateSeries(240)
 		figs = append(figs, figure{Caption: "Arrival rate over time (requests/s)",
-			Note: fmt.Sprintf("Mean over bins of %d s; the dashed line is the mean rate over the span.", width),
+			Note: fmt.Sprintf("Mean over bins of %d s; the dashed line is the mean per whole second from 0 through the last arrival.", width),
 			SVG:  svgBars(rates, float64(width), "offset (s)", "requests/s", s.meanRate())})
 	}
 	for _, h := range []struct {

@@ -136,8 +136,8 @@ func TestInspectCounts(t *testing.T) {
 	for label, want := range map[string]string{
 		"requests":        "4 (4 streamed)",
 		"span":            "1m1s",
-		"rate per second": "mean 0.0656, peak 3 (busiest whole second)",
-		"rate per minute": "mean 3.934, peak 3 (busiest whole minute)",
+		"rate per second": "mean 0.0645, peak 3 (per whole second: mean over the 62 seconds from 0 through the last arrival, peak the busiest)",
+		"rate per minute": "mean 2, peak 3 (per whole minute: mean over the 2 minutes from 0 through the last arrival, peak the busiest)",
 		"prompt tokens":   "mean 812  min 100  p10 100  p50 1024  p90 1100  p99 1100  max 1100",
 		"output tokens":   "mean 25  min 10  p10 10  p50 20  p90 40  p99 40  max 40",
 		"prefix blocks":   "7, of which 3 (42.9%) repeat an earlier request's; 4 distinct",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -87,6 +88,41 @@ func (w *workloadFlags) transforms(seed int64, rate, timeScale float64) (workloa
 		}
 	}
 	return t, errors.Join(errs...)
+}
+
+// timeScaleFlag is --time-scale, one declaration for every command that
+// takes it (run, sweep, capacity, compare: benchFlags; inspect): a factor
+// multiplying recorded times, which must be a positive number. 0 is
+// refused rather than read as 1 (issue 16: it replayed at real time,
+// silently) or as "as fast as possible", which the closed-loop profiles
+// already say plainly.
+type timeScaleFlag float64
+
+// registerTimeScale adds --time-scale to fs, defaulting *p to 1.
+func registerTimeScale(fs *flag.FlagSet, p *float64) {
+	*p = 1
+	fs.Var((*timeScaleFlag)(p), "time-scale", "multiply recorded times by this, > 0 (0.5 replays twice as fast, 2 half as fast): trace offsets, and session think times with every profile")
+}
+
+func (f *timeScaleFlag) String() string {
+	if f == nil {
+		return "1"
+	}
+	return strconv.FormatFloat(float64(*f), 'g', -1, 64)
+}
+
+func (f *timeScaleFlag) Set(s string) error {
+	v, err := strconv.ParseFloat(s, 64)
+	switch {
+	case err != nil:
+		return errors.New("want a number such as 0.5 (twice as fast) or 2 (half as fast)")
+	case v == 0:
+		return errors.New("0 would squeeze the whole trace into one instant; to send as fast as the target allows, use --profile throughput (or --profile concurrent --concurrency N) instead of a time scale")
+	case !(v > 0) || math.IsInf(v, 0):
+		return errors.New("must be a positive number (0.5 replays twice as fast, 2 half as fast)")
+	}
+	*f = timeScaleFlag(v)
+	return nil
 }
 
 // set reports whether any transform flag was given.

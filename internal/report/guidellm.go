@@ -179,6 +179,17 @@ func fromValues(vs []float64) gDist {
 	}
 }
 
+// allRequests puts a distribution over every request under "total", and
+// under "successful" too when every request succeeded (then they are the
+// same).
+func allRequests(d gDist, m *stats.Metrics) gStatus {
+	s := gStatus{Total: d}
+	if m.Requests.Errored == 0 && m.Requests.Cancelled == 0 {
+		s.Successful = d
+	}
+	return s
+}
+
 // successfulOnly puts a distribution of successful requests under
 // "successful", and under "total" too when every request succeeded (then
 // they are the same); errored and incomplete stay empty: Reprise's

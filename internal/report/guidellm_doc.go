@@ -59,38 +59,41 @@ func guidellmBenchmark(f *File, i int) map[string]any {
 	firstSend := end - m.WindowS // the window runs from the first send to the last end
 	counts := gCounts{Successful: m.Requests.Successful, Errored: m.Requests.Errored, Incomplete: m.Requests.Cancelled, Total: m.Requests.Total}
 	strat := strategy(b)
-	ms := func(d stats.Distribution, cdfKey string) gStatus {
+	// dist converts a distribution (scaled by scale: 0.001 for GuideLLM's
+	// seconds) with its CDF when Reprise keeps one.
+	dist := func(d stats.Distribution, cdfKey string, scale float64) gDist {
 		var cdf *stats.CDF
 		if c, ok := m.CDF[cdfKey]; ok && len(c.Q) > 0 {
 			cdf = &c
 		}
-		return successfulOnly(fromDistribution(d, cdf, 1), m)
+		return fromDistribution(d, cdf, scale)
 	}
-	var reqLatency gStatus
-	{
-		var cdf *stats.CDF
-		if c, ok := m.CDF[stats.CDFRequestLatency]; ok && len(c.Q) > 0 {
-			cdf = &c
-		}
-		reqLatency = successfulOnly(fromDistribution(m.RequestLatency, cdf, 0.001), m) // GuideLLM: seconds
-	}
-	ttft := ms(m.TimeToFirstToken, stats.CDFTimeToFirstToken)
-	prompt := successfulOnly(fromDistribution(m.PromptTokens, nil, 1), m)
-	output := successfulOnly(fromDistribution(m.OutputTokens, nil, 1), m)
-	iterations, total := gStatus{}, gStatus{}
+	// succ is a distribution of successful requests, in Reprise's unit.
+	succ := func(d stats.Distribution, cdfKey string) gStatus { return successfulOnly(dist(d, cdfKey, 1), m) }
+	reqLatency := successfulOnly(dist(m.RequestLatency, stats.CDFRequestLatency, 0.001), m) // GuideLLM: seconds
+	ttft := succ(m.TimeToFirstToken, stats.CDFTimeToFirstToken)
+	prompt := succ(m.PromptTokens, "")
+	output := succ(m.OutputTokens, "")
+	total := succ(m.TotalTokens, "")
 	requests := map[string]any{"successful": []any{}, "errored": []any{}, "incomplete": []any{}, "total": nil}
 	if len(b.Requests) > 0 {
-		iterations, total, requests = fromRecords(b, start)
+		requests = fromRecords(b, start)
 	}
-	concurrency := gStatus{Successful: point(m.ConcurrencyMean)}
-	if len(m.Series) > 0 {
-		in := make([]float64, len(m.Series))
-		for j := range m.Series {
-			in[j] = m.Series[j].InFlight
-		}
-		concurrency = gStatus{Successful: fromValues(in)}
+	// Requests in flight count every request, whatever its outcome: GuideLLM's
+	// "total" (what its console shows), and "successful" too when all succeeded.
+	concurrency := allRequests(dist(m.InFlight, stats.CDFInFlight, 1), m)
+	// GuideLLM reports the delays against the schedule only for strategies
+	// with an arrival schedule (SchedulingStrategy.defines_arrival_schedule:
+	// constant, poisson, trace), null for the closed loops.
+	var dispatchDelay, scheduledLatency any
+	if t := strat["type_"]; t == "constant" || t == "poisson" || t == "trace" {
+		// request_dispatch_delay: request start − targeted start, every
+		// request: Reprise's send lag.
+		dispatchDelay = allRequests(dist(m.SendLag, "", 0.001), m)
+		// request_scheduled_latency: request end − targeted start:
+		// Reprise's request latency from the intended send (successful).
+		scheduledLatency = successfulOnly(dist(m.RequestLatencyFromIntended, "", 0.001), m)
 	}
-	concurrency.Total = concurrency.Successful // requests in flight, whatever their outcome
 	// A rate over the window is one observation (count 1). Token rates
 	// count successful requests' tokens only, so "total" repeats them;
 	// the request rate's total counts every request.
@@ -105,21 +108,26 @@ func guidellmBenchmark(f *File, i int) map[string]any {
 		"requests_per_second":                reqRate,
 		"request_concurrency":                concurrency,
 		"request_latency":                    reqLatency,
-		"request_streaming_iterations_count": iterations,
+		"request_dispatch_delay":             dispatchDelay,
+		"request_scheduled_latency":          scheduledLatency,
+		"request_streaming_iterations_count": succ(m.StreamEvents, ""),
 		"prompt_token_count":                 prompt,
 		"output_token_count":                 output,
 		"total_token_count":                  total,
 		"time_to_first_token_ms":             ttft,
-		"time_to_first_output_token_ms":      ttft, // Reprise's TTFT is the first non-empty content delta
-		"time_per_output_token_ms":           ms(m.TimePerOutputToken, ""),
-		"inter_token_latency_ms":             ms(m.InterTokenLatency, stats.CDFInterTokenLatency),
-		"time_to_last_round_trip_ms":         gStatus{},
-		"avg_round_trip_time_ms":             gStatus{},
-		"prompt_tokens_per_second":           rate(m.InputTokensPerSecond),
-		"output_tokens_per_second":           rate(m.OutputTokensPerSecond),
-		"tokens_per_second":                  rate(m.TotalTokensPerSecond),
-		"output_tokens_per_iteration":        gStatus{},
-		"iter_tokens_per_iteration":          gStatus{},
+		// Reprise's first token includes reasoning, GuideLLM's first output
+		// token does not: the same figure for a model that does not reason.
+		"time_to_first_output_token_ms": ttft,
+		// GuideLLM weights these two by tokens (n and n − 1 per request).
+		"time_per_output_token_ms":    succ(m.TimePerOutputTokenTokenWeighted, stats.CDFTimePerOutputTokenTokenWeighted),
+		"inter_token_latency_ms":      succ(m.InterTokenLatencyTokenWeighted, stats.CDFInterTokenLatencyTokenWeighted),
+		"time_to_last_round_trip_ms":  gStatus{},
+		"avg_round_trip_time_ms":      gStatus{},
+		"prompt_tokens_per_second":    rate(m.InputTokensPerSecond),
+		"output_tokens_per_second":    rate(m.OutputTokensPerSecond),
+		"tokens_per_second":           rate(m.TotalTokensPerSecond),
+		"output_tokens_per_iteration": succ(m.OutputTokensPerChunk, ""),
+		"iter_tokens_per_iteration":   succ(m.OutputTokensPerChunkAfterFirst, ""),
 		"text": map[string]any{
 			"tokens": map[string]any{
 				"input": prompt, "input_per_second": rate(m.InputTokensPerSecond), "input_concurrency": nil,
@@ -163,7 +171,7 @@ func guidellmBenchmark(f *File, i int) map[string]any {
 			"backend":    map[string]any{"kind": "openai_http", "target": b.Target},
 			"environment": map[string]any{
 				"kind": "reprise", "baseline": b.Baseline,
-				"note": "exported from Reprise's benchmarks.json; GuideLLM's scheduler-internal timings are not measured and are 0",
+				"note": "exported from Reprise's benchmarks.json; GuideLLM's scheduler-internal timings (queue, resolve, finalize) are not measured and are 0",
 			},
 		},
 		"scheduler_state": map[string]any{
@@ -192,11 +200,10 @@ func guidellmBenchmark(f *File, i int) map[string]any {
 	}
 }
 
-// fromRecords derives, from per-request records, the distributions Reprise's
-// metrics do not keep (streaming iterations and total tokens per successful
-// request) and GuideLLM's per-request list.
-func fromRecords(b *Benchmark, start float64) (iterations, total gStatus, requests map[string]any) {
-	var its, tots []float64
+// fromRecords is GuideLLM's per-request list from Reprise's per-request
+// records: every SSE event is one of GuideLLM's request iterations, every
+// content event one of its token iterations.
+func fromRecords(b *Benchmark, start float64) map[string]any {
 	groups := map[string][]any{"successful": {}, "errored": {}, "incomplete": {}}
 	at := func(msSinceOrigin float64) any {
 		if msSinceOrigin <= 0 {
@@ -212,10 +219,19 @@ func fromRecords(b *Benchmark, start float64) (iterations, total gStatus, reques
 			status, group = "cancelled", "incomplete"
 		case !res.OK():
 			status, group = "errored", "errored"
-		default:
-			its = append(its, float64(r.Chunks))
-			tots = append(tots, float64(r.PromptTokens+r.OutputTokens))
 		}
+		// GuideLLM times token iterations in streams only (a non-streamed
+		// response has none); its first request iteration is the first
+		// stream line, Reprise's first SSE event.
+		streamed := func(ms float64) any {
+			if !r.Stream {
+				return nil
+			}
+			return at(ms)
+		}
+		// Every request was sent and ended, the first possibly at the
+		// origin (0 ms); GuideLLM places a request by its resolve_end.
+		sent, ended := start+r.SentMs/1000, start+r.EndMs/1000
 		id := b.Name + "/" + strconv.Itoa(r.Index)
 		var errText any
 		if r.Error != "" {
@@ -228,20 +244,18 @@ func fromRecords(b *Benchmark, start float64) (iterations, total gStatus, reques
 			"info": map[string]any{
 				"request_id": id, "status": status, "scheduler_start_time": start, "error": errText,
 				"timings": map[string]any{
-					"targeted_start": start + r.IntendedMs/1000, "request_start": at(r.SentMs),
-					"first_request_iteration": at(r.FirstByteMs), "first_token_iteration": at(r.FirstTokenMs),
-					"first_output_token_iteration": at(r.FirstTokenMs), "last_token_iteration": at(r.LastTokenMs),
-					"last_request_iteration": at(r.EndMs), "request_end": at(r.EndMs),
-					"request_iterations": r.Chunks, "token_iterations": r.Chunks,
+					"targeted_start": start + r.IntendedMs/1000, "request_start": sent, "resolve_start": sent,
+					"first_request_iteration": at(r.FirstEventMs), "first_token_iteration": streamed(r.FirstTokenMs),
+					"first_output_token_iteration": streamed(r.FirstTokenMs), "last_token_iteration": streamed(r.LastTokenMs),
+					"last_request_iteration": ended, "request_end": ended, "resolve_end": ended,
+					"request_iterations": r.Events, "token_iterations": r.Chunks,
 				},
 			},
 			"input_metrics":  map[string]any{"text_tokens": r.PromptTokens, "cached_tokens": r.CachedTokens},
 			"output_metrics": map[string]any{"text_tokens": r.OutputTokens},
 		})
 	}
-	requests = map[string]any{"successful": groups["successful"], "errored": groups["errored"], "incomplete": groups["incomplete"], "total": nil}
-	m := &b.Metrics
-	return successfulOnly(fromValues(its), m), successfulOnly(fromValues(tots), m), requests
+	return map[string]any{"successful": groups["successful"], "errored": groups["errored"], "incomplete": groups["incomplete"], "total": nil}
 }
 
 // workloadSpec is the --workload value of a replay command line, or "".

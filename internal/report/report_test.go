@@ -73,7 +73,7 @@ func fixtureFile() *File {
 				Name: "candidate <script>alert(1)</script>", Target: "http://candidate:8000", Profile: "trace",
 				Config: map[string]any{"time_scale": 1.0, "seed": 42.0, "nested": map[string]any{"a": "b"}},
 				Start:  start.Add(time.Minute), DurationS: 11.25,
-				Metrics:  stats.Summarize(cand, stats.Options{SLO: &stats.SLO{TTFTMs: 150, ITLMs: 20}, RequestedRate: 4}),
+				Metrics:  stats.Summarize(cand, stats.Options{SLO: &stats.SLO{TTFTMs: 150, ITLMs: 20}, RequestedRate: 4, OpenLoop: true}),
 				Requests: RequestRecords(cand[:3]),
 			},
 		},

@@ -110,7 +110,10 @@ func TestScrapesTheSimulatorDuringARun(t *testing.T) {
 	}
 }
 
-func TestAutoModeWithoutMetricsIsOffWithOneLine(t *testing.T) {
+// TestAutoModeWithoutMetricsIsOffSilently: a target without Prometheus
+// metrics is not scraped, and since nobody asked for metrics, nothing is
+// said (issue 17: every target but vLLM printed an info line about a 404).
+func TestAutoModeWithoutMetricsIsOffSilently(t *testing.T) {
 	for name, h := range map[string]http.HandlerFunc{
 		"404":  func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) },
 		"html": func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "<html><body>gateway</body></html>") },
@@ -123,8 +126,20 @@ func TestAutoModeWithoutMetricsIsOffWithOneLine(t *testing.T) {
 			if s := f.Begin(context.Background(), &engine.Config{Target: srv.URL}, &log); s != nil {
 				t.Fatal("auto mode scraped a target without Prometheus metrics")
 			}
-			if n := strings.Count(log.String(), "\n"); n != 1 || !strings.Contains(log.String(), "not scraping server metrics") {
-				t.Errorf("log = %q, want one info line", log.String())
+			if log.Len() != 0 {
+				t.Errorf("log = %q, want nothing", log.String())
+			}
+			// Asked for explicitly, the same endpoint is scraped and its
+			// failure said.
+			log.Reset()
+			explicit := fastFlags(t, "--scrape-metrics", srv.URL+"/metrics")
+			s := explicit.Begin(context.Background(), &engine.Config{Target: srv.URL}, &log)
+			if s == nil {
+				t.Fatal("an explicit endpoint was not scraped")
+			}
+			s.Finish(nil)
+			if !strings.HasPrefix(log.String(), "warning: ") {
+				t.Errorf("explicit endpoint: log = %q, want a warning", log.String())
 			}
 		})
 	}
@@ -241,6 +256,9 @@ func TestHTTPSTargetUsesTheBenchmarksTLSSettings(t *testing.T) {
 	if s := f.Begin(context.Background(), &engine.Config{Target: srv.URL}, &log); s != nil {
 		t.Fatal("scraped a self-signed target without --insecure-skip-verify")
 	}
+	// The endpoint given explicitly: scraped anyway, the error said.
+	explicit := fastFlags(t, "--scrape-metrics", srv.URL+"/metrics")
+	explicit.Begin(context.Background(), &engine.Config{Target: srv.URL}, &log).Finish(nil)
 	if !strings.Contains(log.String(), "certificate") {
 		t.Errorf("log = %q, want the certificate error", log.String())
 	}

@@ -3,6 +3,7 @@ package stats
 import (
 	"math"
 	"slices"
+	"sort"
 	"sync/atomic"
 	"time"
 
@@ -21,7 +22,10 @@ const (
 // ExactLimit is how many values a Histogram keeps exactly: up to this
 // count its percentiles are exact order statistics (the same values
 // internal/slo computes from the results); beyond it they come from the
-// HDR histogram, within 0.1%, at the same rank. 512 KiB per metric at most.
+// HDR histogram, within 0.1%, at the same rank. 512 KiB per metric at most
+// (1 MiB for a token-weighted one, whose entries carry their weight). A
+// weighted value is one entry whatever its weight: a token-weighted metric
+// keeps one entry per request, not one per token.
 const ExactLimit = 1 << 16
 
 // Distribution summarises one metric. Latencies are in milliseconds, token
@@ -67,19 +71,25 @@ var CDFQuantiles = func() []float64 {
 // Histogram records non-negative values of one metric: an HDR histogram
 // (sparse, so an idle per-worker copy costs little) for quantiles, and an
 // exact running count, mean, variance (Welford), minimum and maximum.
-// It is not safe for concurrent use; give each worker its own and Merge.
+// Values may carry an integer weight (RecordWeighted): a value of weight w
+// counts as w equal values in every figure (count, mean, percentiles), as
+// GuideLLM's token-weighted distributions count a request once per token,
+// without storing it w times. It is not safe for concurrent use; give each
+// worker its own and Merge.
 type Histogram struct {
 	scale float64 // stored units per reported unit (1000 µs per ms; 1 for tokens)
 	high  int64   // highest trackable stored value
 	h     *hdrhistogram.PackedHistogram
 
-	n        int64
+	n        int64   // values recorded, weights summed
 	mean, m2 float64 // exact, reported units
 	min, max float64
 
 	// exact holds every recorded value (reported units) while there are
 	// at most ExactLimit; inexact is set, and exact dropped, beyond.
+	// weights[i] is exact[i]'s weight; nil while every weight is 1.
 	exact   []float64
+	weights []int64
 	sorted  bool // exact is in ascending order
 	inexact bool
 	// budget, when set, is shared by the histograms of one metric that will
@@ -101,17 +111,35 @@ func NewCountHistogram() *Histogram {
 	return &Histogram{scale: 1, high: countHigh}
 }
 
+// NewFractionHistogram returns a Histogram for fractional counts (tokens
+// per chunk), stored in thousandths so its HDR quantiles keep three
+// decimals.
+func NewFractionHistogram() *Histogram {
+	return &Histogram{scale: 1000, high: countHigh * 1000}
+}
+
 // RecordDuration records d in milliseconds.
 func (h *Histogram) RecordDuration(d time.Duration) {
 	h.Record(float64(d) / float64(time.Millisecond))
+}
+
+// RecordDurationWeighted records d in milliseconds with weight w.
+func (h *Histogram) RecordDurationWeighted(d time.Duration, w int64) {
+	h.RecordWeighted(float64(d)/float64(time.Millisecond), w)
 }
 
 // Record records v, in the reported unit (ms or tokens). Negative values
 // (clock skew, a send a few µs ahead of schedule) are recorded as 0; NaN is
 // ignored; values past the HDR range (one hour, ten million tokens) count at
 // the top of the range for quantiles but exactly for mean, min and max.
-func (h *Histogram) Record(v float64) {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
+func (h *Histogram) Record(v float64) { h.RecordWeighted(v, 1) }
+
+// RecordWeighted records v as w equal values (w ≥ 1; a weight of 0 or less
+// records nothing, as GuideLLM drops zero-weight values). The mean is then
+// Σ wᵢvᵢ / Σ wᵢ, the count Σ wᵢ, and a percentile the smallest value whose
+// cumulative weight reaches its nearest rank.
+func (h *Histogram) RecordWeighted(v float64, w int64) {
+	if math.IsNaN(v) || math.IsInf(v, 0) || w <= 0 {
 		return
 	}
 	v = max(v, 0)
@@ -119,24 +147,41 @@ func (h *Histogram) Record(v float64) {
 		h.h = hdrhistogram.NewPacked(1, h.high, sigFigs)
 	}
 	stored := min(int64(math.Round(v*h.scale)), h.high)
-	_ = h.h.RecordValue(stored) // in range by construction
+	_ = h.h.RecordValues(stored, w) // in range by construction
 	if !h.inexact {
 		if h.withinLimit() {
+			if w != 1 && h.weights == nil {
+				h.weights = ones(len(h.exact), len(h.exact)+1)
+			}
 			h.exact = append(h.exact, v)
+			if h.weights != nil {
+				h.weights = append(h.weights, w)
+			}
 			h.sorted = false
 		} else {
-			h.exact, h.inexact = nil, true
+			h.exact, h.weights, h.inexact = nil, nil, true
 		}
 	}
-	h.n++
-	if h.n == 1 {
+	if h.n == 0 {
 		h.min, h.max = v, v
 	} else {
 		h.min, h.max = min(h.min, v), max(h.max, v)
 	}
+	// West's weighted form of Welford's update: the same running mean and
+	// sum of squared deviations as w single updates by v.
+	h.n += w
 	d := v - h.mean
-	h.mean += d / float64(h.n)
-	h.m2 += d * (v - h.mean)
+	h.mean += d * float64(w) / float64(h.n)
+	h.m2 += float64(w) * d * (v - h.mean)
+}
+
+// ones is n weights of 1, with room for c.
+func ones(n, c int) []int64 {
+	out := make([]int64, n, c)
+	for i := range out {
+		out[i] = 1
+	}
+	return out
 }
 
 // withinLimit reports whether one more value may be kept exactly, taking
@@ -158,10 +203,20 @@ func (h *Histogram) Merge(o *Histogram) {
 	}
 	h.h.Merge(o.h)
 	if !h.inexact && !o.inexact && len(h.exact)+len(o.exact) <= ExactLimit {
+		if h.weights != nil || o.weights != nil {
+			if h.weights == nil {
+				h.weights = ones(len(h.exact), len(h.exact)+len(o.exact))
+			}
+			if o.weights != nil {
+				h.weights = append(h.weights, o.weights...)
+			} else {
+				h.weights = append(h.weights, ones(len(o.exact), len(o.exact))...)
+			}
+		}
 		h.exact = append(h.exact, o.exact...)
 		h.sorted = false
 	} else {
-		h.exact, h.inexact = nil, true
+		h.exact, h.weights, h.inexact = nil, nil, true
 	}
 	if h.n == 0 {
 		h.n, h.mean, h.m2, h.min, h.max = o.n, o.mean, o.m2, o.min, o.max
@@ -176,7 +231,7 @@ func (h *Histogram) Merge(o *Histogram) {
 	h.min, h.max = min(h.min, o.min), max(h.max, o.max)
 }
 
-// Count is the number of recorded values.
+// Count is the number of recorded values, weights summed.
 func (h *Histogram) Count() int64 { return h.n }
 
 // NearestRank is the 1-based rank of percentile pct (in percent) among n
@@ -203,13 +258,31 @@ func (h *Histogram) percentiles(pcts []float64) []float64 {
 	if h.n == 0 {
 		return out
 	}
-	if !h.inexact && int64(len(h.exact)) == h.n {
+	if !h.inexact && h.weights == nil && int64(len(h.exact)) == h.n {
 		if !h.sorted {
 			slices.Sort(h.exact)
 			h.sorted = true
 		}
 		for i, p := range pcts {
 			out[i] = h.exact[NearestRank(p, h.n)-1]
+		}
+		return out
+	}
+	if !h.inexact && h.weights != nil {
+		if !h.sorted {
+			sort.Sort(byValue{h.exact, h.weights})
+			h.sorted = true
+		}
+		// The value of nearest rank k is the first whose cumulative
+		// weight reaches k.
+		for i, p := range pcts {
+			k, cum := NearestRank(p, h.n), int64(0)
+			for j, w := range h.weights {
+				if cum += w; cum >= k {
+					out[i] = h.exact[j]
+					break
+				}
+			}
 		}
 		return out
 	}
@@ -230,6 +303,19 @@ func (h *Histogram) percentiles(pcts []float64) []float64 {
 		}
 	}
 	return out
+}
+
+// byValue sorts exact values with their weights.
+type byValue struct {
+	v []float64
+	w []int64
+}
+
+func (b byValue) Len() int           { return len(b.v) }
+func (b byValue) Less(i, j int) bool { return b.v[i] < b.v[j] }
+func (b byValue) Swap(i, j int) {
+	b.v[i], b.v[j] = b.v[j], b.v[i]
+	b.w[i], b.w[j] = b.w[j], b.w[i]
 }
 
 // Distribution summarises the recorded values.

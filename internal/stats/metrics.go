@@ -31,6 +31,12 @@ type Metrics struct {
 	// (sent, not yet ended) over the window; ConcurrencyMax its peak.
 	ConcurrencyMean float64 `json:"concurrency_mean"`
 	ConcurrencyMax  int64   `json:"concurrency_max"`
+	// InFlight is the time-weighted distribution of requests in flight
+	// over the window (GuideLLM's request_concurrency): mean and max are
+	// ConcurrencyMean and ConcurrencyMax, a percentile p the smallest level
+	// at or below which the run spent p % of the window; its count is the
+	// number of requests.
+	InFlight Distribution `json:"requests_in_flight"`
 
 	// Latency distributions, milliseconds, successful requests only.
 	TimeToFirstToken             Distribution `json:"time_to_first_token_ms"`
@@ -39,24 +45,51 @@ type Metrics struct {
 	InterChunkLatency            Distribution `json:"inter_chunk_latency_ms"`
 	NormalizedTimePerOutputToken Distribution `json:"normalized_time_per_output_token_ms"`
 	TimePerOutputToken           Distribution `json:"time_per_output_token_ms"`
-	RequestLatency               Distribution `json:"request_latency_ms"`
-	RequestLatencyFromIntended   Distribution `json:"request_latency_from_intended_ms"`
-	PromptTokens                 Distribution `json:"prompt_tokens"` // tokens per successful request
-	OutputTokens                 Distribution `json:"output_tokens"`
-	CachedTokens                 Distribution `json:"cached_tokens"` // prompt tokens served from the prefix cache
-	TimeToFirstByte              Distribution `json:"time_to_first_byte_ms"`
-	SendLag                      Distribution `json:"send_lag_ms"` // sent − intended, every request
+	// The same per-token metrics weighted by tokens, as GuideLLM weights
+	// them: a request with n output tokens counts n − 1 times in
+	// InterTokenLatencyTokenWeighted (once per gap) and n times in the two
+	// per-output-token ones, so count is a number of gaps or tokens and
+	// the mean is a ratio of sums, e.g. Σ(last − first) / Σ(n − 1). The
+	// distributions above count each request once.
+	InterTokenLatencyTokenWeighted            Distribution `json:"inter_token_latency_token_weighted_ms"`
+	TimePerOutputTokenTokenWeighted           Distribution `json:"time_per_output_token_token_weighted_ms"`
+	NormalizedTimePerOutputTokenTokenWeighted Distribution `json:"normalized_time_per_output_token_token_weighted_ms"`
+	RequestLatency                            Distribution `json:"request_latency_ms"`
+	RequestLatencyFromIntended                Distribution `json:"request_latency_from_intended_ms"`
+	PromptTokens                              Distribution `json:"prompt_tokens"` // tokens per successful request
+	OutputTokens                              Distribution `json:"output_tokens"`
+	CachedTokens                              Distribution `json:"cached_tokens"` // prompt tokens served from the prefix cache
+	TotalTokens                               Distribution `json:"total_tokens"`  // prompt + output tokens per successful request
+	// StreamEvents is the SSE events (every kind, [DONE] included) per
+	// successful request, 0 for a non-streamed one; OutputTokensPerChunk
+	// and OutputTokensPerChunkAfterFirst are output tokens per content
+	// event as GuideLLM estimates them (its output_tokens_per_iteration and
+	// iter_tokens_per_iteration; Recorder.recordCounts).
+	StreamEvents                   Distribution `json:"stream_events"`
+	OutputTokensPerChunk           Distribution `json:"output_tokens_per_chunk"`
+	OutputTokensPerChunkAfterFirst Distribution `json:"output_tokens_per_chunk_after_first"`
+	TimeToFirstByte                Distribution `json:"time_to_first_byte_ms"`
+	SendLag                        Distribution `json:"send_lag_ms"` // sent − intended, every request
 	// QueueWait is the wait for a free slot under the concurrency cap, of
 	// the requests that waited (engine.Result.QueueWait > 0); ClientLag is
 	// sent − intended − queue wait over every request: the lag the load
 	// generator itself caused.
 	QueueWait Distribution `json:"queue_wait_ms"`
 	ClientLag Distribution `json:"client_lag_ms"`
-	// Degraded is set when ClientLag's p99 exceeds LagThresholdMs: the
-	// client, not the server, limited the load, and the figures above
-	// describe what the client managed rather than what was asked.
-	Degraded       bool    `json:"degraded"`
-	LagThresholdMs float64 `json:"lag_threshold_ms"`
+	// Degraded is set when the client, not the server, limited the load or
+	// distorted its shape, so the figures above describe what the client
+	// managed rather than what was asked: ClientLag's p99 exceeds
+	// LagThresholdMs, or (open loops) ArrivalShape strays from the
+	// schedule (degradedBy in arrival.go). DegradedBy names the criteria
+	// that fired (DegradedClientLag, DegradedArrivalKS,
+	// DegradedCompressedGaps); empty when not degraded.
+	Degraded       bool     `json:"degraded"`
+	DegradedBy     []string `json:"degraded_by,omitempty"`
+	LagThresholdMs float64  `json:"lag_threshold_ms"`
+	// ArrivalShape compares the gaps between sends with the intended gaps;
+	// nil for closed-loop profiles (Options.OpenLoop false), which have no
+	// schedule, and for fewer than two requests.
+	ArrivalShape *ArrivalShape `json:"arrival_shape,omitempty"`
 	// Excluded counts the requests sent in the warmup and cooldown, which
 	// no other figure includes.
 	Excluded                ExcludedCounts `json:"excluded_requests"`
@@ -153,6 +186,10 @@ type Options struct {
 	// LagThreshold is the client-lag p99 beyond which Metrics.Degraded is
 	// set; default DefaultLagThreshold.
 	LagThreshold time.Duration
+	// OpenLoop says the requests had scheduled send times (trace, constant,
+	// poisson, gamma): the recorder then keeps 16 more bytes a request,
+	// intended and client send time, for Metrics.ArrivalShape.
+	OpenLoop bool
 }
 
 // Validate reports every invalid option.

@@ -15,18 +15,27 @@ const (
 	CDFInterTokenLatency = "inter_token_latency_ms"
 	CDFInterChunkLatency = "inter_chunk_latency_ms"
 	CDFRequestLatency    = "request_latency_ms"
+	// CDFInterTokenLatencyTokenWeighted, CDFTimePerOutputTokenTokenWeighted
+	// and CDFInFlight are kept for the GuideLLM export, whose
+	// percentiles between p0.1 and p75 they give exactly.
+	CDFInterTokenLatencyTokenWeighted  = "inter_token_latency_token_weighted_ms"
+	CDFTimePerOutputTokenTokenWeighted = "time_per_output_token_token_weighted_ms"
+	CDFInFlight                        = "requests_in_flight"
 )
 
 // Recorder accumulates Results into the figures of Metrics. Each worker can
 // own one and the owner Merges them at the end; it is not safe for
 // concurrent use. Its memory is a few sparse HDR histograms, 16 bytes per
-// request (for concurrency) and one small counter set per time bucket.
+// request (for concurrency), 16 more for an open loop (Options.OpenLoop:
+// the arrival shape) and one small counter set per time bucket.
 type Recorder struct {
 	opts Options
 
 	ttft, ttftIntended, itl, icl, ntpot, tpot *Histogram
 	e2e, e2eIntended, ttfb, lag               *Histogram
 	queueWait, clientLag                      *Histogram
+	itlTok, tpotTok, ntpotTok                 *Histogram // token-weighted: one entry per request, weighted by its tokens
+	totalTok, events, perChunk, perChunkLater *Histogram // see recordCounts
 	excluded                                  ExcludedCounts
 	prompt, output, cached                    *Histogram
 	promptMismatch, outputMismatch            *mismatch
@@ -35,6 +44,7 @@ type Recorder struct {
 	inTok, outTok       int64
 	fromUsage, sloMet   int64
 	spans               []span
+	arrivals            []arrival // Options.OpenLoop only
 	haveTimes           bool
 	minIntended, maxInt time.Duration
 	minSent, maxSent    time.Duration
@@ -63,6 +73,9 @@ func NewRecorder(opts Options) *Recorder {
 		e2e: NewLatencyHistogram(), e2eIntended: NewLatencyHistogram(),
 		ttfb: NewLatencyHistogram(), lag: NewLatencyHistogram(),
 		queueWait: NewLatencyHistogram(), clientLag: NewLatencyHistogram(),
+		itlTok: NewLatencyHistogram(), tpotTok: NewLatencyHistogram(), ntpotTok: NewLatencyHistogram(),
+		totalTok: NewCountHistogram(), events: NewCountHistogram(),
+		perChunk: NewFractionHistogram(), perChunkLater: NewFractionHistogram(),
 		prompt: NewCountHistogram(), output: NewCountHistogram(), cached: NewCountHistogram(),
 		promptMismatch: newMismatch(), outputMismatch: newMismatch(),
 		buckets: map[int64]*bucketAcc{},
@@ -72,7 +85,8 @@ func NewRecorder(opts Options) *Recorder {
 // metricHistograms lists r's own metrics' histograms in a fixed order.
 func (r *Recorder) metricHistograms() []*Histogram {
 	return []*Histogram{r.ttft, r.ttftIntended, r.itl, r.icl, r.ntpot, r.tpot, r.e2e, r.e2eIntended,
-		r.ttfb, r.lag, r.queueWait, r.clientLag, r.prompt, r.output, r.cached}
+		r.ttfb, r.lag, r.queueWait, r.clientLag, r.prompt, r.output, r.cached,
+		r.itlTok, r.tpotTok, r.ntpotTok, r.totalTok, r.events, r.perChunk, r.perChunkLater}
 }
 
 // histograms lists all of r's histograms, the mismatches' included.
@@ -144,7 +158,7 @@ func (rec *Recorder) Record(r *engine.Result) {
 	rec.counts.Total++
 	sent, end := r.Sent, max(r.End, r.Sent)
 	rec.lag.RecordDuration(sent - r.Intended)
-	rec.clientLag.RecordDuration(sent - r.Intended - r.QueueWait)
+	rec.clientLag.RecordDuration(sent - r.Intended - r.QueueWait - r.OrderWait)
 	if r.QueueWait > 0 {
 		rec.queueWait.RecordDuration(r.QueueWait)
 	}
@@ -156,6 +170,9 @@ func (rec *Recorder) Record(r *engine.Result) {
 		rec.minSent, rec.maxSent = min(rec.minSent, sent), max(rec.maxSent, sent)
 	}
 	rec.spans = append(rec.spans, span{sent, end})
+	if rec.opts.OpenLoop { // the client's send time: intended + client lag
+		rec.arrivals = append(rec.arrivals, arrival{r.Intended, sent - r.QueueWait - r.OrderWait})
+	}
 	rec.bucket(sent).started++
 	done := rec.bucket(end)
 	done.completed++
@@ -188,6 +205,7 @@ func (rec *Recorder) Record(r *engine.Result) {
 		rec.fromUsage++
 	}
 	rec.recordMismatch(r)
+	rec.recordCounts(r)
 
 	hasFirst := r.FirstToken > 0
 	first, last := r.FirstToken, max(r.LastToken, r.FirstToken)
@@ -201,14 +219,22 @@ func (rec *Recorder) Record(r *engine.Result) {
 		b.ttftSumMs += float64(max(ttft, 0)) / float64(time.Millisecond)
 		b.ttftN++
 	}
+	// Each per-token metric is recorded twice: once per request, and once
+	// weighted by the request's tokens (n for a figure per output token,
+	// n − 1 for a gap between tokens), GuideLLM's weighting.
 	if n := r.OutputTokens; n >= 1 {
-		rec.ntpot.RecordDuration(e2e / time.Duration(n))
+		ntpot := e2e / time.Duration(n)
+		rec.ntpot.RecordDuration(ntpot)
+		rec.ntpotTok.RecordDurationWeighted(ntpot, int64(n))
 		if hasFirst {
-			rec.tpot.RecordDuration((last - sent) / time.Duration(n))
+			tpot := (last - sent) / time.Duration(n)
+			rec.tpot.RecordDuration(tpot)
+			rec.tpotTok.RecordDurationWeighted(tpot, int64(n))
 		}
 		if hasFirst && r.Stream && n >= 2 {
 			itl, haveITL = (last-first)/time.Duration(n-1), true
 			rec.itl.RecordDuration(itl)
+			rec.itlTok.RecordDurationWeighted(itl, int64(n-1))
 		}
 	}
 	if r.Stream {
@@ -296,6 +322,7 @@ func (rec *Recorder) Merge(o *Recorder) {
 	rec.outputMismatch.merge(o.outputMismatch)
 	rec.sloMet += o.sloMet
 	rec.spans = append(rec.spans, o.spans...)
+	rec.arrivals = append(rec.arrivals, o.arrivals...)
 	if o.haveTimes {
 		if !rec.haveTimes {
 			rec.haveTimes = true
@@ -333,31 +360,47 @@ func (rec *Recorder) Metrics() Metrics {
 		InterChunkLatency:            rec.icl.Distribution(),
 		NormalizedTimePerOutputToken: rec.ntpot.Distribution(),
 		TimePerOutputToken:           rec.tpot.Distribution(),
-		RequestLatency:               rec.e2e.Distribution(),
-		RequestLatencyFromIntended:   rec.e2eIntended.Distribution(),
-		PromptTokens:                 rec.prompt.Distribution(),
-		OutputTokens:                 rec.output.Distribution(),
-		CachedTokens:                 rec.cached.Distribution(),
-		TimeToFirstByte:              rec.ttfb.Distribution(),
-		SendLag:                      rec.lag.Distribution(),
-		QueueWait:                    rec.queueWait.Distribution(),
-		ClientLag:                    rec.clientLag.Distribution(),
-		LagThresholdMs:               float64(rec.opts.LagThreshold) / float64(time.Millisecond),
-		Excluded:                     rec.excluded,
-		RequestedRate:                rec.opts.RequestedRate,
-		DroppedRequests:              rec.opts.Dropped,
-		TokensFromUsageFraction:      ratio(float64(rec.fromUsage), float64(rec.counts.Successful)),
-		PromptTokenMismatch:          rec.promptMismatch.result(),
-		OutputTokenMismatch:          rec.outputMismatch.result(),
+
+		InterTokenLatencyTokenWeighted:            rec.itlTok.Distribution(),
+		TimePerOutputTokenTokenWeighted:           rec.tpotTok.Distribution(),
+		NormalizedTimePerOutputTokenTokenWeighted: rec.ntpotTok.Distribution(),
+		TotalTokens:                    rec.totalTok.Distribution(),
+		StreamEvents:                   rec.events.Distribution(),
+		OutputTokensPerChunk:           rec.perChunk.Distribution(),
+		OutputTokensPerChunkAfterFirst: rec.perChunkLater.Distribution(),
+		RequestLatency:                 rec.e2e.Distribution(),
+		RequestLatencyFromIntended:     rec.e2eIntended.Distribution(),
+		PromptTokens:                   rec.prompt.Distribution(),
+		OutputTokens:                   rec.output.Distribution(),
+		CachedTokens:                   rec.cached.Distribution(),
+		TimeToFirstByte:                rec.ttfb.Distribution(),
+		SendLag:                        rec.lag.Distribution(),
+		QueueWait:                      rec.queueWait.Distribution(),
+		ClientLag:                      rec.clientLag.Distribution(),
+		LagThresholdMs:                 float64(rec.opts.LagThreshold) / float64(time.Millisecond),
+		Excluded:                       rec.excluded,
+		RequestedRate:                  rec.opts.RequestedRate,
+		DroppedRequests:                rec.opts.Dropped,
+		TokensFromUsageFraction:        ratio(float64(rec.fromUsage), float64(rec.counts.Successful)),
+		PromptTokenMismatch:            rec.promptMismatch.result(),
+		OutputTokenMismatch:            rec.outputMismatch.result(),
 		CDF: map[string]CDF{
 			CDFTimeToFirstToken:  rec.ttft.CDF(),
 			CDFInterTokenLatency: rec.itl.CDF(),
 			CDFInterChunkLatency: rec.icl.CDF(),
 			CDFRequestLatency:    rec.e2e.CDF(),
+
+			CDFInterTokenLatencyTokenWeighted:  rec.itlTok.CDF(),
+			CDFTimePerOutputTokenTokenWeighted: rec.tpotTok.CDF(),
+			CDFInFlight:                        {Q: []float64{}, V: []float64{}},
 		},
 		Series: []Bucket{},
 	}
-	m.Degraded = m.ClientLag.Count > 0 && m.ClientLag.P99 > m.LagThresholdMs
+	if rec.opts.OpenLoop {
+		m.ArrivalShape = arrivalShape(rec.arrivals)
+	}
+	m.DegradedBy = degradedBy(&m)
+	m.Degraded = len(m.DegradedBy) > 0
 	if rec.haveTimes && rec.counts.Total >= 2 {
 		n := float64(rec.counts.Total - 1)
 		m.ScheduledRate = ratio(n, (rec.maxInt - rec.minIntended).Seconds())
@@ -386,7 +429,9 @@ func (rec *Recorder) Metrics() Metrics {
 			RequestsPerSecond: ratio(float64(rec.sloMet), w),
 		}
 	}
-	m.Series, m.SeriesBucketS, m.ConcurrencyMax = rec.series(start, end)
+	var levels map[int64]time.Duration
+	m.Series, m.SeriesBucketS, m.ConcurrencyMax, levels = rec.series(start, end)
+	m.InFlight, m.CDF[CDFInFlight] = inFlightDistribution(levels, int64(len(rec.spans)))
 	return m
 }
 

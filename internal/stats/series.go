@@ -6,11 +6,12 @@ import (
 	"time"
 )
 
-// series builds the time series over [start, end] and the peak concurrency.
-// Buckets are aligned to multiples of the bucket width from the run origin;
-// when the window holds more than MaxBuckets of them, the width becomes the
-// smallest whole multiple that fits, so counters stay exact sums.
-func (rec *Recorder) series(start, end time.Duration) ([]Bucket, float64, int64) {
+// series builds the time series over [start, end], the peak concurrency and
+// the time spent at each concurrency level (inFlight). Buckets are aligned
+// to multiples of the bucket width from the run origin; when the window
+// holds more than MaxBuckets of them, the width becomes the smallest whole
+// multiple that fits, so counters stay exact sums.
+func (rec *Recorder) series(start, end time.Duration) ([]Bucket, float64, int64, map[int64]time.Duration) {
 	base := rec.opts.BucketWidth
 	b0, bL := floorDiv(start, base), floorDiv(end, base)
 	for k := range rec.buckets { // chunk times can lie outside [sent, end] only on bad input
@@ -39,16 +40,18 @@ func (rec *Recorder) series(start, end time.Duration) ([]Bucket, float64, int64)
 		out[i].OutputTokensPerS = ratio(out[i].OutputTokensPerS, ws)
 		out[i].MeanTTFTMs = ratio(ttftSum[i], float64(out[i].TTFTCount))
 	}
-	peak := rec.inFlight(out, time.Duration(f0)*width, width)
-	return out, ws, peak
+	peak, levels := rec.inFlight(out, time.Duration(f0)*width, width, start, end)
+	return out, ws, peak, levels
 }
 
 // inFlight sweeps the requests' send and end events in time order: the level
 // between events is the number in flight, its integral over each bucket
 // (divided by the width) the bucket's time-weighted mean, its maximum the
-// peak. An end sorts before a send at the same instant (no overlap), and a
-// zero-length request is never in flight.
-func (rec *Recorder) inFlight(out []Bucket, origin, width time.Duration) int64 {
+// peak, and the time it holds each value over the window [start, end]
+// (levels, 0 included; the times add up to end − start) its time-weighted
+// distribution. An end sorts before a send at the same instant (no
+// overlap), and a zero-length request is never in flight.
+func (rec *Recorder) inFlight(out []Bucket, origin, width, start, end time.Duration) (int64, map[int64]time.Duration) {
 	type event struct {
 		t time.Duration
 		d int64
@@ -66,9 +69,14 @@ func (rec *Recorder) inFlight(out []Bucket, origin, width time.Duration) int64 {
 		return cmp.Compare(a.d, b.d)
 	})
 	area := make([]float64, len(out)) // request·ns per bucket
+	levels := map[int64]time.Duration{}
 	var level, peak int64
-	var prev time.Duration
+	prev, held := start, start // held: the sweep has counted [start, held) into levels
 	for _, e := range ev {
+		if t := min(max(e.t, start), end); t > held {
+			levels[level] += t - held
+			held = t
+		}
 		for t := prev; level > 0 && t < e.t; {
 			i := floorDiv(t-origin, width)
 			next := min(e.t, origin+time.Duration(i+1)*width)
@@ -81,8 +89,11 @@ func (rec *Recorder) inFlight(out []Bucket, origin, width time.Duration) int64 {
 		peak = max(peak, level)
 		prev = e.t
 	}
+	if end > held {
+		levels[level] += end - held
+	}
 	for i := range out {
 		out[i].InFlight = ratio(area[i], float64(width))
 	}
-	return peak
+	return peak, levels
 }

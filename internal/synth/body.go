@@ -18,8 +18,10 @@ import (
 // them, else synthesised (Prompt). A History request (a session turn)
 // sends its session's earlier turns and the target's replies to them first
 // (see ObserveReply): as chat messages, or for completions as one prompt
-// continuing the previous prompts and replies. max_tokens = OutputTokens
-// with ignore_eos makes the server produce exactly that many tokens; both
+// continuing the previous prompts and replies. A whole-context session row
+// (workload.ConventionWhole) already counts its conversation: it is sent
+// alone at its length, and its session's history is dropped.
+// max_tokens = OutputTokens with ignore_eos makes the server produce exactly that many tokens; both
 // are left out when OutputTokens is 0, and ignore_eos alone with
 // Options.OmitIgnoreEOS. stream_options.include_usage is set on
 // streams so token counts come from the server. model overrides req.Model
@@ -38,6 +40,9 @@ func (b *Builder) Body(req *workload.Request, model string) ([]byte, error) {
 	out = append(out, `{"model":`...)
 	out = appendJSONString(out, model)
 	var err error
+	if req.Convention == workload.ConventionWhole && req.Session != "" {
+		b.forgetHistory(req.Session)
+	}
 	switch {
 	case req.History && req.Session != "":
 		if out, err = b.historyBody(out, req); err != nil {

@@ -24,6 +24,9 @@ type conversation struct {
 	msgs    [][]byte // chat: JSON message objects, comma-joined when sent
 	text    []byte   // completions: earlier prompts and replies, concatenated
 	pending *turnText
+	// whole marks a whole-context session (workload.ConventionWhole): its
+	// rows carry the conversation themselves, so nothing is kept for it.
+	whole bool
 }
 
 // turnText is a turn's own content, kept until its reply arrives.
@@ -61,7 +64,7 @@ func (b *Builder) ObserveReply(req *workload.Request, text string) {
 	c := h.conv(req.Session)
 	t := c.pending
 	c.pending = nil
-	if t == nil || text == "" {
+	if t == nil || text == "" || c.whole {
 		return
 	}
 	if !t.chat {
@@ -73,6 +76,20 @@ func (b *Builder) ObserveReply(req *workload.Request, text string) {
 	}
 	reply := appendJSONString([]byte(`{"role":"assistant","content":`), text)
 	c.msgs = append(c.msgs, append(reply, '}'))
+}
+
+// forgetHistory marks session whole-context: the history its first turn
+// left (sent before the convention was known) is dropped, and nothing more
+// is kept for it. Only the mark stays, so that a first turn's reply that
+// arrives later is not kept either.
+func (b *Builder) forgetHistory(session string) {
+	h := &b.history
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.conv(session)
+	if !c.whole {
+		*c = conversation{whole: true}
+	}
 }
 
 // historyBody builds a History request's body: the session's history, then
@@ -110,7 +127,9 @@ func (b *Builder) historyBody(out []byte, req *workload.Request) ([]byte, error)
 	h := &b.history
 	h.mu.Lock()
 	c := h.conv(req.Session)
-	c.pending = &t
+	if !c.whole {
+		c.pending = &t
+	}
 	// The history is only ever appended to, so what these cover never
 	// changes: the body is built outside the lock every session shares.
 	text, msgs := c.text, c.msgs

@@ -187,7 +187,11 @@ func (b *Builder) CountTokens(s string) int {
 // (BlockTokens tokens) depends only on the ids up to and including i, so
 // requests sharing k leading ids share exactly k blocks of text; the last
 // block is cut to fit, and is then a prefix of the full block with the same
-// ids. Without HashIDs the prompt is unique to the request's Index.
+// ids. Without HashIDs the prompt is unique to the request's Index, except
+// in a trace's session: a whole-context row (workload.ConventionWhole) and
+// its session's first turn are the first PromptTokens words of one word
+// stream per session, so each turn's prompt starts with the previous one,
+// byte for byte, as a conversation resent in full does (issue 16).
 func (b *Builder) Prompt(req *workload.Request) (string, error) {
 	out, err := b.appendPrompt(make([]byte, 0, b.sizeHint(req)), req)
 	return string(out), err
@@ -212,8 +216,13 @@ func (b *Builder) appendPrompt(dst []byte, req *workload.Request) ([]byte, error
 	}
 	chain := mix(b.seed, 0x243f6a8885a308d3)
 	if len(req.HashIDs) == 0 {
-		// A prompt of its own: generated straight into dst, never cached.
-		chain = mix(chain, uint64(req.Index)|1<<62)
+		// A prompt of its own (or its session's): generated straight
+		// into dst, never cached.
+		if sessionStream(req) {
+			chain = mix(mix(chain, 0x5e5510), stringHash(req.Session))
+		} else {
+			chain = mix(chain, uint64(req.Index)|1<<62)
+		}
 		return b.appendWords(dst, chain, block, n), nil
 	}
 	for i, left := 0, n; left > 0; i++ {
@@ -230,6 +239,24 @@ func (b *Builder) appendPrompt(dst []byte, req *workload.Request) ([]byte, error
 		left -= size
 	}
 	return dst, nil
+}
+
+// sessionStream reports whether req's prompt, having no hash ids, is cut
+// from its session's word stream (see Prompt): a whole-context row, or a
+// trace session's first turn, which a whole-context session's later turns
+// repeat (its convention is only known from its second row). A delta
+// session's later turns are new text, each a prompt of its own.
+func sessionStream(req *workload.Request) bool {
+	return req.Session != "" && (req.Convention == workload.ConventionWhole || req.History && req.Turn == 0)
+}
+
+// stringHash is the 64-bit FNV-1a hash of s.
+func stringHash(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint64(s[i])) * 1099511628211
+	}
+	return h
 }
 
 // appendBlock appends the first size words of the block chain names.

@@ -14,16 +14,16 @@ import (
 // (2023-11-16 18:17:03.9799600), 2024 with a zone offset and varying
 // precision (2024-05-10 00:00:00.0071+00:00); every digit down to the
 // nanosecond is kept. Offsets are from the first row; a timestamp earlier
-// than its predecessor is kept as it is (its offset is clamped at 0 when it
-// precedes the first row) and counted in Warnings.
+// than a row above it is kept as it is (its offset is clamped at 0 when it
+// precedes the first row) and warned about (see timeOrder).
 type Azure struct {
 	*csvFile
-	n                  int
-	cTS, cCtx, cGen    int
-	zeroOut            int // rows with GeneratedTokens 0, sent with max_tokens 1
-	first, prev        time.Time
-	backwards, clamped int
-	done               bool
+	n               int
+	cTS, cCtx, cGen int
+	zeroOut         int // rows with GeneratedTokens 0, sent with max_tokens 1
+	first           time.Time
+	clamped         int // rows before the first row, sent at offset 0
+	done            bool
 }
 
 var _ Source = (*Azure)(nil)
@@ -49,8 +49,12 @@ func (a *Azure) Next() (Request, error) {
 			return Request{}, err
 		}
 		if !ok {
-			if a.backwards > 0 && !a.done {
-				a.addWarning(fmt.Sprintf("azure %s: timestamps go backwards %d times (%d before the first row, sent at offset 0); is the file sorted, and are all its dates in one time zone?", a.path, a.backwards, a.clamped))
+			note := "are all its dates in one time zone?"
+			if a.clamped > 0 {
+				note = fmt.Sprintf("%d before the first row, sent at offset 0; %s", a.clamped, note)
+			}
+			if !a.done {
+				a.orderSummary(note)
 			}
 			if a.zeroOut > 0 && !a.done {
 				a.addWarning(zeroOutputWarning("azure", a.path, "GeneratedTokens", a.zeroOut))
@@ -86,19 +90,10 @@ func (a *Azure) parse(f [][]byte) (Request, error) {
 		return Request{}, err
 	}
 	if a.n == 0 {
-		a.first, a.prev = ts, ts
+		a.first = ts
 	}
-	if ts.Before(a.prev) {
-		if a.backwards == 0 {
-			// Said at once: a replay of an unsorted file sends these rows
-			// late, and the user should know before it starts, not after.
-			a.addWarning(fmt.Sprintf("azure %s line %d: timestamp %s is %v before the previous row's; Azure traces are sorted by time (a summary follows at the end)",
-				a.path, a.line, ts.Format("2006-01-02 15:04:05.0000000"), a.prev.Sub(ts)))
-		}
-		a.backwards++
-	}
-	a.prev = ts
 	off := ts.Sub(a.first)
+	a.timestamp(off, f[a.cTS])
 	if off < 0 {
 		off = 0
 		a.clamped++

@@ -101,7 +101,7 @@ func TestAzureLayoutsAndWarnings(t *testing.T) {
 	// the first backwards step is reported with its line as soon as it is
 	// read; the count at the end
 	w := src.Warnings()
-	if len(w) != 2 || !strings.Contains(w[0], "line 4: timestamp 2024-05-10 00:00:01.0000000 is 500ms before") ||
+	if len(w) != 2 || !strings.Contains(w[0], "line 4: timestamp 2024-05-10 00:00:01+00:00 is 500ms before") ||
 		!strings.Contains(w[1], "backwards 2 times (1 before the first row") {
 		t.Errorf("warnings %v", w)
 	}

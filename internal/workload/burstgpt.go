@@ -17,7 +17,9 @@ import (
 // session and timing ones) are ignored, except a session or conversation
 // id, which becomes Session.
 //
-// Offsets are from the first row. BurstGPT marks requests that failed in
+// Offsets are from the first row; a row earlier than a row above it is
+// kept where it is in the file (sent at offset 0 when it precedes the
+// first row) and warned about (see timeOrder). BurstGPT marks requests that failed in
 // production with 0 response tokens; they are left out (a replay cannot
 // reproduce the failure, and without a length the server would generate
 // until its own limit) and counted in Warnings. The trace's model is kept
@@ -27,8 +29,8 @@ type BurstGPT struct {
 	n                        int
 	cTS, cModel, cReq, cResp int
 	cSession                 int
-	first, prev              float64
-	backwards, failed        int
+	first                    float64
+	failed                   int
 	turns                    map[string]int
 	done                     bool
 }
@@ -82,9 +84,7 @@ func (g *BurstGPT) finish() {
 	if g.failed > 0 {
 		g.addWarning(fmt.Sprintf("burstgpt %s: left out %d requests that failed in production (Response tokens 0)", g.path, g.failed))
 	}
-	if g.backwards > 0 {
-		g.addWarning(fmt.Sprintf("burstgpt %s: timestamps go backwards %d times; is the file sorted?", g.path, g.backwards))
-	}
+	g.orderSummary("")
 }
 
 func (g *BurstGPT) parse(f [][]byte) (req Request, keep bool, err error) {
@@ -104,18 +104,18 @@ func (g *BurstGPT) parse(f [][]byte) (req Request, keep bool, err error) {
 		return req, false, err
 	}
 	if g.n+g.failed == 0 {
-		g.first, g.prev = ts, ts
+		g.first = ts
 	}
-	if ts < g.prev {
-		g.backwards++
-	}
-	g.prev = ts
 	if out == 0 {
 		g.failed++
 		return req, false, nil
 	}
+	// Only rows that are sent take part in the order check: a left-out row
+	// holds nothing back.
+	off := secondsOffset(ts - g.first)
+	g.timestamp(off, f[g.cTS])
 	req = Request{
-		Index: g.n, Offset: time.Duration(math.Round(max(ts-g.first, 0) * float64(time.Second))),
+		Index: g.n, Offset: max(off, 0),
 		Endpoint: openai.Chat, Stream: true, PromptTokens: in, OutputTokens: out,
 	}
 	if g.cModel >= 0 {
@@ -128,4 +128,18 @@ func (g *BurstGPT) parse(f [][]byte) (req Request, keep bool, err error) {
 	}
 	g.n++
 	return req, true, nil
+}
+
+// secondsOffset is s seconds as a duration, rounded to the nanosecond and
+// held within time.Duration's range (a conversion out of range would give
+// an arbitrary value).
+func secondsOffset(s float64) time.Duration {
+	ns := math.Round(s * float64(time.Second))
+	switch {
+	case ns >= math.MaxInt64:
+		return math.MaxInt64
+	case ns <= math.MinInt64:
+		return math.MinInt64
+	}
+	return time.Duration(ns)
 }

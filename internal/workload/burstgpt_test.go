@@ -86,7 +86,7 @@ func TestBurstGPTMalformed(t *testing.T) {
 	p := write(t, "u.csv", "Timestamp,Request tokens,Response tokens\n9,1,1\n4,1,1\n")
 	src, _ := OpenBurstGPT(p, OpenOptions{})
 	reqs := drain(t, src)
-	if len(reqs) != 2 || reqs[1].Offset != 0 || len(src.Warnings()) != 1 || !strings.Contains(src.Warnings()[0], "backwards 1 times") {
+	if len(reqs) != 2 || reqs[1].Offset != 0 || len(src.Warnings()) != 2 || !strings.Contains(src.Warnings()[1], "backwards 1 times") {
 		t.Errorf("unsorted file: %+v, %v", reqs, src.Warnings())
 	}
 }

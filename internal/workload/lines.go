@@ -10,6 +10,7 @@ import (
 // lineFile reads a text trace line by line, streaming, and names file and
 // line in every error.
 type lineFile struct {
+	kind     string // "mooncake", "azure", ...: how errors and warnings name the file
 	path     string
 	f        *os.File
 	sc       *bufio.Scanner
@@ -18,6 +19,7 @@ type lineFile struct {
 	skipped  int
 	warnings []string
 	warn     func(string) // OpenOptions.Warn
+	order    timeOrder    // timestamps going backwards (order.go)
 }
 
 func openLines(kind, path string, opts OpenOptions) (*lineFile, error) {
@@ -27,7 +29,7 @@ func openLines(kind, path string, opts OpenOptions) (*lineFile, error) {
 	}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
-	return &lineFile{path: path, f: f, sc: sc, skip: opts.SkipInvalid, warn: opts.Warn}, nil
+	return &lineFile{kind: kind, path: path, f: f, sc: sc, skip: opts.SkipInvalid, warn: opts.Warn}, nil
 }
 
 // next returns the next non-empty line; ok is false at the end.

@@ -17,25 +17,34 @@ import (
 //
 // It also reads AIPerf's extensions of the format (its mooncake_trace
 // dataset type): session_id groups rows into a conversation (Session, with
-// Turn counted from 0 in file order, and History set: each turn is sent
-// after the conversation so far, the target's own replies included, as
-// AIPerf does); delay is the think time in ms before
+// Turn counted from 0 in file order, each turn sent after the previous one
+// ended); delay is the think time in ms before
 // a turn (Delay); text_input or messages replace input_length with a
 // prompt sent verbatim; timestamp and output_length are optional. A row
-// without timestamp keeps the previous row's offset. Other keys are
-// ignored.
+// without timestamp keeps the previous row's offset; one whose timestamp
+// is earlier than a row above it is kept where it is in the file and
+// warned about (see timeOrder). Other keys are ignored.
+//
+// A session's rows follow one of two conventions, told apart per session
+// from its previous row (see traceSession): delta rows (AIPerf's) hold the
+// turn's new text and are sent after the conversation so far, the target's
+// own replies included (History, as AIPerf does); whole-context rows
+// (hash_ids or input_length growing over the previous turn, as in
+// Mooncake's own traces) are sent at exactly their length, without history
+// (Convention).
 type Mooncake struct {
 	*lineFile
 	n        int
 	maxTS    float64
 	prev     time.Duration
-	turns    map[string]int
+	sessions map[string]*traceSession
 	slab     []uint32 // hash ids are cut from shared slabs: one allocation per ~16k ids
 	mismatch int      // rows whose hash_ids length is not ceil(input_length/512)
 	zeroOut  int      // rows with output_length 0, sent with max_tokens 1
 	// tsRows and fracTS count rows with a timestamp and those whose
 	// timestamp has a fractional part, for the unit-mistake check.
 	tsRows, fracTS int
+	tsText         []byte // the current line's timestamp as written, for warnings
 	warnedUnits    bool
 	done           bool
 }
@@ -51,7 +60,7 @@ func OpenMooncake(path string, opts OpenOptions) (*Mooncake, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Mooncake{lineFile: l, turns: map[string]int{}}, nil
+	return &Mooncake{lineFile: l, sessions: map[string]*traceSession{}}, nil
 }
 
 // mooncakeRow is one line; has* say which keys were present and not null.
@@ -97,6 +106,7 @@ func (m *Mooncake) finish() {
 	}
 	m.done = true
 	m.checkUnits()
+	m.orderSummary("")
 	if m.zeroOut > 0 {
 		m.addWarning(zeroOutputWarning("mooncake", m.path, "output_length", m.zeroOut))
 	}
@@ -147,6 +157,7 @@ func (m *Mooncake) request(row *mooncakeRow) Request {
 		}
 		m.maxTS = max(m.maxTS, row.ts)
 		m.prev = time.Duration(math.Round(row.ts * float64(time.Millisecond)))
+		m.timestamp(m.prev, m.tsText)
 	}
 	req := Request{
 		Index: m.n, Offset: m.prev, Endpoint: openai.Chat, Stream: true,
@@ -164,9 +175,14 @@ func (m *Mooncake) request(row *mooncakeRow) Request {
 		}
 	}
 	if row.session != "" {
-		req.History = true
-		req.Turn = m.turns[row.session]
-		m.turns[row.session]++
+		s := m.sessions[row.session]
+		if s == nil {
+			s = &traceSession{}
+			m.sessions[row.session] = s
+		}
+		req.Turn = s.turn
+		req.Convention = s.next(row.in, row.hasIn, row.out, row.hasOut, row.ids, MooncakeBlockTokens)
+		req.History = req.Convention != ConventionWhole
 	}
 	m.n++
 	return req
@@ -187,8 +203,9 @@ func (m *Mooncake) parse(line []byte, row *mooncakeRow) error {
 		var err error
 		switch string(key) {
 		case "timestamp":
+			at := s.i
 			row.ts, err = s.number()
-			row.hasTS = true
+			row.hasTS, m.tsText = true, s.b[at:s.i]
 		case "input_length":
 			row.in, err = s.integer()
 			row.hasIn = true

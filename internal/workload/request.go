@@ -43,15 +43,54 @@ type Request struct {
 	// before this turn's prompt: their prompts and the replies the target
 	// actually gave (AIPerf's multi-turn default), so that a conversation
 	// grows as it did for the client. Set only with Session, by sources
-	// whose rows hold one turn's new text (AIPerf session rows);
+	// whose rows hold one turn's new text (AIPerf session rows, and a
+	// trace session's rows before its Convention is known);
 	// PromptTokens then counts this turn's new text only.
 	History bool
+	// Convention is what a trace's session row counts, as its source
+	// detected it: ConventionWhole rows are sent at their own length with
+	// History false; ConventionDelta and ConventionUndecided session rows
+	// keep History. Sources without the question (captures, synthetic
+	// turns) leave it ConventionUndecided.
+	Convention SessionConvention
 	// TraceModel is the model the trace names (BurstGPT's "ChatGPT" or
 	// "GPT-4"): informational, for filters and reports, never sent.
 	TraceModel string
 	// Recorded is the capture record this request came from (nil for other
 	// sources): production's own timings for this request.
 	Recorded *capture.Record
+}
+
+// SessionConvention is what the prompt length of a multi-turn trace's row
+// counts. Traces disagree: AIPerf's session rows hold only the turn's new
+// user text ("delta"), Mooncake's own traces the whole context, earlier
+// turns and replies included ("whole-context"). Issue 16: a whole-context
+// row sent with the history on top sent the conversation twice.
+type SessionConvention uint8
+
+const (
+	// ConventionUndecided: not a session row of a trace, or a row read
+	// before its session's convention could be told (a session's first
+	// row, which is sent alike under both conventions). Sent as a delta
+	// row.
+	ConventionUndecided SessionConvention = iota
+	// ConventionDelta: the row counts the turn's new text; the session's
+	// earlier turns and the target's replies are sent before it (History).
+	ConventionDelta
+	// ConventionWhole: the row counts the whole context; it is sent at
+	// exactly its length, without history, after the previous turn ended.
+	ConventionWhole
+)
+
+// String is "undecided", "delta" or "whole-context".
+func (c SessionConvention) String() string {
+	switch c {
+	case ConventionDelta:
+		return "delta"
+	case ConventionWhole:
+		return "whole-context"
+	}
+	return "undecided"
 }
 
 // Source yields requests in arrival order. Next returns io.EOF after the last.
