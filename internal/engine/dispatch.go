@@ -109,6 +109,9 @@ func (d *dispatcher) openLoop(ctx context.Context, src workload.Source) (err err
 				d.blocked.Store(0)
 				d.waited.Add(1)
 				queued = queueWait(t0, due, d.since())
+				// The rows after this one are read only now: the cap's
+				// wait is theirs too, not the generator's lag.
+				d.reached += queued
 			case <-ctx.Done():
 				d.blocked.Store(0)
 				tok.finish(d.since())

@@ -97,8 +97,8 @@ func TestFailedRequestsKeepTheirSendTime(t *testing.T) {
 		cfg  engine.Config
 		err  string // the start of every Result.Err
 	}{
-		{"timeout", engine.Config{Profile: engine.ProfileTrace, Timeout: 300 * time.Millisecond}, "timeout: "},
-		{"drain", engine.Config{Profile: engine.ProfileTrace, Drain: 300 * time.Millisecond}, "cancelled: "},
+		{"timeout", engine.Config{Profile: engine.ProfileTrace, Timeout: 2 * time.Second}, "timeout: "},
+		{"drain", engine.Config{Profile: engine.ProfileTrace, Drain: 2 * time.Second}, "cancelled: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newSilentServer(t)

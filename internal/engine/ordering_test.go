@@ -54,6 +54,17 @@ func TestBackwardsTraceRowsRecordOrderWait(t *testing.T) {
 			order:    []time.Duration{0, 0, 50 * ms},
 			queue:    []time.Duration{0, 0, 20 * ms},
 		},
+		{
+			// One slot, rows in order: row 2 is read only once row 1 got
+			// its slot at 100 ms; the 80 ms it was due before that are
+			// the cap's doing (order wait), not the client's lag.
+			name: "rows behind a full cap", cfg: Config{Profile: ProfileTrace, MaxConcurrency: 1},
+			offsets: []time.Duration{0, 10 * ms, 20 * ms}, took: 100 * ms,
+			intended: []time.Duration{0, 10 * ms, 20 * ms},
+			sent:     []time.Duration{0, 100 * ms, 200 * ms},
+			order:    []time.Duration{0, 0, 80 * ms},
+			queue:    []time.Duration{0, 90 * ms, 100 * ms},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {

@@ -25,8 +25,10 @@ type Result struct {
 	// the order the workload yields them, so one due earlier than a request
 	// already dispatched (a trace row whose timestamp goes backwards) cannot
 	// be sent before the dispatcher reached it: max(0, reached − Intended),
-	// reached being the latest due time dispatched before it. Like
-	// QueueWait, it is not the load generator's lag.
+	// reached being the latest due time dispatched before it plus the
+	// slot waits (QueueWait) of the requests dispatched before it under
+	// MaxConcurrency, which held the dispatcher too. Like QueueWait, it is
+	// not the load generator's lag.
 	OrderWait time.Duration
 	// Sent is when the request was handed to the transport, read just
 	// before the hand-off, after its body was built; a later failure

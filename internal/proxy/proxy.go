@@ -425,17 +425,15 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	msg := ""
 	if clientThere {
 		msg = fmt.Sprintf("upstream request failed: %v\n", err)
+		if ex != nil && ex.body != nil {
+			p.readRestOfBody(w, r, ex.body)
+		}
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	// The length net/http would set itself, set now so that the answer can
-	// go out before the handler ends (readRestOfBody).
 	w.Header().Set("Content-Length", strconv.Itoa(len(msg)))
 	w.WriteHeader(http.StatusBadGateway)
 	_, _ = io.WriteString(w, msg)
-	if clientThere && ex != nil && ex.body != nil {
-		p.readRestOfBody(w, r, ex.body)
-	}
 }
 
 // readRestOfBody reads the part of the request body that the failed
@@ -444,32 +442,40 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 // refused connection left a record with none of them, marked
 // body_truncated, replayed as an empty prompt).
 //
-// It does not delay the answer: before net/http writes a response it reads
-// up to 256 KiB of an unread request body itself (clients that send their
-// whole request before reading the answer would deadlock otherwise,
-// golang/go#15527), so that much is read first, the same wait. A body
-// longer still is read after the 502 went out: full duplex stops net/http
-// from discarding the rest, and the flush sends the answer. A client that
-// sent "Expect: 100-continue" and nothing yet is not asked for its body.
+// It runs before the answer is written, and is bounded so that it cannot
+// hold a client: a client that sends its request whole before reading the
+// answer (nearly all do; net/http itself reads up to 256 KiB of an unread
+// body before answering, golang/go#15527) has its body in flight already,
+// and one that is slow to send is waited for at most restReadWait. When
+// the body was not read to its end (that wait, the parse cap, a read
+// error), an HTTP/1 answer says "Connection: close", so that net/http
+// neither waits for the rest nor reads leftover bytes as a next request.
+// A client that sent "Expect: 100-continue" and nothing yet is not asked
+// for its body.
 func (p *Proxy) readRestOfBody(w http.ResponseWriter, r *http.Request, body *teeBody) {
-	if !body.partial() || (!body.started() && strings.EqualFold(r.Header.Get("Expect"), "100-continue")) {
-		return
-	}
-	body.readRest(unreadBodyBeforeAnswer)
 	if !body.partial() {
 		return
 	}
-	rc := http.NewResponseController(w)
-	_ = rc.EnableFullDuplex() // HTTP/2 is full duplex already (ErrNotSupported)
-	if err := rc.Flush(); err != nil {
-		return // the client is gone
+	if !body.started() && strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		if r.ProtoMajor == 1 {
+			w.Header().Set("Connection", "close") // else net/http would wait for the body
+		}
+		return
 	}
+	rc := http.NewResponseController(w)
+	timed := rc.SetReadDeadline(time.Now().Add(restReadWait)) == nil
 	body.readRest(math.MaxInt)
+	if timed {
+		_ = rc.SetReadDeadline(time.Time{})
+	}
+	if !body.ended.Load() && r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
 }
 
-// unreadBodyBeforeAnswer is how much of an unread request body net/http
-// reads before it writes a response (its maxPostHandlerReadBytes), in bytes.
-const unreadBodyBeforeAnswer = 256 << 10
+// restReadWait bounds how long readRestOfBody waits for a client still
+// sending its body to a failed upstream.
+const restReadWait = 250 * time.Millisecond
 
 // copyBuffers pools the ReverseProxy's body-copy buffers: without a pool
 // it allocates (and zeroes) 32 KiB for every response.

@@ -144,6 +144,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Bind every listener before anything is written: a second proxy
 	// started on a live capture directory, whose port is taken, must fail
 	// without leaving an empty run-* directory there (issue 16).
+	// The upstream wait comes first: a port bound while the proxy waits
+	// would accept connections (health checks pass, clients hang) that
+	// nothing serves yet.
+	if o.upstreamWait > 0 {
+		if err := waitForUpstream(ctx, o.proxy.Upstream, o.upstreamWait, upstreamProgressEvery, log); err != nil {
+			return err
+		}
+	}
 	ln, aln, err := listen(o.listen, o.adminListen)
 	if err != nil {
 		return err
@@ -152,12 +160,6 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		_ = ln.Close()
 		if aln != nil {
 			_ = aln.Close()
-		}
-	}
-	if o.upstreamWait > 0 {
-		if err := waitForUpstream(ctx, o.proxy.Upstream, o.upstreamWait, upstreamProgressEvery, log); err != nil {
-			closeListeners()
-			return err
 		}
 	}
 	block := capture.DefaultBlockChars

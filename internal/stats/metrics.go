@@ -72,8 +72,8 @@ type Metrics struct {
 	SendLag                        Distribution `json:"send_lag_ms"` // sent − intended, every request
 	// QueueWait is the wait for a free slot under the concurrency cap, of
 	// the requests that waited (engine.Result.QueueWait > 0); ClientLag is
-	// sent − intended − queue wait over every request: the lag the load
-	// generator itself caused.
+	// sent − intended − queue wait − order wait over every request: the
+	// lag the load generator itself caused.
 	QueueWait Distribution `json:"queue_wait_ms"`
 	ClientLag Distribution `json:"client_lag_ms"`
 	// Degraded is set when the client, not the server, limited the load or

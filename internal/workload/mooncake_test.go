@@ -81,8 +81,9 @@ func TestMooncakeAIPerfRows(t *testing.T) {
 	want := []Request{
 		{Index: 0, Offset: time.Second, Endpoint: "chat", Stream: true, PromptTokens: 600, OutputTokens: 4, HashIDs: []uint32{1, 2}, BlockTokens: 512, Session: "s1", History: true},
 		{Index: 1, Offset: 1500250 * time.Microsecond, Endpoint: "chat", Stream: true, OutputTokens: 3, Prompt: `Hello "world"`, Session: "s2", History: true},
-		// its ids extend turn 0's whole block: a whole-context row, sent without history
-		{Index: 2, Offset: 1500250 * time.Microsecond, Endpoint: "chat", Stream: true, PromptTokens: 900, HashIDs: []uint32{1, 2}, BlockTokens: 512, Session: "s1", Turn: 1, Delay: 2500500 * time.Microsecond, Convention: ConventionWhole},
+		// turn 0's partial block (id 2) stands again unchanged: the same text
+		// repeated, so a delta row, sent with history as AIPerf sends it
+		{Index: 2, Offset: 1500250 * time.Microsecond, Endpoint: "chat", Stream: true, PromptTokens: 900, HashIDs: []uint32{1, 2}, BlockTokens: 512, Session: "s1", Turn: 1, Delay: 2500500 * time.Microsecond, History: true, Convention: ConventionDelta},
 		{Index: 3, Offset: 1500250 * time.Microsecond, Endpoint: "chat", Stream: true, Messages: []byte(`[{"role": "user", "content": "hi"}]`), Session: "s2", Turn: 1, Delay: 10 * time.Millisecond, History: true},
 	}
 	if !reflect.DeepEqual(got, want) {

@@ -11,11 +11,13 @@ import "encoding/binary"
 // never held in memory):
 //
 //   - When both rows have hash_ids and the previous one covers at least one
-//     whole block, the ids decide: the row is whole-context when the
-//     previous row's ids over its whole blocks (the first
-//     floor(input_length/block) ids) are a prefix of this row's, else delta.
-//     The last, partial block is left out: its id changes when the next turn
-//     fills it (Mooncake hashes each block's tokens).
+//     whole block, the row is whole-context when the previous row's ids
+//     over its whole blocks (the first floor(input_length/block) ids) are a
+//     prefix of this row's, the previous row's last, partial block does not
+//     stand unchanged at the same place (a whole-context row fills it, and
+//     Mooncake hashes each block's tokens, so its id changes; the same id
+//     means the same text repeated, as delta rows that share a system
+//     prompt do), and the length rule below does not say delta; else delta.
 //   - Otherwise the lengths decide: the row is whole-context when its
 //     input_length covers the previous prompt and its reply, within 2%
 //     (input_length >= (prev_in + prev_out) × 49/50: a reply the next prompt
@@ -47,6 +49,10 @@ type traceSession struct {
 	in, out int64  // its input_length and output_length, tokens; out -1 when absent
 	full    int    // its hash ids that cover whole blocks
 	idsHash uint64 // FNV-1a of those ids
+	// partial is the id of its last, partial block (hasPartial): seen
+	// again at the same place, the same text was repeated, not extended.
+	partial    uint32
+	hasPartial bool
 }
 
 // next returns the convention of a session's next row (input_length in
@@ -67,9 +73,13 @@ func (s *traceSession) next(in int64, hasIn bool, out int64, hasOut bool, ids []
 	if hasOut {
 		s.out = out
 	}
+	s.hasPartial = false
 	if hasIn && block > 0 {
 		s.full = int(min(int64(len(ids)), in/int64(block)))
 		s.idsHash = hashIDs(ids[:s.full])
+		if len(ids) > s.full {
+			s.partial, s.hasPartial = ids[s.full], true
+		}
 	}
 	return ConventionUndecided
 }
@@ -79,13 +89,22 @@ func (s *traceSession) decide(in int64, hasIn bool, ids []uint32) SessionConvent
 	if !s.hasIn || !hasIn {
 		return ConventionUndecided
 	}
-	if s.full > 0 && len(ids) > 0 {
-		if len(ids) >= s.full && hashIDs(ids[:s.full]) == s.idsHash {
-			return ConventionWhole
-		}
-		return ConventionDelta
-	}
 	need := s.in + max(s.out, 0)
+	if s.full > 0 && len(ids) > 0 {
+		switch {
+		case len(ids) < s.full || hashIDs(ids[:s.full]) != s.idsHash:
+			return ConventionDelta // not an extension of the previous context
+		case s.hasPartial && len(ids) > s.full && ids[s.full] == s.partial:
+			// The previous row's partial block again, unchanged: a
+			// whole-context row would have filled (and so re-hashed) it.
+			return ConventionDelta
+		case in < need-need/convSlackDiv:
+			// The ids extend (a shared system prompt does that too), but
+			// the row is too short to hold the previous prompt and reply.
+			return ConventionDelta
+		}
+		return ConventionWhole
+	}
 	switch {
 	case in < need-need/convSlackDiv:
 		return ConventionDelta

@@ -25,6 +25,14 @@ func TestMooncakeSessionConventions(t *testing.T) {
 			`"input_length":1900,"output_length":80,"hash_ids":[1,2,4,5]`,
 			`"input_length":2600,"output_length":80,"hash_ids":[1,2,4,5,6,7]`,
 		}, []SessionConvention{u, w, w}},
+		{"delta turns sharing a system prompt: whole blocks shared, too short for the context", []string{
+			`"input_length":1100,"output_length":100,"hash_ids":[1,2,3]`,
+			`"input_length":1090,"output_length":100,"hash_ids":[1,2,4]`,
+		}, []SessionConvention{u, d}},
+		{"the previous partial block unchanged: the same text repeated, not extended", []string{
+			`"input_length":600,"output_length":4,"hash_ids":[1,2]`,
+			`"input_length":900,"output_length":4,"hash_ids":[1,2]`,
+		}, []SessionConvention{u, d}},
 		{"ids decide over lengths: a long delta turn with new ids", []string{
 			`"input_length":1024,"output_length":10,"hash_ids":[1,2]`,
 			`"input_length":1500,"output_length":10,"hash_ids":[7,8,9]`,
