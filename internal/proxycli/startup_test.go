@@ -113,7 +113,11 @@ func TestUpstreamWaitSaysWhatItWaitsFor(t *testing.T) {
 	upstream := "http://" + closedAddr(t)
 	dir := filepath.Join(t.TempDir(), "cap")
 	var stdout, stderr syncBuffer
-	err := Run(context.Background(), []string{"--upstream", upstream, "--capture-dir", dir, "--listen", "127.0.0.1:0",
+	// Bounded: should another process take the freed port, Run would
+	// serve instead of failing, and the test must fail, not hang.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := Run(ctx, []string{"--upstream", upstream, "--capture-dir", dir, "--listen", "127.0.0.1:0",
 		"--admin-listen", "", "--upstream-wait", "300ms"}, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "unreachable after 300ms (--upstream-wait)") {
 		t.Fatalf("Run: %v", err)
