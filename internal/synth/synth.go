@@ -6,6 +6,8 @@ package synth
 
 import (
 	"fmt"
+	"hash/fnv"
+	"io"
 	"sync"
 
 	"github.com/reprise-llm/reprise/internal/tokenizer"
@@ -252,11 +254,9 @@ func sessionStream(req *workload.Request) bool {
 
 // stringHash is the 64-bit FNV-1a hash of s.
 func stringHash(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h = (h ^ uint64(s[i])) * 1099511628211
-	}
-	return h
+	h := fnv.New64a()
+	_, _ = io.WriteString(h, s)
+	return h.Sum64()
 }
 
 // appendBlock appends the first size words of the block chain names.

@@ -1,6 +1,9 @@
 package workload
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"hash/fnv"
+)
 
 // Issue 16: a multi-turn trace's rows count either the turn's new text
 // (AIPerf's session rows: "delta") or the whole context, earlier turns and
@@ -116,13 +119,11 @@ func (s *traceSession) decide(in int64, hasIn bool, ids []uint32) SessionConvent
 
 // hashIDs is the 64-bit FNV-1a hash of ids, 4 little-endian bytes each.
 func hashIDs(ids []uint32) uint64 {
-	h := uint64(14695981039346656037)
+	h := fnv.New64a()
 	var b [4]byte
 	for _, id := range ids {
 		binary.LittleEndian.PutUint32(b[:], id)
-		for _, c := range b {
-			h = (h ^ uint64(c)) * 1099511628211
-		}
+		_, _ = h.Write(b[:])
 	}
-	return h
+	return h.Sum64()
 }
