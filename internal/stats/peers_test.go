@@ -131,7 +131,7 @@ func sameValues(t *testing.T, name string, d Distribution, vs []float64) {
 }
 
 // TestPeerDefinitions feeds one set of timelines through each peer's
-// definitions (peers.go) and through Reprise's recorder: where the
+// definitions (peerdefs_test.go) and through Reprise's recorder: where the
 // definitions are the same the figures must be equal; where they are not,
 // the values are pinned from the timelines by hand.
 func TestPeerDefinitions(t *testing.T) {
