@@ -115,6 +115,32 @@ func (h *Hasher) HashIDs(prompt string) []uint32 {
 		return nil
 	}
 	bh := h.pool.Get().(*blockHash)
+	h.chain(bh, prompt)
+	out := h.Remap(bh.vals)
+	h.put(bh)
+	return out
+}
+
+// Chain returns the prompt's chain values (see HashIDs), before they are
+// remapped to small ids: 8 bytes of HMAC each, so equal values at equal
+// positions mean an identical prefix whichever process computed them, given
+// the same key and block size. A front end that runs as many independent
+// processes — the proxy-wasm filter has one VM per Envoy worker — ships
+// these to one collector, whose Hasher's Remap gives ids that agree across
+// all of them; remapping in each process would not. nil for "".
+func (h *Hasher) Chain(prompt string) []uint64 {
+	if prompt == "" {
+		return nil
+	}
+	bh := h.pool.Get().(*blockHash)
+	h.chain(bh, prompt)
+	out := append([]uint64(nil), bh.vals...)
+	h.put(bh)
+	return out
+}
+
+// chain computes prompt's chain values into bh.vals.
+func (h *Hasher) chain(bh *blockHash, prompt string) {
 	bh.vals = bh.vals[:0]
 	prev := false
 	for start := 0; start < len(prompt); {
@@ -139,9 +165,25 @@ func (h *Hasher) HashIDs(prompt string) []uint32 {
 		bh.vals = append(bh.vals, binary.BigEndian.Uint64(bh.sum[:8]))
 		start = end
 	}
-	out := make([]uint32, len(bh.vals))
+}
+
+func (h *Hasher) put(bh *blockHash) {
+	if cap(bh.tmp) > 64<<10 {
+		bh.tmp = nil
+	}
+	h.pool.Put(bh)
+}
+
+// Remap turns chain values (Chain, possibly computed elsewhere with the
+// same key and block size) into small ids in first-seen order, remembering
+// them under the bound HashIDs describes. nil for none.
+func (h *Hasher) Remap(vals []uint64) []uint32 {
+	if len(vals) == 0 {
+		return nil
+	}
+	out := make([]uint32, len(vals))
 	h.mu.Lock()
-	for i, v := range bh.vals {
+	for i, v := range vals {
 		id, ok := h.ids[v]
 		if !ok {
 			id = h.next
@@ -157,10 +199,6 @@ func (h *Hasher) HashIDs(prompt string) []uint32 {
 		out[i] = id
 	}
 	h.mu.Unlock()
-	if cap(bh.tmp) > 64<<10 {
-		bh.tmp = nil
-	}
-	h.pool.Put(bh)
 	return out
 }
 

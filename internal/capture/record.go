@@ -18,6 +18,12 @@ const (
 	ContentFull   = "full"   // prompt text and messages too
 )
 
+// Front ends other than the reverse proxy (Record.Source).
+const (
+	SourceExtProc = "ext_proc" // the Envoy ext_proc collector (filters/extproc)
+	SourceWasm    = "wasm"     // the Envoy proxy-wasm filter (filters/wasm)
+)
+
 // Token count sources.
 const (
 	// TokensUsage says the counts are the server's usage object's.
@@ -39,6 +45,12 @@ type Record struct {
 	Wall    time.Time `json:"wall"`              // arrival wall-clock time (RFC 3339)
 	Session string    `json:"session,omitempty"` // keyed hash of the session/user key
 	Shadow  bool      `json:"shadow,omitempty"`  // this is the shadow candidate's response to request ID
+	// Source names the front end that captured the record when it is not
+	// the reverse proxy: SourceExtProc or SourceWasm. Empty for the proxy,
+	// as in every capture written before there were other front ends, so
+	// older readers (which ignore unknown fields) read such records as
+	// before.
+	Source string `json:"source,omitempty"`
 	// RequestID is the client's X-Request-Id when it sent a usable one: the
 	// id the proxy's log lines carry (without one they carry ID). A shadow
 	// record has its request's ID and RequestID.

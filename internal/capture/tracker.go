@@ -25,6 +25,11 @@ type Options struct {
 	// much of a non-streamed response body is buffered for parsing.
 	// 0 means DefaultMaxBody.
 	MaxBody int
+	// Chains makes Trackers keep the prompt's chain values (Hasher.Chain,
+	// read with Tracker.HashChain) instead of recording HashIDs: for a
+	// front end running as many processes that ships records to one
+	// collector, whose Hasher remaps them (the proxy-wasm filter).
+	Chains bool
 }
 
 func (o *Options) maxBody() int {
@@ -66,7 +71,8 @@ type Tracker struct {
 	bodyOver    bool    // response body passed MaxBody
 	reqPrompt   int     // estimated prompt tokens from the request text
 	sessionSet  bool
-	errText     string // first in-stream or response error
+	chain       []uint64 // prompt chain values with Options.Chains
+	errText     string   // first in-stream or response error
 	finished    bool
 }
 
@@ -132,8 +138,12 @@ func (t *Tracker) RequestBody(body []byte, complete bool) {
 		return
 	}
 	if h != nil && !r.BodyTruncated {
-		r.HashIDs = h.HashIDs(info.Prompt)
-		if len(r.HashIDs) > 0 {
+		if t.opts.Chains {
+			t.chain = h.Chain(info.Prompt)
+		} else {
+			r.HashIDs = h.HashIDs(info.Prompt)
+		}
+		if len(r.HashIDs) > 0 || len(t.chain) > 0 {
 			r.Block = h.BlockChars()
 		}
 	}
@@ -144,6 +154,10 @@ func (t *Tracker) RequestBody(body []byte, complete bool) {
 		}
 	}
 }
+
+// HashChain returns the prompt's chain values when Options.Chains is set
+// (else nil): what HashIDs would hold before remapping.
+func (t *Tracker) HashChain() []uint64 { return t.chain }
 
 // SetSession records the keyed hash of a session key taken from a request
 // header the operator named; it takes precedence over the request's "user"

@@ -119,7 +119,8 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 // capture; 503 "draining" once SetDraining was called; 503 while the
 // capture writer is unhealthy only with Config.ReadyRequiresCapture) and /metrics (Prometheus). When token is non-empty, /metrics requires
 // "Authorization: Bearer TOKEN"; the probes stay open for the kubelet.
-func (p *Proxy) AdminHandler(w WriterStatser, token string) http.Handler {
+// /metrics also serves extra's series (other front ends of the program).
+func (p *Proxy) AdminHandler(w WriterStatser, token string, extra ...prometheus.Gatherer) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(statsCollector{p: p, w: w}, p.metrics.ttft, p.metrics.e2e, p.metrics.toks)
 	if p.shadow != nil {
@@ -155,7 +156,7 @@ func (p *Proxy) AdminHandler(w WriterStatser, token string) http.Handler {
 		}
 		fmt.Fprintln(rw, "ready")
 	})
-	metricsH := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	metricsH := promhttp.HandlerFor(append(prometheus.Gatherers{reg}, extra...), promhttp.HandlerOpts{})
 	mux.HandleFunc("GET /metrics", func(rw http.ResponseWriter, r *http.Request) {
 		if token != "" {
 			want := "Bearer " + token

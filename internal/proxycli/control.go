@@ -17,7 +17,16 @@ import (
 // --admin-token guards /metrics and the whole control API; the probes stay
 // open. Stop both with stopAdmin.
 func newAdmin(o *options, p *proxy.Proxy, w *capture.Writer, hub *control.Hub, origin time.Time) (*http.Server, *control.Server, error) {
-	ctl, err := control.NewServer(p, w, hub, control.Options{
+	// Without the proxy (a collector only), the collectors' counters and
+	// probes stand in for it (extproc.go); with it, their metrics join its.
+	var stats control.ProxyStatser = collectorStats{&o.front}
+	var handler http.Handler
+	if p != nil {
+		stats, handler = p, p.AdminHandler(w, o.adminToken, o.front.reg)
+	} else {
+		handler = o.collectorAdmin(w)
+	}
+	ctl, err := control.NewServer(stats, w, hub, control.Options{
 		Version:        control.BuildVersion(),
 		Start:          origin,
 		Upstream:       redact.URL(o.proxy.Upstream),
@@ -28,7 +37,7 @@ func newAdmin(o *options, p *proxy.Proxy, w *capture.Writer, hub *control.Hub, o
 		return nil, nil, err
 	}
 	srv := &http.Server{
-		Handler:           ctl.Handler(p.AdminHandler(w, o.adminToken)),
+		Handler:           ctl.Handler(handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		Protocols:         control.Protocols(),
 	}

@@ -13,10 +13,13 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/reprise-llm/reprise/internal/capture"
 	"github.com/reprise-llm/reprise/internal/cli"
@@ -25,7 +28,7 @@ import (
 	"github.com/reprise-llm/reprise/internal/redact"
 )
 
-const synopsis = "proxy --upstream URL --capture-dir DIR [--listen ADDR] [flags]"
+const synopsis = "proxy --upstream URL --capture-dir DIR [--listen ADDR] [flags]\n       proxy --extproc-listen ADDR --capture-dir DIR [flags]   (a collector for Envoy; with --upstream too, both)\n       proxy --ingest-listen ADDR --capture-dir DIR [flags]    (a collector for the proxy-wasm filter)"
 
 type options struct {
 	listen       string
@@ -46,12 +49,15 @@ type options struct {
 	logLevel     string
 	logJSON      bool
 	proxy        proxy.Config
+	extproc      extprocOptions // extproc.go
+	ingest       ingestOptions  // ingest.go
+	front        frontEnds      // the front ends other than the proxy (extproc.go)
 }
 
 func flags(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to accept client traffic on (use :8080 to accept from other hosts)")
-	fs.StringVar(&o.proxy.Upstream, "upstream", "", "base URL of the inference gateway or model server to forward to, without /v1: a client's /v1/... path is appended (required)")
+	fs.StringVar(&o.proxy.Upstream, "upstream", "", "base URL of the inference gateway or model server to forward to, without /v1: a client's /v1/... path is appended (required unless --extproc-listen or --ingest-listen is given)")
 	fs.StringVar(&o.captureDir, "capture-dir", "", "directory to write the capture into; when it already holds a capture, this run goes to a new run-<start time> subdirectory (required)")
 	fs.StringVar(&o.proxy.Content, "capture-content", capture.ContentHashed, "prompt capture: none, hashed (keyed prefix-block hashes) or full (prompt text)")
 	fs.StringVar(&o.proxy.SessionHeader, "session-header", "", "request header naming a conversation/user key (stored hashed); default: the body's \"user\" field")
@@ -84,6 +90,8 @@ func flags(o *options) *flag.FlagSet {
 	fs.StringVar(&o.adminToken, "admin-token", "", "bearer token required on /metrics and the control API (probes stay open)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&o.logJSON, "log-json", false, "log JSON lines instead of console text")
+	extprocFlags(fs, &o.extproc)
+	ingestFlags(fs, &o.ingest)
 	return fs
 }
 
@@ -104,7 +112,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cli.UsageError("unexpected argument %q", fs.Arg(0))
 	}
 	var errs []error
-	if err := o.proxy.Validate(); err != nil {
+	if err := o.validateFrontEnds(fs); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.validateIngest(); err != nil {
 		errs = append(errs, err)
 	}
 	if o.captureDir == "" {
@@ -141,26 +152,37 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("reading --hash-key-file: %w", err)
 		}
 	}
+	key = o.ingest.hashKey(key) // the ingest listener serves it to the wasm filters
 	// Bind every listener before anything is written: a second proxy
 	// started on a live capture directory, whose port is taken, must fail
 	// without leaving an empty run-* directory there (issue 16).
 	// The upstream wait comes first: a port bound while the proxy waits
 	// would accept connections (health checks pass, clients hang) that
 	// nothing serves yet.
-	if o.upstreamWait > 0 {
+	if o.upstreamWait > 0 && o.runsProxy() {
 		if err := waitForUpstream(ctx, o.proxy.Upstream, o.upstreamWait, upstreamProgressEvery, log); err != nil {
 			return err
 		}
 	}
-	ln, aln, err := listen(o.listen, o.adminListen)
+	ln, aln, err := listen(o.clientListen(), o.adminListen)
 	if err != nil {
 		return err
 	}
+	xln, err := o.listenExtProc()
+	var iln net.Listener
+	if err == nil {
+		iln, err = o.ingest.listenIngest()
+	}
 	closeListeners := func() {
-		_ = ln.Close()
-		if aln != nil {
-			_ = aln.Close()
+		for _, l := range []net.Listener{ln, aln, xln, iln} {
+			if l != nil {
+				_ = l.Close()
+			}
 		}
+	}
+	if err != nil {
+		closeListeners()
+		return err
 	}
 	block := capture.DefaultBlockChars
 	hasher := capture.NewHasher(key, block)
@@ -172,7 +194,20 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// the proxy writes to it through sink, set before serving starts.
 	hub := control.NewHub(0) // finished records for the control API's tail streams
 	sink := &captureSink{}
-	p, err := proxy.New(o.proxy, hub.Tee(sink), hasher, origin, log)
+	var p *proxy.Proxy // nil: a collector only (no --upstream)
+	if o.runsProxy() {
+		if p, err = proxy.New(o.proxy, hub.Tee(sink), hasher, origin, log); err != nil {
+			closeListeners()
+			return err
+		}
+	}
+	o.front.reg = prometheus.NewRegistry()
+	x, err := o.newExtProc(hub.Tee(sink), hasher, origin, log)
+	if err != nil {
+		closeListeners()
+		return err
+	}
+	ing, err := o.newIngest(hub.Tee(sink), hasher, key, origin, log)
 	if err != nil {
 		closeListeners()
 		return err
@@ -180,7 +215,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	w, err := capture.NewWriter(o.captureDir, capture.WriterOptions{
 		Manifest: capture.Manifest{
 			Format: capture.FormatName, Version: capture.FormatVersion, Start: origin,
-			Source: "proxy upstream=" + redact.URL(o.proxy.Upstream), Block: block, KeyID: hasher.KeyID(),
+			Source: o.manifestSource(), Block: block, KeyID: hasher.KeyID(),
 			Content: o.proxy.Content,
 		},
 		QueueSize:    o.queueSize,
@@ -207,25 +242,43 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// (WebSocket tunnels) whose handlers run until the context ends.
 	base, cutInFlight := context.WithCancelCause(context.Background())
 	defer cutInFlight(nil)
-	srv := &http.Server{Handler: p, ReadHeaderTimeout: o.headerWait, IdleTimeout: o.idleTimeout,
-		ErrorLog: zap.NewStdLog(log.Named("http")), Protocols: proxy.ServerProtocols(o.h2c),
-		BaseContext: func(net.Listener) context.Context { return base }}
-	fmt.Fprintf(stdout, "proxy listening on http://%s, forwarding to %s, capturing to %s\n", ln.Addr(), redact.URL(o.proxy.Upstream), w.Dir())
-	log.Info("proxy started", zap.String("listen", ln.Addr().String()), zap.String("upstream", redact.URL(o.proxy.Upstream)),
-		zap.String("capture_dir", w.Dir()), zap.String("capture_content", o.proxy.Content))
-	if o.proxy.Shadow.URL != "" {
-		log.Info("shadow testing", zap.String("candidate", redact.URL(o.proxy.Shadow.URL)), zap.Float64("fraction", o.proxy.Shadow.Fraction),
-			zap.Int("max_inflight", o.proxy.Shadow.MaxInFlight))
+	serveErr := make(chan error, 4)
+	var srv *http.Server
+	if p != nil {
+		srv = &http.Server{Handler: p, ReadHeaderTimeout: o.headerWait, IdleTimeout: o.idleTimeout,
+			ErrorLog: zap.NewStdLog(log.Named("http")), Protocols: proxy.ServerProtocols(o.h2c),
+			BaseContext: func(net.Listener) context.Context { return base }}
+		fmt.Fprintf(stdout, "proxy listening on http://%s, forwarding to %s, capturing to %s\n", ln.Addr(), redact.URL(o.proxy.Upstream), w.Dir())
+		log.Info("proxy started", zap.String("listen", ln.Addr().String()), zap.String("upstream", redact.URL(o.proxy.Upstream)),
+			zap.String("capture_dir", w.Dir()), zap.String("capture_content", o.proxy.Content))
+		if o.proxy.Shadow.URL != "" {
+			log.Info("shadow testing", zap.String("candidate", redact.URL(o.proxy.Shadow.URL)), zap.Float64("fraction", o.proxy.Shadow.Fraction),
+				zap.Int("max_inflight", o.proxy.Shadow.MaxInFlight))
+		}
+		go func() { serveErr <- srv.Serve(ln) }()
 	}
-
-	serveErr := make(chan error, 2)
-	go func() { serveErr <- srv.Serve(ln) }()
+	var xgs *grpc.Server
+	if x != nil {
+		xgs = serveExtProc(x, xln, serveErr, stdout, w.Dir(), log)
+	}
+	var isrv *http.Server
+	if ing != nil {
+		isrv = serveIngest(ing, iln, serveErr, stdout, w.Dir(), log)
+	}
 	var admin *http.Server
 	var ctl *control.Server
 	if aln != nil {
 		if admin, ctl, err = newAdmin(&o, p, w, hub, origin); err != nil {
-			_ = aln.Close()
-			_ = srv.Close()
+			closeListeners()
+			if srv != nil {
+				_ = srv.Close()
+			}
+			if xgs != nil {
+				xgs.Stop()
+			}
+			if isrv != nil {
+				_ = isrv.Close()
+			}
 			_ = w.Close()
 			return err
 		}
@@ -248,23 +301,59 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		again = make(chan os.Signal, 1)
 		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
 	}
-	p.SetDraining()
-	log.Info("draining", zap.Int64("in_flight", p.Stats().InFlight), zap.Duration("drain_timeout", o.drainTimeout))
+	o.front.draining.Store(true)
+	inFlight := int64(0)
+	if p != nil {
+		p.SetDraining()
+		inFlight = p.Stats().InFlight
+	}
+	if x != nil {
+		inFlight += x.Stats().Open
+	}
+	log.Info("draining", zap.Int64("in_flight", inFlight), zap.Duration("drain_timeout", o.drainTimeout))
 	if again != nil {
 		waitDrainDelay(o.drainDelay, again, log) // still serving: the endpoint is being removed
 		signal.Stop(again)
 	}
-	drain(srv, p, o.drainTimeout, func() { cutInFlight(proxy.ErrDrainCut) }, log)
+	// The front ends drain together, within the same bound.
+	var drained sync.WaitGroup
+	if x != nil {
+		drained.Go(func() { drainExtProc(xgs, x, o.drainTimeout, log) })
+	}
+	if isrv != nil {
+		drained.Go(func() { drainIngest(isrv, o.drainTimeout, log) })
+	}
+	if p != nil {
+		drain(srv, p, o.drainTimeout, func() { cutInFlight(proxy.ErrDrainCut) }, log)
+	}
+	drained.Wait()
 	if admin != nil {
 		stopAdmin(admin, ctl) // tail streams end cleanly
 	}
-	shadowCtx, cancelShadow := context.WithTimeout(context.Background(), min(o.drainTimeout, 5*time.Second))
-	p.StopShadow(shadowCtx) // running shadows finish or are recorded aborted
-	cancelShadow()
+	if p != nil {
+		shadowCtx, cancelShadow := context.WithTimeout(context.Background(), min(o.drainTimeout, 5*time.Second))
+		p.StopShadow(shadowCtx) // running shadows finish or are recorded aborted
+		cancelShadow()
+	}
 	closeErr := w.Close()
-	st, ws := p.Stats(), w.Stats()
-	log.Info("proxy stopped", zap.Int64("requests", st.Requests), zap.Int64("recorded", st.Recorded),
-		zap.Int64("dropped", st.Dropped), zap.Uint64("lost_to_write_errors", ws.Lost), zap.Int64("aborted", st.Aborted), zap.Uint64("written", ws.Written))
+	ws := w.Stats()
+	if p != nil {
+		st := p.Stats()
+		log.Info("proxy stopped", zap.Int64("requests", st.Requests), zap.Int64("recorded", st.Recorded),
+			zap.Int64("dropped", st.Dropped), zap.Uint64("lost_to_write_errors", ws.Lost), zap.Int64("aborted", st.Aborted), zap.Uint64("written", ws.Written))
+	}
+	if x != nil {
+		xs := x.Stats()
+		log.Info("ext_proc collector stopped", zap.Int64("streams", xs.Streams), zap.Int64("recorded", xs.Records),
+			zap.Int64("dropped", xs.RecordsDropped), zap.Int64("messages_dropped", xs.MessagesDropped), zap.Int64("aborted", xs.Aborted),
+			zap.Uint64("lost_to_write_errors", ws.Lost), zap.Uint64("written", ws.Written))
+	}
+	if ing != nil {
+		is := ing.Stats()
+		log.Info("ingest listener stopped", zap.Int64("batches", is.Batches), zap.Int64("received", is.Received),
+			zap.Int64("written", is.Written), zap.Int64("rejected", is.Rejected), zap.Int64("dropped", is.Dropped),
+			zap.Int64("stripped", is.Stripped), zap.Uint64("lost_to_write_errors", ws.Lost))
+	}
 	if closeErr != nil {
 		return errors.Join(runErr, fmt.Errorf("closing capture: %w", closeErr))
 	}
@@ -321,14 +410,19 @@ func (s *captureSink) Write(r *capture.Record) bool { return s.w.Write(r) }
 
 var _ proxy.RecordWriter = (*captureSink)(nil)
 
-// listen binds --listen and, unless it is empty, --admin-listen (aln nil).
+// listen binds --listen and --admin-listen, each unless it is empty (a
+// collector without the proxy binds no --listen; ln or aln is then nil).
 func listen(addr, adminAddr string) (ln, aln net.Listener, err error) {
-	if ln, err = net.Listen("tcp", addr); err != nil {
-		return nil, nil, fmt.Errorf("listening on --listen %s: %w", addr, err)
+	if addr != "" {
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return nil, nil, fmt.Errorf("listening on --listen %s: %w", addr, err)
+		}
 	}
 	if adminAddr != "" {
 		if aln, err = net.Listen("tcp", adminAddr); err != nil {
-			_ = ln.Close()
+			if ln != nil {
+				_ = ln.Close()
+			}
 			return nil, nil, fmt.Errorf("listening on --admin-listen %s: %w", adminAddr, err)
 		}
 	}
