@@ -23,9 +23,6 @@ const (
 	attrUpstreamAddress = "upstream.address"
 )
 
-// maxRequestID bounds a usable x-request-id, in bytes, as the proxy does.
-const maxRequestID = 128
-
 // headerValue is a header's value: Envoy sends it in raw_value (bytes);
 // older versions, and hand-written clients, in value.
 func headerValue(hv *corev3.HeaderValue) string {
@@ -33,21 +30,6 @@ func headerValue(hv *corev3.HeaderValue) string {
 		return string(raw)
 	}
 	return hv.GetValue()
-}
-
-// usableRequestID reports whether an x-request-id may be a record id and
-// appear in logs: 1..128 printable ASCII characters without spaces, so a
-// log line cannot be forged or flooded through it (the proxy's rule).
-func usableRequestID(v string) bool {
-	if v == "" || len(v) > maxRequestID {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if v[i] <= ' ' || v[i] > '~' {
-			return false
-		}
-	}
-	return true
 }
 
 // stripQuery cuts a :path at its query string: query values may hold

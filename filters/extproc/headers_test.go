@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/reprise-llm/reprise/filters/extproc/extproctest"
+	"github.com/reprise-llm/reprise/internal/capture"
 )
 
 // The endpoint that served a request: the configured header on the
@@ -51,8 +52,8 @@ func TestRequestIDAndPath(t *testing.T) {
 		{"0b9f1a52-7c1e-4f3e-9a55-7e1a9b2c3d4e", true}, {"", false}, {"has space", false}, {"tab\there", false},
 		{"ünïcode", false}, {string(make([]byte, 129)), false}, {"x", true},
 	} {
-		if got := usableRequestID(tc.id); got != tc.ok {
-			t.Errorf("usableRequestID(%q) = %v", tc.id, got)
+		if got := capture.UsableRequestID(tc.id); got != tc.ok {
+			t.Errorf("UsableRequestID(%q) = %v", tc.id, got)
 		}
 	}
 	for in, want := range map[string]string{

@@ -320,7 +320,7 @@ func (st *stream) requestHeaders(at time.Time, h *extprocv3.HttpHeaders, attrs m
 		}
 	}
 	st.id = reqID
-	if !usableRequestID(reqID) {
+	if !capture.UsableRequestID(reqID) {
 		st.id = st.s.newID()
 	}
 	st.path, st.endpoint = path, openai.EndpointForPath(path)

@@ -74,17 +74,32 @@ var (
 	descAborted  = prometheus.NewDesc("reprise_proxy_aborted_total", "Requests that ended abnormally (client gone, upstream reset).", nil, nil)
 	descUpErr    = prometheus.NewDesc("reprise_proxy_upstream_errors_total", "Requests the upstream could not serve (answered 502).", nil, nil)
 	descUsageByp = prometheus.NewDesc("reprise_proxy_usage_filter_bypassed_total", "--ensure-usage streams passed through unfiltered: an event outgrew the filter's 1 MiB bound.", nil, nil)
-	descWritten  = prometheus.NewDesc("reprise_capture_records_written_total", "Records stored in segments.", nil, nil)
-	descLost     = prometheus.NewDesc("reprise_capture_records_lost_total", "Records accepted but not stored because of write errors.", nil, nil)
-	descWErr     = prometheus.NewDesc("reprise_capture_write_errors_total", "Failed disk operations.", nil, nil)
-	descQueue    = prometheus.NewDesc("reprise_capture_queue_depth", "Records waiting to be written.", nil, nil)
-	descBytes    = prometheus.NewDesc("reprise_capture_bytes", "Compressed bytes written, all segments.", nil, nil)
-	descHealthy  = prometheus.NewDesc("reprise_capture_healthy", "1 when the latest disk operation succeeded.", nil, nil)
+)
+
+// WriterCollector exports a capture writer's counters at scrape time:
+// the proxy's admin handler and the collector-only admin (ext_proc,
+// ingest) both register it.
+type WriterCollector struct{ W WriterStatser }
+
+var (
+	descWritten = prometheus.NewDesc("reprise_capture_records_written_total", "Records stored in segments.", nil, nil)
+	descLost    = prometheus.NewDesc("reprise_capture_records_lost_total", "Records accepted but not stored because of write errors.", nil, nil)
+	descWErr    = prometheus.NewDesc("reprise_capture_write_errors_total", "Failed disk operations.", nil, nil)
+	descQueue   = prometheus.NewDesc("reprise_capture_queue_depth", "Records waiting to be written.", nil, nil)
+	descBytes   = prometheus.NewDesc("reprise_capture_bytes", "Compressed bytes written, all segments.", nil, nil)
+	descHealthy = prometheus.NewDesc("reprise_capture_healthy", "1 when the latest disk operation succeeded.", nil, nil)
 )
 
 func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descInFlight, descRecorded, descDropped, descAborted, descUpErr, descUsageByp,
-		descWritten, descLost, descWErr, descQueue, descBytes, descHealthy} {
+	for _, d := range []*prometheus.Desc{descRequests, descInFlight, descRecorded, descDropped, descAborted, descUpErr, descUsageByp} {
+		ch <- d
+	}
+	WriterCollector{}.Describe(ch)
+}
+
+// Describe sends the writer's metric descriptions.
+func (WriterCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descWritten, descLost, descWErr, descQueue, descBytes, descHealthy} {
 		ch <- d
 	}
 }
@@ -98,10 +113,14 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descAborted, prometheus.CounterValue, float64(st.Aborted))
 	ch <- prometheus.MustNewConstMetric(descUpErr, prometheus.CounterValue, float64(st.UpstreamErr))
 	ch <- prometheus.MustNewConstMetric(descUsageByp, prometheus.CounterValue, float64(st.UsageBypassed))
-	if c.w == nil {
-		return
+	if c.w != nil {
+		WriterCollector{c.w}.Collect(ch)
 	}
-	ws := c.w.Stats()
+}
+
+// Collect sends the writer's counters.
+func (c WriterCollector) Collect(ch chan<- prometheus.Metric) {
+	ws := c.W.Stats()
 	healthy := 0.0
 	if ws.Healthy {
 		healthy = 1

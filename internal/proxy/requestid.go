@@ -12,25 +12,16 @@ import (
 	"github.com/reprise-llm/reprise/internal/redact"
 )
 
-// maxRequestID bounds a client-supplied X-Request-Id, in bytes.
-const maxRequestID = 128
-
 // requestID returns the request id every log line about r carries: the
 // client's X-Request-Id when it is 1..128 printable ASCII characters
 // without spaces (so a log line cannot be forged or flooded through it),
 // else id, the record id the proxy generated. The header is forwarded
 // upstream untouched either way; the proxy never adds one.
 func requestID(h http.Header, id string) string {
-	v := h.Get("X-Request-Id")
-	if v == "" || len(v) > maxRequestID {
-		return id
+	if v := h.Get("X-Request-Id"); capture.UsableRequestID(v) {
+		return v
 	}
-	for i := 0; i < len(v); i++ {
-		if v[i] <= ' ' || v[i] > '~' {
-			return id
-		}
-	}
-	return v
+	return id
 }
 
 func requestIDOf(ex *exchange) string {

@@ -222,7 +222,7 @@ func (c collectorStats) Stats() proxy.Stats {
 // capture is degraded with --readyz-requires-capture) and /metrics with the
 // capture writer's series and the front ends' (behind --admin-token).
 func (o *options) collectorAdmin(w *capture.Writer) http.Handler {
-	o.front.reg.MustRegister(writerCollector{w})
+	o.front.reg.MustRegister(proxy.WriterCollector{W: w})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
 		if ws := w.Stats(); !ws.Healthy {
@@ -255,37 +255,4 @@ func (o *options) collectorAdmin(w *capture.Writer) http.Handler {
 		metricsH.ServeHTTP(rw, r)
 	})
 	return mux
-}
-
-// writerCollector exports the capture writer's counters under the names
-// the proxy's admin handler gives them (a test keeps the two alike).
-type writerCollector struct{ w *capture.Writer }
-
-var (
-	descWritten = prometheus.NewDesc("reprise_capture_records_written_total", "Records stored in segments.", nil, nil)
-	descLost    = prometheus.NewDesc("reprise_capture_records_lost_total", "Records accepted but not stored because of write errors.", nil, nil)
-	descWErr    = prometheus.NewDesc("reprise_capture_write_errors_total", "Failed disk operations.", nil, nil)
-	descQueue   = prometheus.NewDesc("reprise_capture_queue_depth", "Records waiting to be written.", nil, nil)
-	descBytes   = prometheus.NewDesc("reprise_capture_bytes", "Compressed bytes written, all segments.", nil, nil)
-	descHealthy = prometheus.NewDesc("reprise_capture_healthy", "1 when the latest disk operation succeeded.", nil, nil)
-)
-
-func (c writerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descWritten, descLost, descWErr, descQueue, descBytes, descHealthy} {
-		ch <- d
-	}
-}
-
-func (c writerCollector) Collect(ch chan<- prometheus.Metric) {
-	ws := c.w.Stats()
-	healthy := 0.0
-	if ws.Healthy {
-		healthy = 1
-	}
-	ch <- prometheus.MustNewConstMetric(descWritten, prometheus.CounterValue, float64(ws.Written))
-	ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(ws.Lost))
-	ch <- prometheus.MustNewConstMetric(descWErr, prometheus.CounterValue, float64(ws.WriteErrors))
-	ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(ws.QueueDepth))
-	ch <- prometheus.MustNewConstMetric(descBytes, prometheus.GaugeValue, float64(ws.Bytes))
-	ch <- prometheus.MustNewConstMetric(descHealthy, prometheus.GaugeValue, healthy)
 }

@@ -39,9 +39,6 @@ type httpCtx struct {
 
 var _ types.HttpContext = (*httpCtx)(nil)
 
-// maxRequestID bounds a usable X-Request-Id, in bytes (as the proxy's).
-const maxRequestID = 128
-
 // OnHttpRequestHeaders starts the Tracker: arrival is now.
 func (c *httpCtx) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	defer c.p.guard("request headers", &c.dead)
@@ -50,7 +47,7 @@ func (c *httpCtx) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	path, _, _ := strings.Cut(header(proxywasm.GetHttpRequestHeader, ":path"), "?")
 	c.tr = capture.NewTracker(c.p.origin, now, c.p.nextID(), method, path, c.opts)
 	c.parse = openai.EndpointForPath(path) != openai.Other
-	if id := header(proxywasm.GetHttpRequestHeader, "x-request-id"); usableRequestID(id) {
+	if id := header(proxywasm.GetHttpRequestHeader, "x-request-id"); capture.UsableRequestID(id) {
 		c.tr.SetRequestID(id)
 	}
 	if h := c.p.cfg.SessionHeader; h != "" {
@@ -216,21 +213,6 @@ func header(get func(string) (string, error), name string) string {
 		return ""
 	}
 	return v
-}
-
-// usableRequestID says whether an X-Request-Id is recorded: 1..128
-// printable ASCII characters without spaces, the proxy's rule, so that a
-// record cannot carry a forged log line.
-func usableRequestID(v string) bool {
-	if v == "" || len(v) > maxRequestID {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if v[i] <= ' ' || v[i] > '~' {
-			return false
-		}
-	}
-	return true
 }
 
 // encoded says whether a Content-Encoding leaves the body unparsable as is.
