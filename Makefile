@@ -10,7 +10,7 @@ GUIDELLM := $(VENV)/bin/guidellm
 TRACES   ?= $(abspath ../shared/traces)
 PKGS     := ./...
 
-.PHONY: all build test test-short demo bench bench-proxy bench-proxy-rss bench-extproc bench-wasm bench-replay bench-workload bench-report wasm lint fuzz peers browser clean proto proto-check
+.PHONY: all build test test-short demo demo-engine engine bench bench-proxy bench-proxy-rss bench-extproc bench-wasm bench-replay bench-workload bench-report bench-shard wasm image lint fuzz peers browser oci-runtime clean proto proto-check
 
 all: build
 
@@ -22,6 +22,19 @@ build: wasm
 # with a cold build cache, 0.2 s warm.
 wasm:
 	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o $(BIN)/reprise-capture.wasm ./filters/wasm
+
+# The OCI image of proxy and replay, built without Docker or a registry
+# (scripts/mkimage, go-containerregistry): static binaries for each of
+# IMAGE_PLATFORMS on an empty base, the system's CA bundle, user 65532.
+# Writes the OCI layout $(BIN)/image and $(BIN)/reprise-image.tar (an OCI
+# layout and a docker save archive in one). Reproducible: SOURCE_DATE_EPOCH
+# (default 0) stamps every file. Not part of build or test (internal/ociimage's
+# test builds its own); about a minute per platform with a cold build cache.
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+IMAGE_NAME      ?= reprise:latest
+image:
+	GO=$(GO) $(GO) run ./scripts/mkimage -platforms $(IMAGE_PLATFORMS) -name $(IMAGE_NAME) \
+	  -layout $(BIN)/image -archive $(BIN)/reprise-image.tar
 
 # GuideLLM's mock server is the OpenAI-compatible peer this project did not
 # write; it lives in a cached virtualenv so repeated runs skip the install.
@@ -45,11 +58,28 @@ $(TOKENIZERS)/%/tokenizer.json:
 
 peers: $(GUIDELLM) $(TOKENIZER_FILES)
 
+# A real inference engine for test/e2e's TestEngine* and `make demo-engine`:
+# llama.cpp's llama-server built from the sources in PyPI's
+# llama-cpp-python sdist (pinned), and random-weight GGUF models written by
+# PyPI's gguf, seeded (scripts/engine.sh). Cached under $(ENGINE): the first
+# run takes about 10 minutes of 2 cores (the C++ build), later runs return
+# at once.
+ENGINE := $(CACHE)/engine
+engine:
+	CACHE=$(CACHE) ENGINE=$(ENGINE) bash scripts/engine.sh
+
 # Headless Chromium from Debian's packages, for test/browser (report.html in a
 # real browser). apt-get runs only when chromium is missing.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+# Debian's runc, for internal/ociimage's test: the image run as an OCI
+# runtime runs it (read-only root, user 65532). apt-get runs only when runc
+# is missing; about 4 s.
+oci-runtime:
+	@command -v runc >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq runc; }
 
 # Go code of the protobuf APIs under api/ (control API: messages, gRPC,
 # grpc-gateway). protoc comes from PyPI's grpcio-tools in a cached virtualenv,
@@ -68,8 +98,8 @@ lint:
 
 # The full suite: vet, the race detector, real servers (the built-in sim,
 # httptest and GuideLLM's mock server), fuzz seed corpora.
-test: lint proto-check build peers browser
-	REPRISE_GUIDELLM=$(GUIDELLM) REPRISE_TRACES=$(TRACES) REPRISE_BIN=$(abspath $(BIN)) REPRISE_TOKENIZERS=$(TOKENIZERS) \
+test: lint proto-check build peers browser engine oci-runtime
+	REPRISE_GUIDELLM=$(GUIDELLM) REPRISE_TRACES=$(TRACES) REPRISE_BIN=$(abspath $(BIN)) REPRISE_TOKENIZERS=$(TOKENIZERS) REPRISE_ENGINE=$(ENGINE) \
 	  $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 test-short: build
@@ -92,7 +122,14 @@ fuzz:
 demo: build
 	TRACES=$(TRACES) BIN=$(BIN) bash scripts/demo.sh
 
-bench: bench-proxy bench-extproc bench-wasm bench-replay bench-workload bench-report
+# The same loop on a real engine: two llama-server configurations (with and
+# without llama.cpp's host-memory prompt cache), a capture of Mooncake
+# conversations from one replayed on the other, each side's prompt-cache hit
+# rate. About two minutes, loopback only.
+demo-engine: build engine
+	TRACES=$(TRACES) BIN=$(BIN) ENGINE=$(ENGINE) bash scripts/demo-engine.sh
+
+bench: bench-proxy bench-extproc bench-wasm bench-replay bench-workload bench-report bench-shard
 
 bench-proxy: build bench-proxy-rss
 	bash bench/proxy.sh
@@ -113,6 +150,12 @@ bench-extproc:
 # allocation per request. About 30 s.
 bench-wasm:
 	$(GO) run ./bench/wasmbench
+
+# One plan split across 1, 2 and 4 local replay processes, merged (on 2
+# cores: the merge and the shared start, not a speed-up), and replay merge
+# on 8 shards x 1,000,000 requests. About three minutes.
+bench-shard: build
+	GO=$(GO) bash bench/shard.sh
 
 bench-replay: build
 	bash bench/replay.sh

@@ -19,6 +19,8 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 "$GO" test -run '^$' -bench '^(BenchmarkMooncake|BenchmarkMooncakeConcatenated|BenchmarkAzure)$' -benchtime 1s -cpu 1 -benchmem ./internal/workload/ | tee "$out"
 "$GO" test -run '^$' -bench '^(BenchmarkPrompt12k|BenchmarkMooncakeTraceBodies)$' -benchtime 1s -cpu 1 -benchmem ./internal/synth/ | tee -a "$out"
+# OpenTelemetry GenAI spans (otel:): 100,000 and 1,000,000 spans, both layouts (about 100 s).
+"$GO" test -run '^$' -bench '^BenchmarkOTel$' -benchtime 1x -cpu 1 -benchmem ./internal/workload/ | tee -a "$out"
 # metric NAME UNIT: the value printed before UNIT on benchmark NAME's line
 metric() { awk -v n="$1" -v u="$2" '$1 == n { for (i = 2; i < NF; i++) if ($(i+1) == u) print $i }' "$out"; }
 verdict() { awk -v v="$1" -v f="$2" 'BEGIN { print (v + 0 >= f ? "meets" : "BELOW") " the floor of " f }'; }
@@ -37,6 +39,14 @@ printf '  Mooncake reading:   %8.0f records/s per CPU second (%.0f wall), %s\n' 
 printf '  memory, streaming:  live heap %s KB reading the trace once, %s KB reading it 20x (%s records); peak RSS %s MB then %s MB\n' "$h1" "$h20" "$n20" "$r1" "$r20"
 printf '  synthesis 12k:      %8.0f prompts/s per CPU second (%.0f wall), cached blocks, %s\n' "$pr" "$prw" "$(verdict "$pr" 2000)"
 printf '  Mooncake bodies:    %8.0f prompts/s per CPU second (%.0f wall), the trace in order (cache hits and misses as it has them)\n' "$tr" "$trw"
+os1=$(metric BenchmarkOTel/spans/spans=100000 peak-live-heap-KB); os10=$(metric BenchmarkOTel/spans/spans=1000000 peak-live-heap-KB)
+oo1=$(metric BenchmarkOTel/otlp/spans=100000 peak-live-heap-KB); oo10=$(metric BenchmarkOTel/otlp/spans=1000000 peak-live-heap-KB)
+osr=$(metric BenchmarkOTel/spans/spans=1000000 spans/cpu-s); oor=$(metric BenchmarkOTel/otlp/spans=1000000 spans/cpu-s)
+printf '  OTel reading:       %8.0f spans/s per CPU second span-per-line, %.0f OTLP (1,000,000 spans)\n' "$osr" "$oor"
+printf '  memory, OTel:       live heap %s KB then %s KB (span-per-line, 100k then 1M spans); %s KB then %s KB (OTLP)\n' "$os1" "$os10" "$oo1" "$oo10"
+for p in "$os1:$os10:span-per-line" "$oo1:$oo10:OTLP"; do IFS=: read -r a b name <<<"$p"
+  if [ -z "$a" ] || [ -z "$b" ] || awk -v a="$a" -v b="$b" 'BEGIN { exit !(b + 0 > 1.5 * a) }'; then
+    echo "FAIL: OTel $name memory follows file size: ${b:-missing} KB at 1M spans against ${a:-missing} KB at 100k (limit 1.5x)" >&2; failed=1; fi; done
 check "$rec" 500000 "Mooncake reading, records per CPU second"
 check "$pr" 2000 "synthesis of 12k-token prompts, prompts per CPU second"
 if [ -z "$h1" ] || [ -z "$h20" ]; then

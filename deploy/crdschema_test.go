@@ -161,6 +161,13 @@ func crdSchema[T any](o *object) error {
 	if err := json.Unmarshal(raw, v); err != nil {
 		return err
 	}
+	// Fields the CRD leaves open (x-kubernetes-preserve-unknown-fields)
+	// and its controller decodes into a known type are decoded here.
+	if s, ok := any(v).(interface{ strictOpen() error }); ok {
+		if err := s.strictOpen(); err != nil {
+			return err
+		}
+	}
 	o.value = v
 	return nil
 }

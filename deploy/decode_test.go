@@ -13,9 +13,11 @@ import (
 	extensionsv1alpha1 "istio.io/api/extensions/v1alpha1"
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sjson "sigs.k8s.io/json"
+	kustypes "sigs.k8s.io/kustomize/api/types"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -45,15 +47,23 @@ var decoders = map[string]decoder{
 	// A Secret decodes so that the policy can say why it must not be here.
 	"v1 Secret":          k8s[corev1.Secret],
 	"v1 Pod":             k8s[corev1.Pod],
+	"v1 ServiceAccount":  k8s[corev1.ServiceAccount],
+	"v1 ConfigMap":       k8s[corev1.ConfigMap],
 	"apps/v1 Deployment": k8s[appsv1.Deployment],
+	"batch/v1 Job":       k8s[batchv1.Job],
 
 	"networking.istio.io/v1alpha3 EnvoyFilter": istio(func() proto.Message { return new(networkingv1alpha3.EnvoyFilter) }),
 	"extensions.istio.io/v1alpha1 WasmPlugin":  istio(func() proto.Message { return new(extensionsv1alpha1.WasmPlugin) }),
 
 	"gateway.envoyproxy.io/v1alpha1 EnvoyExtensionPolicy": crdSchema[envoyExtensionPolicySpec],
 	"gateway.networking.k8s.io/v1beta1 ReferenceGrant":    crdSchema[referenceGrantSpec],
+	"serving.kserve.io/v1alpha2 LLMInferenceService":      crdSchema[llmInferenceServiceSpec],
+	"tekton.dev/v1 Task":        crdSchema[tektonTaskSpec],
+	"tekton.dev/v1 Pipeline":    crdSchema[tektonPipelineSpec],
+	"tekton.dev/v1 PipelineRun": crdSchema[tektonPipelineRunSpec],
 
 	"kustomize.config.k8s.io/v1beta1 Kustomization": decodeKustomization,
+	"kustomize.config.k8s.io/v1alpha1 Component":    decodeKustomization,
 	"envoy bootstrap": decodeBootstrap,
 }
 
@@ -214,39 +224,42 @@ func decodeBootstrap(o *object) error {
 	return nil
 }
 
-// kustomization is the part of kustomize's Kustomization these manifests
-// use; kustomize itself rejects unknown fields. A field used later is added
-// here, from sigs.k8s.io/kustomize/api/types.
-type kustomization struct {
-	APIVersion string   `json:"apiVersion"`
-	Kind       string   `json:"kind"`
-	Resources  []string `json:"resources"`
-}
-
-// decodeKustomization also requires every resource to exist: a manifest
-// file, or a directory holding a kustomization.yaml.
+// decodeKustomization decodes a Kustomization or a Component strictly into
+// kustomize's own type (kustomize rejects unknown fields too), and requires
+// every resource to exist (a manifest file, or a directory holding a
+// kustomization.yaml) and every component to be a directory holding one.
+// What the patches inside say is checked on the built manifests
+// (render_test.go).
 func decodeKustomization(o *object) error {
-	k := new(kustomization)
+	k := new(kustypes.Kustomization)
 	if err := strictJSON(o.json, k); err != nil {
 		return err
 	}
-	if len(k.Resources) == 0 {
+	if k.Kind == kustypes.KustomizationKind && len(k.Resources) == 0 {
 		return errors.New("no resources")
 	}
 	var errs []error
-	for _, r := range k.Resources {
+	exists := func(what, r string, dirOnly bool) {
 		p := path.Join(path.Dir(o.file), r)
 		st, err := os.Stat(p)
 		switch {
 		case err != nil:
-			errs = append(errs, fmt.Errorf("resource %s: %w", r, err))
+			errs = append(errs, fmt.Errorf("%s %s: %w", what, r, err))
 		case st.IsDir():
 			if _, err := os.Stat(path.Join(p, "kustomization.yaml")); err != nil {
-				errs = append(errs, fmt.Errorf("resource %s: not a kustomization: %w", r, err))
+				errs = append(errs, fmt.Errorf("%s %s: not a kustomization: %w", what, r, err))
 			}
+		case dirOnly:
+			errs = append(errs, fmt.Errorf("%s %s: not a directory", what, r))
 		case !strings.HasSuffix(p, ".yaml"):
-			errs = append(errs, fmt.Errorf("resource %s: not a manifest", r))
+			errs = append(errs, fmt.Errorf("%s %s: not a manifest", what, r))
 		}
+	}
+	for _, r := range k.Resources {
+		exists("resource", r, false)
+	}
+	for _, c := range k.Components {
+		exists("component", c, true)
 	}
 	o.value = k
 	return errors.Join(errs...)

@@ -147,6 +147,11 @@ func TestPolicyRejects(t *testing.T) {
 		env     = "envoy/envoy.yaml"
 		envW    = "envoy/envoy-wasm.yaml"
 		hcm     = "static_resources.listeners.0.filter_chains.0.filters.0.typed_config."
+
+		job         = "k8s/replay/base/job.yaml"
+		task        = "k8s/examples/ci-gate/tasks.yaml"
+		pipeline    = "k8s/examples/ci-gate/pipeline.yaml"
+		pipelineRun = "k8s/examples/ci-gate/pipelinerun.yaml"
 	)
 	header := func(h string) any { return map[string]any{"exact": h} }
 	cases := []struct {
@@ -200,6 +205,32 @@ func TestPolicyRejects(t *testing.T) {
 		{"envoy wasm configuration key misspelt", envW, hcm + "http_filters.0.typed_config.config.configuration.value", `{"collector_cluster": "reprise_ingest", "flush_mss": 1000}`, "", "flush_mss"},
 		{"envoy wasm collector cluster missing", envW, hcm + "http_filters.0.typed_config.config.configuration.value", `{"collector_cluster": "collector"}`, "", `cluster "collector"`},
 		{"envoy inline module", envW, hcm + "http_filters.0.typed_config.config.vm_config.code.local", map[string]any{"inline_string": "x"}, "", "inline data"},
+		{"replay as root", job, pod + "securityContext.runAsNonRoot", false, "", "runAsNonRoot"},
+		{"replay results of no run of its own", job, ctr + "args.1", "--output-dir=/data/results/run", "", "a directory of the run's own"},
+		{"replay without a memory limit", job, ctr + "resources.limits", map[string]any{}, "", "a memory limit"},
+		{"replay API key in env", job, ctr + "env.1", map[string]any{"name": "OPENAI_API_KEY", "value": "abc"}, "", "literal value"},
+		{"replay service account missing", job, pod + "serviceAccountName", "replayer", "", "no ServiceAccount replayer"},
+		{"replay sharded without an Indexed Job", job, ctr + "args.2", "--shard=auto/4", "", "only an Indexed Job sets"},
+		{"replay without a subcommand", job, ctr + "args.0", "--quiet", "", "replay without a subcommand"},
+		{"replay image not the placeholder", job, ctr + "image", "ghcr.io/reprise-llm/reprise:latest", "", "want the placeholder"},
+		{"proxy image not the placeholder", "k8s/proxy/deployment.yaml", ctr + "image", "reprise:v1", "", "want the placeholder"},
+		{"helper pod without seccomp", "k8s/replay/setup/data-pod.yaml", "spec.securityContext.seccompProfile", nil, "", "seccompProfile.type must be RuntimeDefault"},
+		{"service account token mounted", "k8s/replay/setup/serviceaccount.yaml", "automountServiceAccountToken", true, "", "automountServiceAccountToken must be false"},
+		{"kustomization component missing", "k8s/replay/overlays/sharded/kustomization.yaml", "components.0", "../../components/shards", "", "component ../../components/shards"},
+		{"model server resource misspelt", "k8s/examples/kserve-llmisvc/llminferenceservice.yaml", "spec.template.containers.0.resources.limits", map[string]any{"nvidia.com/gpus": "1"}, "", `"nvidia.com/gpus"`},
+		{"Tekton step as root", task, "spec.stepTemplate.securityContext.runAsNonRoot", false, "", "runAsNonRoot must be true"},
+		{"Tekton shards in one directory", task, "spec.steps.0.args.9", "--output-dir=/data/results/$(params.run)/shards", "", "each shard needs its own"},
+		{"Tekton parameter not declared", task, "spec.steps.0.args.1", "--target=$(params.url)", "", "no param url declared"},
+		{"Tekton image not the placeholder", task, "spec.params.0.default", "ghcr.io/x/reprise:v1", "", "want the placeholder"},
+		{"Tekton volume misspelt", task, "spec.volumes.0.emptyDir", map[string]any{"sizelimit": "1Gi"}, "", `unknown field "[0].emptyDir.sizelimit"`},
+		{"Tekton volume missing", task, "spec.stepTemplate.volumeMounts.0.name", "scratch", "", "volumeMount scratch: no such volume"},
+		{"Tekton matrix not N shards", pipeline, "spec.tasks.0.params.5.value", "3", "", "but the matrix runs 4 shards"},
+		{"Tekton parameter of another Task", pipeline, "spec.tasks.2.params.3.name", "fail_if", "", "Task reprise-gate has no such parameter"},
+		{"Tekton Task missing", pipeline, "spec.tasks.1.taskRef.name", "merge", "", "no Task merge"},
+		{"Tekton run as root", pipelineRun, "spec.taskRunTemplate.podTemplate.securityContext.runAsNonRoot", false, "", "runAsNonRoot must be true"},
+		{"Tekton run security misspelt", pipelineRun, "spec.taskRunTemplate.podTemplate.securityContext.fsgroup", 65532, "", `unknown field "fsgroup"`},
+		{"Tekton run without a required parameter", pipelineRun, "spec.params.3.name", "base", "", "parameter baseline has no default and is not passed"},
+		{"Tekton run on a missing claim", pipelineRun, "spec.workspaces.0.persistentVolumeClaim.claimName", "results", "", "no PersistentVolumeClaim results"},
 		{"a Secret with data", "", "", nil, `{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "reprise-hash-key", "namespace": "reprise"}, "stringData": {"key": "k"}}`, "never ship it"},
 		{"a kind without a decoder", "", "", nil, `{"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "x"}}`, `no strict decoder for "apps/v1 StatefulSet"`},
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	extensionsv1alpha1 "istio.io/api/extensions/v1alpha1"
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"google.golang.org/protobuf/proto"
@@ -95,9 +97,28 @@ func checkObject(o *object) []error {
 			errs = append(errs, fmt.Errorf("Secret %s carries data: create it by hand (docs/envoy-istio.md), never ship it", v.Name))
 		}
 	case *appsv1.Deployment:
-		errs = append(errs, checkPodSpec(&v.Spec.Template.Spec)...)
+		errs = append(errs, checkPodSpec(o, &v.Spec.Template.Spec)...)
 	case *corev1.Pod:
-		errs = append(errs, checkPodSpec(&v.Spec)...)
+		errs = append(errs, checkPodSpec(o, &v.Spec)...)
+	case *batchv1.Job:
+		errs = append(errs, checkPodSpec(o, &v.Spec.Template.Spec)...)
+		errs = append(errs, checkJob(v)...)
+	case *corev1.ConfigMap:
+		errs = append(errs, checkRunName(v)...)
+	case *corev1.ServiceAccount:
+		if v.AutomountServiceAccountToken == nil || *v.AutomountServiceAccountToken {
+			errs = append(errs, fmt.Errorf("ServiceAccount %s: automountServiceAccountToken must be false: Reprise's pods call no Kubernetes API", v.Name))
+		}
+	case *tektonTaskSpec:
+		errs = append(errs, checkTask(o, v)...)
+	case *tektonPipelineSpec:
+		errs = append(errs, checkPipeline(v)...)
+	case *tektonPipelineRunSpec:
+		errs = append(errs, checkPipelineRun(o, v)...)
+	case *llmInferenceServiceSpec:
+		for _, c := range v.Template.Containers {
+			errs = append(errs, checkResourceNames(c.Name, c.Resources)...)
+		}
 	case *corev1.PersistentVolumeClaim:
 		if _, ok := v.Spec.Resources.Requests[corev1.ResourceStorage]; !ok || len(v.Spec.Resources.Requests) != 1 {
 			errs = append(errs, fmt.Errorf("PersistentVolumeClaim %s: want resources.requests with storage only, got %v", v.Name, slices.Sorted(maps.Keys(v.Spec.Resources.Requests))))
@@ -292,30 +313,23 @@ func checkNoCredentials(doc []byte) []error {
 	return errs
 }
 
-// checkPodSpec: no credential in env values or flags, and Reprise's own
-// containers locked down (non-root, read-only root, admin on localhost).
-func checkPodSpec(ps *corev1.PodSpec) []error {
+// checkPodSpec: no credential in env values or flags; Reprise's own
+// containers locked down (non-root, read-only root, no privilege
+// escalation, no capabilities), sized (requests and a memory limit), on
+// the image kustomize overrides, the admin API on localhost; and the pods
+// of the newer manifests within the restricted Pod Security Standard.
+func checkPodSpec(o *object, ps *corev1.PodSpec) []error {
 	var errs []error
+	if restrictedSource(o.source()) {
+		errs = append(errs, checkRestricted(ps)...)
+	}
 	for _, c := range slices.Concat(ps.InitContainers, ps.Containers) {
 		fail := func(format string, args ...any) {
 			errs = append(errs, fmt.Errorf("container %s: "+format, append([]any{c.Name}, args...)...))
 		}
-		for _, r := range slices.Concat(slices.Sorted(maps.Keys(c.Resources.Requests)), slices.Sorted(maps.Keys(c.Resources.Limits))) {
-			if !knownResources[r] {
-				fail("resource %q: not a resource a node offers (add it to knownResources if it is one)", r)
-			}
-		}
-		for _, e := range c.Env {
-			if e.Value != "" && secretName.MatchString(e.Name) {
-				fail("env %s has a literal value: use valueFrom.secretKeyRef", e.Name)
-			}
-		}
-		for _, a := range slices.Concat(c.Command, c.Args) {
-			if secretFlag.MatchString(a) {
-				fail("flag %q passes a credential on the command line: read it from a file mounted from a Secret", a)
-			}
-		}
-		if len(c.Command) == 0 || c.Command[0] != "proxy" {
+		errs = append(errs, checkResourceNames(c.Name, c.Resources)...)
+		errs = append(errs, checkEnvAndFlags(c.Name, c.Env, slices.Concat(c.Command, c.Args))...)
+		if !isReprise(c) {
 			continue
 		}
 		sc := c.SecurityContext
@@ -324,11 +338,13 @@ func checkPodSpec(ps *corev1.PodSpec) []error {
 		if !nonRoot {
 			fail("runAsNonRoot must be true")
 		}
-		if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
-			fail("readOnlyRootFilesystem must be true")
+		errs = append(errs, checkContainerSecurity(c.Name, sc)...)
+		errs = append(errs, checkSized(c.Name, c.Resources)...)
+		if err := checkImage(o.source(), c.Image); err != nil {
+			fail("%v", err)
 		}
-		if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
-			fail("allowPrivilegeEscalation must be false")
+		if commandName(c) != "proxy" {
+			continue
 		}
 		admin, ok := flagValues(c)["admin-listen"]
 		if host, _, _ := strings.Cut(admin, ":"); !ok || (host != "127.0.0.1" && host != "localhost") {
@@ -336,6 +352,138 @@ func checkPodSpec(ps *corev1.PodSpec) []error {
 		}
 	}
 	return errs
+}
+
+// commandName is the program a container runs ("proxy" for
+// ["/usr/local/bin/proxy"]), empty when the image's entrypoint is used.
+func commandName(c corev1.Container) string {
+	if len(c.Command) == 0 {
+		return ""
+	}
+	return path.Base(c.Command[0])
+}
+
+// isReprise reports whether the container runs one of Reprise's programs.
+func isReprise(c corev1.Container) bool {
+	n := commandName(c)
+	return n == "proxy" || n == "replay"
+}
+
+// checkResourceNames: resource maps take any key, and a misspelt one is a
+// request the scheduler never satisfies or silently ignores.
+func checkResourceNames(container string, r corev1.ResourceRequirements) []error {
+	var errs []error
+	for _, n := range slices.Concat(slices.Sorted(maps.Keys(r.Requests)), slices.Sorted(maps.Keys(r.Limits))) {
+		if !knownResources[n] {
+			errs = append(errs, fmt.Errorf("container %s: resource %q: not a resource a node offers (add it to knownResources if it is one)", container, n))
+		}
+	}
+	return errs
+}
+
+// checkEnvAndFlags: no credential in an environment value or on the
+// command line (both are visible to anyone who can read the object).
+func checkEnvAndFlags(container string, env []corev1.EnvVar, argv []string) []error {
+	var errs []error
+	for _, e := range env {
+		if e.Value != "" && secretName.MatchString(e.Name) {
+			errs = append(errs, fmt.Errorf("container %s: env %s has a literal value: use valueFrom.secretKeyRef", container, e.Name))
+		}
+	}
+	for _, a := range argv {
+		if secretFlag.MatchString(a) {
+			errs = append(errs, fmt.Errorf("container %s: flag %q passes a credential on the command line: read it from a file mounted from a Secret", container, a))
+		}
+	}
+	return errs
+}
+
+// checkContainerSecurity: a read-only root filesystem, no privilege
+// escalation, every capability dropped.
+func checkContainerSecurity(container string, sc *corev1.SecurityContext) []error {
+	var errs []error
+	fail := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("container %s: "+format, append([]any{container}, args...)...))
+	}
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		fail("readOnlyRootFilesystem must be true")
+	}
+	if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+		fail("allowPrivilegeEscalation must be false")
+	}
+	if sc == nil || sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) > 0 {
+		fail("capabilities: drop ALL and add none")
+	}
+	return errs
+}
+
+// checkSized: CPU and memory requests (the scheduler places the pod where
+// they fit) and a memory limit (a leak ends the pod, not the node). No
+// CPU limit is required: throttling would distort a replay's timing.
+func checkSized(container string, r corev1.ResourceRequirements) []error {
+	_, cpu := r.Requests[corev1.ResourceCPU]
+	_, mem := r.Requests[corev1.ResourceMemory]
+	_, limit := r.Limits[corev1.ResourceMemory]
+	if !cpu || !mem || !limit {
+		return []error{fmt.Errorf("container %s: want cpu and memory requests and a memory limit, got requests %v, limits %v",
+			container, slices.Sorted(maps.Keys(r.Requests)), slices.Sorted(maps.Keys(r.Limits)))}
+	}
+	return nil
+}
+
+// restrictedSource reports whether the manifests at src (a path under
+// deploy/) are held to the restricted Pod Security Standard as a whole:
+// the capture proxy, the replay and their examples (OpenShift's
+// restricted-v2 constraint asks the same).
+func restrictedSource(src string) bool {
+	return strings.HasPrefix(src, "k8s/replay/") || strings.HasPrefix(src, "k8s/proxy/") || strings.HasPrefix(src, "k8s/examples/") ||
+		slices.Contains([]string{"k8s/replay", "k8s/proxy", "k8s/examples"}, src)
+}
+
+// checkRestricted: the restricted Pod Security Standard for every container
+// of the pod (busybox helpers included): non-root, seccomp RuntimeDefault,
+// no privilege escalation, every capability dropped, no host namespaces.
+func checkRestricted(ps *corev1.PodSpec) []error {
+	var errs []error
+	psc := ps.SecurityContext
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot {
+		errs = append(errs, errors.New("securityContext.runAsNonRoot must be true for the whole pod"))
+	}
+	if psc == nil || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		errs = append(errs, errors.New("securityContext.seccompProfile.type must be RuntimeDefault"))
+	}
+	if ps.HostNetwork || ps.HostPID || ps.HostIPC {
+		errs = append(errs, errors.New("no host namespaces"))
+	}
+	for _, c := range slices.Concat(ps.InitContainers, ps.Containers) {
+		errs = append(errs, checkContainerSecurity(c.Name, c.SecurityContext)...)
+		if c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
+			errs = append(errs, fmt.Errorf("container %s: privileged", c.Name))
+		}
+	}
+	return errs
+}
+
+// imagePlaceholder is the image the newer manifests name, which each
+// kustomization's `images:` entry (or a Tekton image parameter) replaces
+// with the image `make image` built and the user pushed.
+const imagePlaceholder = "reprise:latest"
+
+// checkImage: a Reprise container runs Reprise's image: the placeholder
+// under k8s/replay, k8s/proxy and k8s/examples; elsewhere an image whose
+// repository is named reprise.
+func checkImage(src, image string) error {
+	if restrictedSource(src) {
+		if image != imagePlaceholder {
+			return fmt.Errorf("image %q: want the placeholder %s, which kustomize's images: replaces", image, imagePlaceholder)
+		}
+		return nil
+	}
+	repo, _, _ := strings.Cut(path.Base(image), ":")
+	if repo != "reprise" {
+		return fmt.Errorf("image %q: not Reprise's image", image)
+	}
+	return nil
 }
 
 // knownResources are the container resource names the manifests may

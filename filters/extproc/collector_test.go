@@ -3,8 +3,6 @@ package extproc
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/reprise-llm/reprise/filters/extproc/extproctest"
 	"github.com/reprise-llm/reprise/internal/capture"
+	"github.com/reprise-llm/reprise/internal/capture/capturetest"
 )
 
 // collector is a Server behind a real gRPC server on a loopback port,
@@ -125,28 +124,7 @@ func (c *collector) stop(cut bool) []*capture.Record {
 	if err := c.w.Close(); err != nil {
 		c.t.Fatal(err)
 	}
-	return readCapture(c.t, c.w.Dir())
-}
-
-// readCapture reads every record of the capture in dir.
-func readCapture(t *testing.T, dir string) []*capture.Record {
-	t.Helper()
-	r, err := capture.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	var recs []*capture.Record
-	for {
-		rec, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			return recs
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, rec)
-	}
+	return capturetest.Read(c.t, c.w.Dir())
 }
 
 // byID indexes records by id, failing on a duplicate.

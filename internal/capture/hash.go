@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"hash"
 	"sync"
 	"sync/atomic"
@@ -13,14 +14,46 @@ import (
 )
 
 // DefaultBlockChars is the default prefix-block size in characters (runes):
-// about 512 tokens at OpenAI's rule of thumb of ~4 characters per token,
-// the block size of the Mooncake traces.
-const DefaultBlockChars = 2048
+// about 64 tokens at OpenAI's rule of thumb of ~4 characters per token.
+// Prefix caches work at finer grain still (vLLM 16-token blocks, SGLang a
+// radix tree), and the shared system prompts of chat applications are
+// mostly shorter than Mooncake's 512-token blocks: at 2048 characters a
+// 700-character system prompt shared by every request gets no shared id
+// (issue 18). At 256 characters its first 512 characters are shared ids;
+// the cost is about 5 bytes of JSON per id, +11% compressed record size
+// on chat traffic (measured: docs/capture.md, "Prefix hashing").
+const DefaultBlockChars = 256
+
+// CoarseBlockChars is the block size of Mooncake-like ids, about 512 tokens
+// (the Mooncake traces' block): the block captures used before issue 18,
+// and the size Coarsener derives from finer ids for export and inspection.
+// A capture's block must divide it for that (CheckBlockChars).
+const CoarseBlockChars = 2048
+
+// MinBlockChars is the smallest block CheckBlockChars accepts: 16
+// characters, about 4 tokens, finer than vLLM's 16-token blocks; a smaller
+// block only costs memory and record size.
+const MinBlockChars = 16
+
+// CheckBlockChars reports whether n is usable as a capture's block size: a
+// power of two from MinBlockChars to CoarseBlockChars, so that every coarse
+// block is a whole number of blocks and Mooncake-like ids can be derived
+// from the capture's (Coarsener).
+func CheckBlockChars(n int) error {
+	if n < MinBlockChars || n > CoarseBlockChars || CoarseBlockChars%n != 0 {
+		return fmt.Errorf("hash block of %d characters: want a power of two from %d to %d (it must divide the %d-character Mooncake block)",
+			n, MinBlockChars, CoarseBlockChars, CoarseBlockChars)
+	}
+	return nil
+}
 
 // DefaultMaxIDs bounds how many distinct block chain values a Hasher
-// remembers: 2^21 entries. The map grows as values arrive and tops out at
-// about 72 MiB (measured, Go 1.26 maps), enough for about 4 GiB of distinct
-// prompt text at the default block size.
+// remembers: 2^21 entries, at most about 72 MiB (Go 1.26 maps; 54 MiB of
+// live heap measured over four generations of distinct values), the
+// chain values of 512 MiB of distinct prompt text at the default block
+// size. Past the bound the values least recently seen are forgotten first
+// (see HashIDs), so a prefix in use — a system prompt, a conversation —
+// keeps its id however long the capture runs.
 const DefaultMaxIDs = 1 << 21
 
 // Hasher turns prompts into prefix-block ids and session keys into keyed
@@ -34,12 +67,19 @@ type Hasher struct {
 	keyID string
 	pool  sync.Pool // *blockHash
 
+	// The remembered chain values (first 8 bytes) → small ids, in two
+	// generations: cur holds the values seen since the last swap, old
+	// those seen in the generation before and not since. A value found in
+	// old moves to cur; when cur reaches maxIDs/2 entries, old is dropped
+	// and cur becomes old. That is a least-recently-used bound at the cost
+	// of one map operation per value, with no list to maintain.
 	mu     sync.Mutex
-	ids    map[uint64]uint32 // chain value (first 8 bytes) → small id
-	next   uint32            // next small id to hand out
-	maxIDs int               // bound on len(ids)
+	cur    map[uint64]uint32
+	old    map[uint64]uint32
+	next   uint32 // next small id to hand out
+	maxIDs int    // bound on len(cur)+len(old), give or take one prompt's blocks
 
-	unmapped atomic.Uint64
+	forgotten atomic.Uint64
 }
 
 type blockHash struct {
@@ -73,7 +113,7 @@ func NewHasher(key []byte, blockChars int) *Hasher {
 		key:    key,
 		block:  blockChars,
 		keyID:  hex.EncodeToString(id[:8]),
-		ids:    make(map[uint64]uint32),
+		cur:    make(map[uint64]uint32),
 		maxIDs: DefaultMaxIDs,
 	}
 	h.pool.New = func() any { return &blockHash{mac: hmac.New(sha256.New, h.key)} }
@@ -88,9 +128,10 @@ func (h *Hasher) KeyID() string { return h.keyID }
 // BlockChars is the block size in characters (runes).
 func (h *Hasher) BlockChars() int { return h.block }
 
-// Unmapped counts chain values that arrived after the id map reached its
-// bound and so received a fresh id that is not remembered (see HashIDs).
-func (h *Hasher) Unmapped() uint64 { return h.unmapped.Load() }
+// Forgotten counts the chain values dropped from memory to keep it bounded
+// (see HashIDs): if one of them is seen again it gets a fresh id, so that
+// reuse goes unseen.
+func (h *Hasher) Forgotten() uint64 { return h.forgotten.Load() }
 
 // HashIDs returns the prompt's prefix-block ids. The prompt is split into
 // consecutive blocks of BlockChars runes (the last may be shorter; invalid
@@ -104,12 +145,16 @@ func (h *Hasher) Unmapped() uint64 { return h.unmapped.Load() }
 // 2^-64 collision chance from keeping 8 bytes). Chain values are remapped to
 // small integers in first-seen order, the convention of the Mooncake traces.
 //
-// Memory is bounded: once the map holds maxIDs values (DefaultMaxIDs), a
-// chain value seen for the first time gets a fresh id that is not
-// remembered (counted in Unmapped). Remembered values keep their ids, and a
-// fresh id never equals another, so equal ids still mean equal prefixes;
-// only reuse of prefixes first seen after the bound goes undetected. The
-// map is never reset, which would silently give old ids new meanings.
+// Memory is bounded: the Hasher remembers at most about maxIDs values
+// (DefaultMaxIDs) and forgets those least recently seen first, in halves
+// (counted in Forgotten). A forgotten value seen again gets a fresh id,
+// and ids are never handed out twice, so equal ids still mean equal
+// prefixes; only reuse of a prefix unseen for a long time goes undetected.
+// Memory drops whole generations between prompts, and a block's
+// predecessors are seen whenever it is, so a remembered block's
+// predecessors are remembered too: two prompts never share a later id
+// without sharing the ids before it. The map is never reset, which would
+// silently give old ids new meanings.
 func (h *Hasher) HashIDs(prompt string) []uint32 {
 	if prompt == "" {
 		return nil
@@ -176,25 +221,32 @@ func (h *Hasher) put(bh *blockHash) {
 
 // Remap turns chain values (Chain, possibly computed elsewhere with the
 // same key and block size) into small ids in first-seen order, remembering
-// them under the bound HashIDs describes. nil for none.
+// them under the bound HashIDs describes. vals must be one prompt's chain,
+// in order. nil for none.
 func (h *Hasher) Remap(vals []uint64) []uint32 {
 	if len(vals) == 0 {
 		return nil
 	}
 	out := make([]uint32, len(vals))
 	h.mu.Lock()
+	// Generations change only between prompts, never inside one: that is
+	// what keeps a remembered block's predecessors remembered (HashIDs).
+	if len(h.cur) >= max(h.maxIDs/2, 1) {
+		h.forgotten.Add(uint64(len(h.old)))
+		h.old, h.cur = h.cur, make(map[uint64]uint32, len(h.cur)/2)
+	}
 	for i, v := range vals {
-		id, ok := h.ids[v]
+		id, ok := h.cur[v]
 		if !ok {
-			id = h.next
-			if h.next < ^uint32(0) {
-				h.next++
-			}
-			if len(h.ids) < h.maxIDs {
-				h.ids[v] = id
+			if id, ok = h.old[v]; ok {
+				delete(h.old, v)
 			} else {
-				h.unmapped.Add(1)
+				id = h.next
+				if h.next < ^uint32(0) {
+					h.next++
+				}
 			}
+			h.cur[v] = id
 		}
 		out[i] = id
 	}

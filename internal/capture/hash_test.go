@@ -1,6 +1,8 @@
 package capture
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -101,26 +103,72 @@ func TestNewHasherRandomKey(t *testing.T) {
 	}
 }
 
+// Memory is bounded by forgetting the values least recently seen: a prefix
+// in constant use (a system prompt) keeps its id through any number of
+// distinct prompts, fresh ids never repeat, and a forgotten tail seen
+// again gets a new id.
 func TestHashIDsBoundedMemory(t *testing.T) {
-	h := NewHasher([]byte("k"), 1)
-	h.maxIDs = 5
-	first := h.HashIDs("abcde") // fills the map: ids 0..4
-	over := h.HashIDs("vwxyz")  // 5 new chain values past the bound
-	again := h.HashIDs("abcde")
-	if len(h.ids) != 5 || h.Unmapped() != 5 {
-		t.Fatalf("map %d entries, unmapped %d", len(h.ids), h.Unmapped())
-	}
-	for i := range first {
-		if again[i] != first[i] {
-			t.Fatalf("remembered ids changed past the bound: %v vs %v", again, first)
-		}
-	}
+	h := NewHasher([]byte("k"), 2)
+	h.maxIDs = 8
+	const n = 200
 	seen := map[uint32]bool{}
-	for _, id := range append(first, over...) {
-		if seen[id] {
-			t.Fatalf("a fresh id past the bound repeats another: %v %v", first, over)
+	var first []uint32
+	for i := range n {
+		ids := h.HashIDs(fmt.Sprintf("ss%03d", i)) // blocks "ss", "00", "0" + i's
+		if len(ids) != 3 {
+			t.Fatalf("prompt %d: %d ids, want 3", i, len(ids))
 		}
-		seen[id] = true
+		if i == 0 {
+			first = ids
+		}
+		if ids[0] != first[0] {
+			t.Fatalf("prompt %d: the shared first block changed id from %d to %d", i, first[0], ids[0])
+		}
+		if seen[ids[2]] {
+			t.Fatalf("prompt %d: a fresh id %d was handed out before", i, ids[2])
+		}
+		seen[ids[2]] = true
+		if got := len(h.cur) + len(h.old); got > h.maxIDs+3 {
+			t.Fatalf("prompt %d: %d values remembered, bound %d (+ one prompt's 3)", i, got, h.maxIDs)
+		}
+	}
+	if h.Forgotten() == 0 {
+		t.Fatal("nothing forgotten after 200 distinct prompts under a bound of 8")
+	}
+	again := h.HashIDs("ss000")
+	if again[0] != first[0] || again[2] == first[2] || seen[again[2]] {
+		t.Fatalf("ids %v for the first prompt again (first %v): want the shared block's id kept and a fresh last id", again, first)
+	}
+}
+
+// However values are forgotten, two prompts never share an id without
+// sharing every id before it: forgetting drops generations between
+// prompts, and a block's predecessors are seen whenever it is.
+func TestHashIDsForgettingKeepsPrefixesClosed(t *testing.T) {
+	h := NewHasher([]byte("k"), 1)
+	h.maxIDs = 6
+	rng := rand.New(rand.NewPCG(1, 2))
+	var all [][]uint32
+	for range 2000 {
+		b := make([]byte, 1+rng.IntN(6))
+		for j := range b {
+			b[j] = "ab"[rng.IntN(2)]
+		}
+		all = append(all, h.HashIDs(string(b)))
+	}
+	if h.Forgotten() == 0 {
+		t.Fatal("nothing forgotten: the test does not exercise the bound")
+	}
+	// Index every (position, id) by the ids before it.
+	before := map[[2]uint32]string{}
+	for _, ids := range all {
+		for i, id := range ids {
+			key, prefix := [2]uint32{uint32(i), id}, fmt.Sprint(ids[:i])
+			if p, ok := before[key]; ok && p != prefix {
+				t.Fatalf("id %d at position %d follows %s in one prompt and %s in another", id, i, p, prefix)
+			}
+			before[key] = prefix
+		}
 	}
 }
 
@@ -156,17 +204,23 @@ func TestHashIDsConcurrent(t *testing.T) {
 		}
 	}
 	// Distinct chain values: 8 + 8 (4 shared "a" blocks) + 10 = 22.
-	if len(h.ids) != 8+4+10 {
-		t.Fatalf("%d distinct ids", len(h.ids))
+	if len(h.cur)+len(h.old) != 8+4+10 {
+		t.Fatalf("%d distinct ids", len(h.cur)+len(h.old))
 	}
 }
 
+// BenchmarkHashIDs hashes a 22 KB prompt at the default block and at
+// Mooncake's: finer blocks cost more HMAC finalisations per byte.
 func BenchmarkHashIDs(b *testing.B) {
-	h := NewHasher([]byte("k"), DefaultBlockChars)
 	p := strings.Repeat("The quick brown fox jumps over the lazy dog. ", 500) // ~22 KB
-	b.ReportAllocs()
-	b.SetBytes(int64(len(p)))
-	for b.Loop() {
-		_ = h.HashIDs(p)
+	for _, block := range []int{DefaultBlockChars, CoarseBlockChars} {
+		b.Run(fmt.Sprint(block), func(b *testing.B) {
+			h := NewHasher([]byte("k"), block)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(p)))
+			for b.Loop() {
+				_ = h.HashIDs(p)
+			}
+		})
 	}
 }

@@ -9,6 +9,13 @@ import "time"
 
 // FormatVersion is the capture format this package writes. Readers accept
 // every version up to and including it.
+//
+// Issue 18 made blocks finer (DefaultBlockChars 256, was 2048) without a
+// new version: hash_ids have always meant a chain over the record's own
+// block characters, and every reader, older ones included, sizes blocks
+// from the record's block field. A capture with fine blocks replays in an
+// older build with its finer sharing; a 2048-character capture reads as it
+// always did.
 const FormatVersion = 1
 
 // Content capture modes (--capture-content).
@@ -69,9 +76,14 @@ type Record struct {
 	// HashIDs are the prompt's prefix blocks: a keyed hash chain over
 	// consecutive Block-character blocks (the last may be shorter), remapped
 	// to small integers in first-seen order (the Mooncake convention). Equal
-	// ids at equal positions mean an identical prompt prefix.
+	// ids at equal positions mean an identical prompt prefix. Ids of
+	// coarser blocks (Mooncake's 512 tokens) derive from them (Coarsener)
+	// rather than being stored twice.
 	HashIDs []uint32 `json:"hash_ids,omitempty"`
-	Block   int      `json:"block,omitempty"` // characters per hash block
+	// Block is the characters per hash block: DefaultBlockChars (256)
+	// unless the proxy's --hash-block-chars said otherwise; 2048 in
+	// captures written before issue 18.
+	Block int `json:"block,omitempty"`
 	// Prompt and Messages are stored only with content capture "full".
 	Prompt   string `json:"prompt,omitempty"`
 	Messages []byte `json:"messages,omitempty"` // raw JSON messages; base64 in JSON
@@ -121,7 +133,7 @@ type Manifest struct {
 	Version int       `json:"version"` // FormatVersion when written
 	Start   time.Time `json:"start"`   // wall time of the monotonic origin (T = 0)
 	Source  string    `json:"source"`  // who wrote it, e.g. "proxy" and its upstream
-	Block   int       `json:"block"`   // hash block size in characters
+	Block   int       `json:"block"`   // hash block size in characters (records carry their own too)
 	KeyID   string    `json:"key_id"`  // identifies the HMAC key, never the key
 	Content string    `json:"content"` // ContentNone, ContentHashed or ContentFull
 }

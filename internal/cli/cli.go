@@ -40,26 +40,18 @@ func EnvName(flagName string) string {
 }
 
 // Parse parses args into fs, then sets every flag not given on the command
-// line from its environment variable (see ParseLookup). getenv nil means
-// the process environment, where a variable set to "" counts as set; with a
-// getenv function an empty value cannot be told from an unset one and is
-// ignored.
-func Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
-	if getenv == nil {
-		return ParseLookup(fs, args, os.LookupEnv)
-	}
-	return ParseLookup(fs, args, func(k string) (string, bool) {
-		v := getenv(k)
-		return v, v != ""
-	})
+// line from its environment variable (ParseLookup with os.LookupEnv: a
+// variable set to "" counts as set).
+func Parse(fs *flag.FlagSet, args []string) error {
+	return ParseLookup(fs, args, os.LookupEnv)
 }
 
 // ParseLookup parses args into fs, then sets every flag not given on the
 // command line from its environment variable when lookup reports it set
 // (os.LookupEnv semantics): a variable set to "" sets the flag to "", so
-// REPRISE_ADMIN_LISTEN= turns a listener off. A repeatable flag (its usage
-// says "(repeatable") takes one value per line of its variable; empty
-// lines are skipped. An unknown flag or a bad value, from either place, is
+// REPRISE_ADMIN_LISTEN= turns a listener off. A repeatable flag (its value
+// is a Repeatable) takes one value per line of its variable; empty lines
+// are skipped. An unknown flag or a bad value, from either place, is
 // a usage error naming it. lookup nil means os.LookupEnv.
 func ParseLookup(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) error {
 	fs.SetOutput(io.Discard)
@@ -67,7 +59,10 @@ func ParseLookup(fs *flag.FlagSet, args []string, lookup func(string) (string, b
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return UsageError("%s %v", fs.Name(), err)
+		// The flag package names flags with one dash; these programs'
+		// help and synopses use two.
+		msg := strings.NewReplacer("for flag -", "for flag --", "not defined: -", "not defined: --").Replace(err.Error())
+		return UsageError("%s: %s", fs.Name(), msg)
 	}
 	if lookup == nil {
 		lookup = os.LookupEnv
@@ -102,31 +97,48 @@ func ParseLookup(fs *flag.FlagSet, args []string, lookup func(string) (string, b
 	return errors.Join(errs...)
 }
 
-// IsRepeatable reports whether a flag takes several values, one per use:
-// its usage text says "(repeatable", as every list flag's help does.
-func IsRepeatable(f *flag.Flag) bool {
-	return strings.Contains(f.Usage, "(repeatable")
+// Repeatable is a flag value that takes several values, one per use
+// (List is one).
+type Repeatable interface {
+	flag.Value
+	Repeatable() bool
 }
 
-// PrintUsage writes a flag set's usage with its defaults and env names.
+// IsRepeatable reports whether a flag takes several values, one per use.
+func IsRepeatable(f *flag.Flag) bool {
+	r, ok := f.Value.(Repeatable)
+	return ok && r.Repeatable()
+}
+
+// List is a repeatable string flag: each use adds a value.
+type List []string
+
+func (l *List) String() string     { return strings.Join(*l, ",") }
+func (l *List) Set(v string) error { *l = append(*l, v); return nil }
+func (l *List) Repeatable() bool   { return true }
+
+// PrintUsage writes a flag set's usage with its defaults and env names,
+// in one list.
 func PrintUsage(w io.Writer, fs *flag.FlagSet, synopsis string) {
 	fmt.Fprintf(w, "usage: %s\n\nflags (each also from the environment variable shown):\n", synopsis)
-	fs.VisitAll(func(f *flag.Flag) {
-		name, usage := flag.UnquoteUsage(f)
-		dashes := "--"
-		if len(f.Name) == 1 {
-			dashes = "-" // -o FILE, as synopses write one-letter flags
-		}
-		fmt.Fprintf(w, "  %s%s %s\n    \t%s", dashes, f.Name, name, strings.ReplaceAll(usage, "\n", "\n    \t"))
-		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" && f.DefValue != "0s" {
-			fmt.Fprintf(w, " (default %s)", f.DefValue)
-		}
-		if IsRepeatable(f) {
-			fmt.Fprintf(w, " [%s, one value per line]\n", EnvName(f.Name))
-		} else {
-			fmt.Fprintf(w, " [%s]\n", EnvName(f.Name))
-		}
-	})
+	fs.VisitAll(func(f *flag.Flag) { printFlag(w, f) })
+}
+
+func printFlag(w io.Writer, f *flag.Flag) {
+	name, usage := flag.UnquoteUsage(f)
+	dashes := "--"
+	if len(f.Name) == 1 {
+		dashes = "-" // -o FILE, as synopses write one-letter flags
+	}
+	fmt.Fprintf(w, "  %s%s %s\n    \t%s", dashes, f.Name, name, strings.ReplaceAll(usage, "\n", "\n    \t"))
+	if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" && f.DefValue != "0s" {
+		fmt.Fprintf(w, " (default %s)", f.DefValue)
+	}
+	if IsRepeatable(f) {
+		fmt.Fprintf(w, " [%s, repeatable; one value per line]\n", EnvName(f.Name))
+	} else {
+		fmt.Fprintf(w, " [%s]\n", EnvName(f.Name))
+	}
 }
 
 // Logger returns a zap logger writing to w: human-readable console lines at

@@ -14,7 +14,8 @@ func TestParseEnvFallbackAndPrecedence(t *testing.T) {
 	wait := fs.Duration("drain-timeout", time.Second, "")
 	listen := fs.String("listen", "a", "")
 	env := map[string]string{"REPRISE_CAPTURE_DIR": "/from/env", "REPRISE_DRAIN_TIMEOUT": "5s", "REPRISE_LISTEN": "env"}
-	if err := Parse(fs, []string{"--listen", "flag"}, func(k string) string { return env[k] }); err != nil {
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	if err := ParseLookup(fs, []string{"--listen", "flag"}, lookup); err != nil {
 		t.Fatal(err)
 	}
 	if *dir != "/from/env" || *wait != 5*time.Second || *listen != "flag" {
@@ -25,17 +26,17 @@ func TestParseEnvFallbackAndPrecedence(t *testing.T) {
 func TestParseErrorsAreUsageErrorsNamingTheSource(t *testing.T) {
 	fs := flag.NewFlagSet("x", flag.ContinueOnError)
 	fs.Duration("drain-timeout", time.Second, "")
-	err := Parse(fs, nil, func(k string) string {
+	err := ParseLookup(fs, nil, func(k string) (string, bool) {
 		if k == "REPRISE_DRAIN_TIMEOUT" {
-			return "soon"
+			return "soon", true
 		}
-		return ""
+		return "", false
 	})
 	if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "REPRISE_DRAIN_TIMEOUT") {
 		t.Fatalf("err = %v", err)
 	}
 	fs2 := flag.NewFlagSet("y", flag.ContinueOnError)
-	err = Parse(fs2, []string{"--nope"}, func(string) string { return "" })
+	err = Parse(fs2, []string{"--nope"})
 	if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "nope") {
 		t.Fatalf("err = %v", err)
 	}
@@ -63,12 +64,6 @@ func TestLoggerRejectsUnknownLevel(t *testing.T) {
 	}
 }
 
-// listFlag is a repeatable flag.
-type listFlag []string
-
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
-
 // A variable set to "" sets the flag to "" (os.LookupEnv semantics): an
 // operator can turn a listener off from the environment. An unset
 // variable leaves the default.
@@ -93,12 +88,12 @@ func TestParseLookupSetButEmptyVariable(t *testing.T) {
 	}
 }
 
-// Parse with nil getenv reads the process environment with LookupEnv.
-func TestParseNilGetenvHonoursSetButEmpty(t *testing.T) {
+// Parse reads the process environment with LookupEnv: set but empty is set.
+func TestParseHonoursSetButEmpty(t *testing.T) {
 	t.Setenv("REPRISE_ADMIN_LISTEN", "")
 	fs := flag.NewFlagSet("x", flag.ContinueOnError)
 	admin := fs.String("admin-listen", "127.0.0.1:8091", "")
-	if err := Parse(fs, nil, nil); err != nil {
+	if err := Parse(fs, nil); err != nil {
 		t.Fatal(err)
 	}
 	if *admin != "" {
@@ -110,7 +105,7 @@ func TestParseNilGetenvHonoursSetButEmpty(t *testing.T) {
 // empty lines skipped); the command line still wins over the environment.
 func TestParseLookupRepeatableFlagFromLines(t *testing.T) {
 	fs := flag.NewFlagSet("x", flag.ContinueOnError)
-	var hdrs, labels listFlag
+	var hdrs, labels List
 	fs.Var(&hdrs, "shadow-header", "header (repeatable)")
 	fs.Var(&labels, "label", "key=value (repeatable)")
 	single := fs.String("name", "", "one value")

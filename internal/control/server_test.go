@@ -3,7 +3,6 @@ package control
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -27,8 +26,10 @@ import (
 
 	controlv1 "github.com/reprise-llm/reprise/api/reprise/control/v1"
 	"github.com/reprise-llm/reprise/internal/capture"
+	"github.com/reprise-llm/reprise/internal/capture/capturetest"
 	"github.com/reprise-llm/reprise/internal/proxy"
 	"github.com/reprise-llm/reprise/internal/sim"
+	"github.com/reprise-llm/reprise/internal/sim/simtest"
 )
 
 // env is the whole admin stack over real listeners: the simulator as the
@@ -38,7 +39,7 @@ import (
 type env struct {
 	t        *testing.T
 	token    string
-	upstream *httptest.Server
+	upstream string // the simulator's URL
 	proxy    *proxy.Proxy
 	proxyURL string
 	proxySrv *httptest.Server
@@ -55,14 +56,12 @@ type env struct {
 
 func newEnv(t *testing.T, token string, tailBuffer int) *env {
 	t.Helper()
-	cfg := sim.DefaultConfig()
-	cfg.TTFTBase, cfg.ITLBase, cfg.ITLPerSeq, cfg.PrefillPerToken = time.Millisecond, 100*time.Microsecond, 0, 0
-	s, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, token: token, upstream: httptest.NewServer(s), dir: filepath.Join(t.TempDir(), "capture")}
+	upstream, _ := simtest.Start(t, func(c *sim.Config) {
+		c.TTFTBase, c.ITLBase, c.ITLPerSeq, c.PrefillPerToken = time.Millisecond, 100*time.Microsecond, 0, 0
+	})
+	e := &env{t: t, token: token, upstream: upstream, dir: filepath.Join(t.TempDir(), "capture")}
 	start := time.Now()
+	var err error
 	e.writer, err = capture.NewWriter(e.dir, capture.WriterOptions{
 		Manifest: capture.Manifest{Start: start, Source: "control test", Content: capture.ContentHashed},
 	})
@@ -70,14 +69,14 @@ func newEnv(t *testing.T, token string, tailBuffer int) *env {
 		t.Fatal(err)
 	}
 	e.hub = NewHub(tailBuffer)
-	e.proxy, err = proxy.New(proxy.Config{Upstream: e.upstream.URL}, e.hub.Tee(e.writer), capture.NewHasher(nil, capture.DefaultBlockChars), start, nil)
+	e.proxy, err = proxy.New(proxy.Config{Upstream: e.upstream}, e.hub.Tee(e.writer), capture.NewHasher(nil, capture.DefaultBlockChars), start, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.proxySrv = httptest.NewServer(e.proxy)
 	e.proxyURL = e.proxySrv.URL
 	e.ctl, err = NewServer(e.proxy, e.writer, e.hub, Options{
-		Version: "v0.0.0-test", Start: start, Upstream: e.upstream.URL,
+		Version: "v0.0.0-test", Start: start, Upstream: e.upstream,
 		CaptureContent: capture.ContentHashed, Token: token,
 	})
 	if err != nil {
@@ -113,8 +112,8 @@ func (e *env) close() {
 	if err := e.writer.Close(); err != nil {
 		e.t.Errorf("closing the capture: %v", err)
 	}
-	e.upstream.Close()
 	e.client.CloseIdleConnections()
+	// The simulator closes after this: simtest registered its cleanup first.
 }
 
 // ctx returns a context carrying the bearer token as gRPC metadata.
@@ -184,7 +183,7 @@ func TestStatusAndStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Version != "v0.0.0-test" || st.Upstream != e.upstream.URL || st.CaptureDir != e.dir || st.CaptureContent != "hashed" ||
+	if st.Version != "v0.0.0-test" || st.Upstream != e.upstream || st.CaptureDir != e.dir || st.CaptureContent != "hashed" ||
 		st.CaptureState != controlv1.CaptureState_CAPTURE_STATE_HEALTHY || st.LastError != "" || st.InFlight != 0 {
 		t.Errorf("status %v", st)
 	}
@@ -222,7 +221,7 @@ func TestStatusAndStats(t *testing.T) {
 		t.Errorf("GET /v1/stats: %s", body)
 	}
 	code, body = e.rest("GET", "/v1/status", "s3cret")
-	if code != 200 || !strings.Contains(body, `"capture_state":"CAPTURE_STATE_HEALTHY"`) || !strings.Contains(body, `"upstream":"`+e.upstream.URL+`"`) {
+	if code != 200 || !strings.Contains(body, `"capture_state":"CAPTURE_STATE_HEALTHY"`) || !strings.Contains(body, `"upstream":"`+e.upstream+`"`) {
 		t.Errorf("GET /v1/status: %d %s", code, body)
 	}
 	// The probes are still served by the same listener.
@@ -234,22 +233,11 @@ func TestStatusAndStats(t *testing.T) {
 // segmentIDs reads the request ids stored in one finished segment.
 func segmentIDs(t *testing.T, path string) []string {
 	t.Helper()
-	r, err := capture.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
 	var ids []string
-	for {
-		rec, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			return ids
-		}
-		if err != nil {
-			t.Fatalf("reading %s: %v", path, err)
-		}
+	for _, rec := range capturetest.Read(t, path) {
 		ids = append(ids, rec.RequestID)
 	}
+	return ids
 }
 
 func TestRotateFinishesSegments(t *testing.T) {

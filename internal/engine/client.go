@@ -9,12 +9,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/reprise-llm/reprise/internal/capture"
 	"github.com/reprise-llm/reprise/internal/certs"
 	"github.com/reprise-llm/reprise/internal/openai"
 	"github.com/reprise-llm/reprise/internal/workload"
@@ -27,7 +29,11 @@ var errDrained = errors.New("cancelled: still in flight when the drain bound pas
 // client sends one request and observes it: every time is an offset from
 // the run's origin, read on the request's goroutine as bytes arrive.
 type client struct {
-	hc      *http.Client
+	hc *http.Client
+	// fresh re-sends a request that never reached the server (do), on a
+	// connection of its own (keep-alives off); nil under HTTP/2, whose
+	// transport re-sends the streams a server refused itself.
+	fresh   *http.Client
 	target  string // base URL without a trailing slash
 	headers http.Header
 	host    string // Host header override (gateways route on it)
@@ -61,9 +67,16 @@ func newClient(cfg *Config, bodies BodyBuilder, origin time.Time) (*client, erro
 		return nil, err
 	}
 	replies, _ := bodies.(ReplyObserver)
+	var fresh *http.Client
+	if !cfg.HTTP2 {
+		ft := tr.Clone()
+		ft.DisableKeepAlives = true
+		fresh = &http.Client{Transport: ft}
+	}
 	return &client{
 		replies: replies,
 		hc:      &http.Client{Transport: tr},
+		fresh:   fresh,
 		target:  strings.TrimRight(cfg.Target, "/"),
 		headers: cfg.Headers,
 		host:    cfg.Headers.Get("Host"),
@@ -118,18 +131,6 @@ func (c *client) build(req *workload.Request) *prebuilt {
 	return &prebuilt{body: body, err: err}
 }
 
-// timingsOnly is rec without its content (prompt, messages, prefix hash
-// ids): a Result keeps production's timings for the whole run, and the
-// prompt only while the request is sent.
-func timingsOnly(rec *capture.Record) *capture.Record {
-	if rec == nil {
-		return nil
-	}
-	c := *rec
-	c.Prompt, c.Messages, c.HashIDs = "", nil, nil
-	return &c
-}
-
 // send issues req, intended for offset intended, and returns what happened.
 // Its body is pre's when given, else built here. Sent is read after the
 // body is built, just before the request is handed to the transport, so
@@ -137,8 +138,12 @@ func timingsOnly(rec *capture.Record) *capture.Record {
 // nothing that happens later (a timeout, the drain bound, a transport
 // error) moves it.
 func (c *client) send(ctx context.Context, req *workload.Request, pre *prebuilt, intended time.Duration) (out Result) {
-	res := Result{Index: req.Index, Endpoint: string(req.Endpoint), Stream: req.Stream, Intended: intended, Recorded: timingsOnly(req.Recorded),
+	res := Result{Index: req.Index, Endpoint: string(req.Endpoint), Stream: req.Stream, Intended: intended,
 		RequestedPromptTokens: req.PromptTokens, RequestedOutputTokens: req.OutputTokens}
+	res.Session = req.Session
+	if g := req.Graph; g != nil {
+		res.Conversation, res.TurnKind = g.Conversation, g.Kind.String()
+	}
 	if res.Endpoint == "" {
 		res.Endpoint = string(openai.Chat)
 	}
@@ -207,7 +212,7 @@ func (c *client) send(ctx context.Context, req *workload.Request, pre *prebuilt,
 		hreq.Header.Set("Accept", "text/event-stream")
 	}
 	res.Sent = c.since()
-	resp, err := c.hc.Do(hreq)
+	resp, err := c.do(ctx, hreq, &res)
 	if err != nil {
 		return fail(describe(ctx, err))
 	}
@@ -229,6 +234,100 @@ func (c *client) send(ctx context.Context, req *workload.Request, pre *prebuilt,
 		c.readJSON(ctx, resp.Body, &res)
 	}
 	return res
+}
+
+// maxRetries bounds the re-sends of one request (Result.Retries).
+const maxRetries = 2
+
+// do hands hreq to the transport and re-sends it, at once and on a new
+// connection, when it was provably not processed in the sense of issue 18:
+// it went out on a reused kept-alive connection (httptrace GotConn:
+// Reused), and that connection ended — EOF, a reset, a broken pipe, the
+// transport's own close upon the server's EOF, or net/http's "server closed
+// idle connection" — before any response byte (GotFirstResponseByte never
+// fired). That is the keep-alive race: the server closed the idle
+// connection as the request went out, which llama-server does without
+// sending Connection: close. Nothing else is re-sent: not a request on a
+// fresh connection (the server hung up on this very request, and
+// re-sending could loop forever), not one that got a response byte (the
+// server answered), not a timeout, a cancellation or an HTTP error status.
+// Result.Retries counts the re-sends, at most maxRetries; Result.Sent stays
+// the first hand-off (see Result.Sent).
+//
+// How this relates to net/http's own rule (net/http/transport.go,
+// Transport.roundTrip and persistConn.shouldRetryRequest): it too re-sends
+// only after a failure on a reused connection, never a fresh one. It
+// already re-sends, on another connection, a request of which no byte was
+// written (nothingWrittenError; hreq.GetBody makes that possible for a
+// POST); such re-sends show as GotConn firing more than once for one Do and
+// are counted here too. A request written whole or in part it re-sends only
+// when idempotent (GET, HEAD, OPTIONS, TRACE or an Idempotency-Key header):
+// a POST that met the close after it was written fails with
+// transportReadFromServerError (unwrapped to the bare io.EOF or reset) or
+// errServerClosedIdle — the case handled here. net/http's caution is that
+// a server may have read such a request and begun it; an inference server
+// aborts a request whose connection is gone, and in the race proper never
+// read it, so a re-send costs at most a repeated prefill. The rule is
+// narrower than net/http's idempotent one: a read error other than EOF or a
+// reset (a TLS alert, say) is not re-sent.
+func (c *client) do(ctx context.Context, hreq *http.Request, res *Result) (*http.Response, error) {
+	hc := c.hc
+	for {
+		var a attempt
+		resp, err := hc.Do(hreq.WithContext(httptrace.WithClientTrace(ctx, a.trace())))
+		if n := int(a.conns.Load()); n > 1 {
+			res.Retries += n - 1 // net/http re-sent it: nothing had been written
+		}
+		if err == nil || c.fresh == nil || res.Retries >= maxRetries || !a.neverReached(ctx, err) {
+			return resp, err
+		}
+		body, berr := hreq.GetBody()
+		if berr != nil {
+			return nil, err
+		}
+		hreq = hreq.Clone(ctx)
+		hreq.Body = body
+		res.Retries++
+		hc = c.fresh
+	}
+}
+
+// attempt is what httptrace tells of one Do: the connections the
+// transport used (more than one when it re-sent the request itself),
+// whether the last one had served a request before, and whether any
+// response byte arrived. The hooks run on the transport's goroutines.
+type attempt struct {
+	conns     atomic.Int32
+	reused    atomic.Bool
+	firstByte atomic.Bool
+}
+
+func (a *attempt) trace() *httptrace.ClientTrace {
+	return &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) {
+			a.conns.Add(1)
+			a.reused.Store(info.Reused)
+		},
+		GotFirstResponseByte: func() { a.firstByte.Store(true) },
+	}
+}
+
+// neverReached reports whether err, which ended the attempt, is the
+// keep-alive race (do): a reused connection closed or reset before any
+// response byte, with the request's own context still live.
+func (a *attempt) neverReached(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || !a.reused.Load() || a.firstByte.Load() {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		// The transport's read loop saw the server's EOF and closed the
+		// connection while the request was still being written: the write
+		// fails with net.ErrClosed (and net/http, which copies the body
+		// with ReadFrom, reports it as the body's own error, unwrapped).
+		errors.Is(err, net.ErrClosed) ||
+		// errServerClosedIdle, unexported: the read loop saw the close
+		// before the request was registered on the connection.
+		strings.Contains(err.Error(), "http: server closed idle connection")
 }
 
 // sentBody is a request body that lets go of its bytes once they have all
@@ -456,9 +555,9 @@ func TLSConfig(caCert string, insecure bool) (*tls.Config, error) {
 	if caCert == "" {
 		return tc, nil
 	}
-	pool, err := certs.Pool("--ca-cert", caCert)
+	pool, err := certs.Pool("CA file", caCert)
 	if err != nil {
-		return nil, err
+		return nil, &ConfigError{Field: "CACert", Value: caCert, Msg: err.Error()}
 	}
 	tc.RootCAs = pool
 	return tc, nil

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/workload"
@@ -68,7 +69,24 @@ type Config struct {
 	// (0: none); requests in flight then have Drain to finish.
 	MaxSeconds float64
 	// MaxRequests stops scheduling after this many requests (0: none).
+	// In a sharded run it counts the requests of the whole plan, every
+	// shard's.
 	MaxRequests int
+	// Origin, when set and not in the future, is the run's origin instead
+	// of the moment Execute starts: the instant several processes agreed
+	// to start at (the shards of a split run), so that their offsets count
+	// from one origin. Requests due before Execute started are sent late,
+	// and their lag says so.
+	Origin time.Time
+	// ShardIndex and ShardCount make an open-loop run one shard of ShardCount
+	// (0 or 1: not sharded): every shard walks the same global schedule
+	// (the same workload, profile, rate and seed give the same due times)
+	// and sends only the requests workload.Sharder deals it, so the union
+	// of the shards' intended send times is the unsharded run's. A
+	// shard's MaxRequests and MaxSeconds bound the global plan. Closed-loop
+	// profiles have no schedule to share: their streams are split by the
+	// caller (bench).
+	ShardIndex, ShardCount int
 	// MaxErrors stops scheduling once this many requests have failed (0:
 	// none). Requests cancelled by the drain bound do not count.
 	MaxErrors int
@@ -176,83 +194,110 @@ func (c *Config) withDefaults() Config {
 	return out
 }
 
-// Validate reports every problem at once, naming the flags.
+// Validate reports every problem at once, each a *ConfigError naming the
+// field (a command line maps fields to its flags).
 func (c *Config) Validate() error {
 	var errs []error
+	bad := func(field string, value any, format string, args ...any) {
+		errs = append(errs, &ConfigError{Field: field, Value: fmt.Sprint(value), Msg: fmt.Sprintf(format, args...)})
+	}
 	if u, err := url.Parse(c.Target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("--target %q: want an http:// or https:// URL", c.Target))
+		bad("Target", fmt.Sprintf("%q", c.Target), "want an http:// or https:// URL")
 	}
 	switch c.Profile {
 	case ProfileConstant, ProfilePoisson, ProfileGamma:
 		if !(c.Rate > 0) || math.IsInf(c.Rate, 0) {
-			errs = append(errs, fmt.Errorf("--rate %v: must be > 0 for --profile %s", c.Rate, c.Profile))
+			bad("Rate", c.Rate, "must be > 0 for profile %s", c.Profile)
 		}
 	case ProfileTrace:
 		if c.Rate != 0 {
-			errs = append(errs, errors.New("Rate with --profile trace: the trace's own offsets set the rate; rescale the workload to a mean rate first (replay's --rate does) or use --time-scale"))
+			bad("Rate", c.Rate, "with profile trace: the trace's own offsets set the rate; rescale the workload to a mean rate first or set a time scale")
 		}
 	case ProfileConcurrent:
 		if c.Concurrency < 1 {
-			errs = append(errs, fmt.Errorf("--concurrency %d: must be at least 1 for --profile concurrent", c.Concurrency))
+			bad("Concurrency", c.Concurrency, "must be at least 1 for profile concurrent")
 		}
 	case ProfileSynchronous, ProfileThroughput:
 	default:
-		errs = append(errs, fmt.Errorf("--profile %q: want trace, constant, poisson, gamma, synchronous, concurrent or throughput", c.Profile))
+		bad("Profile", fmt.Sprintf("%q", c.Profile), "want %s", strings.Join(Profiles, ", "))
 	}
 	if c.TimeScale < 0 || math.IsNaN(c.TimeScale) || math.IsInf(c.TimeScale, 0) {
-		errs = append(errs, fmt.Errorf("--time-scale %v: must be positive", c.TimeScale))
+		bad("TimeScale", c.TimeScale, "must be positive")
 	}
 	if c.Burstiness < 0 || math.IsNaN(c.Burstiness) || math.IsInf(c.Burstiness, 0) || (c.Burstiness > 0 && c.Burstiness < minBurstiness) {
-		errs = append(errs, fmt.Errorf("--burstiness %v: must be a positive number, at least %v", c.Burstiness, minBurstiness))
+		bad("Burstiness", c.Burstiness, "must be a positive number, at least %v", minBurstiness)
 	}
 	if c.Burstiness != 0 && c.Burstiness != 1 && c.Profile != ProfileGamma {
-		errs = append(errs, fmt.Errorf("--burstiness %v: only --profile gamma uses it", c.Burstiness))
+		bad("Burstiness", c.Burstiness, "only profile gamma uses it")
 	}
 	if c.MaxErrors < 0 {
-		errs = append(errs, fmt.Errorf("--max-errors %d: must not be negative", c.MaxErrors))
+		bad("MaxErrors", c.MaxErrors, "must not be negative")
 	}
 	if c.MaxErrorRate < 0 || !(c.MaxErrorRate < 1) {
-		errs = append(errs, fmt.Errorf("--max-error-rate %v: must be in [0, 1)", c.MaxErrorRate))
+		bad("MaxErrorRate", c.MaxErrorRate, "must be in [0, 1)")
 	}
 	if c.ErrorWindow < 0 {
-		errs = append(errs, fmt.Errorf("error window %d: must not be negative", c.ErrorWindow))
+		bad("ErrorWindow", c.ErrorWindow, "must not be negative")
 	}
 	for _, p := range []struct {
-		flag string
-		p    Portion
-	}{{"--warmup", c.Warmup}, {"--cooldown", c.Cooldown}} {
+		field string
+		p     Portion
+	}{{"Warmup", c.Warmup}, {"Cooldown", c.Cooldown}} {
 		if err := p.p.validate(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", p.flag, err))
+			errs = append(errs, &ConfigError{Field: p.field, Msg: err.Error()})
 		}
 	}
 	if c.Warmup.Fraction+c.Cooldown.Fraction >= 1 {
-		errs = append(errs, fmt.Errorf("--warmup and --cooldown fractions add up to %v: nothing would be measured", c.Warmup.Fraction+c.Cooldown.Fraction))
+		bad("Warmup", c.Warmup.String(), "with cooldown %s: the fractions add up to %v: nothing would be measured", c.Cooldown.String(), c.Warmup.Fraction+c.Cooldown.Fraction)
 	}
 	if c.CACert != "" && c.InsecureSkipVerify {
-		errs = append(errs, errors.New("--ca-cert with --insecure-skip-verify: choose one"))
+		bad("CACert", c.CACert, "with certificate verification off: choose one")
 	}
 	if c.MaxConcurrency < 0 {
-		errs = append(errs, fmt.Errorf("--max-concurrency %d: must not be negative", c.MaxConcurrency))
+		bad("MaxConcurrency", c.MaxConcurrency, "must not be negative")
 	}
 	if c.MaxSeconds < 0 || math.IsNaN(c.MaxSeconds) || math.IsInf(c.MaxSeconds, 0) {
-		errs = append(errs, fmt.Errorf("--max-seconds %v: must be a non-negative number", c.MaxSeconds))
+		bad("MaxSeconds", c.MaxSeconds, "must be a non-negative number")
 	}
 	if c.MaxRequests < 0 {
-		errs = append(errs, fmt.Errorf("--max-requests %d: must not be negative", c.MaxRequests))
+		bad("MaxRequests", c.MaxRequests, "must not be negative")
 	}
 	if c.Spin < 0 || c.Spin > time.Second {
-		errs = append(errs, fmt.Errorf("--spin %v: want 0 to 1s", c.Spin))
+		bad("Spin", c.Spin, "want 0 to 1s")
 	}
 	if c.LagThreshold < 0 {
-		errs = append(errs, fmt.Errorf("--lag-threshold %v: must not be negative", c.LagThreshold))
+		bad("LagThreshold", c.LagThreshold, "must not be negative")
 	}
 	if c.Drain < 0 {
-		errs = append(errs, fmt.Errorf("--drain %v: must not be negative", c.Drain))
+		bad("Drain", c.Drain, "must not be negative")
 	}
 	if c.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("--timeout %v: must not be negative", c.Timeout))
+		bad("Timeout", c.Timeout, "must not be negative")
+	}
+	if c.ShardCount < 0 || (c.ShardCount > 0 && (c.ShardIndex < 0 || c.ShardIndex >= c.ShardCount)) || (c.ShardCount == 0 && c.ShardIndex != 0) {
+		bad("Shard", fmt.Sprintf("%d/%d", c.ShardIndex, c.ShardCount), "want i/N with 0 <= i < N")
+	} else if c.ShardCount > 1 && c.closedLoop() {
+		bad("Shard", fmt.Sprintf("%d/%d", c.ShardIndex, c.ShardCount), "profile %s is a closed loop, with no schedule to share: split its streams and its workload instead", c.Profile)
 	}
 	return errors.Join(errs...)
+}
+
+// Profiles are the engine's load profiles, in the order messages list them.
+var Profiles = []string{ProfileTrace, ProfileConstant, ProfilePoisson, ProfileGamma, ProfileSynchronous, ProfileConcurrent, ProfileThroughput}
+
+// ConfigError is one problem with a Config, naming its field (Go's name:
+// "Rate", "MaxSeconds"); a command line maps the field to its flag.
+type ConfigError struct {
+	Field string
+	Value string // the value refused, formatted; "" when not one value
+	Msg   string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Value == "" {
+		return e.Field + ": " + e.Msg
+	}
+	return e.Field + " " + e.Value + ": " + e.Msg
 }
 
 // minBurstiness bounds --burstiness from below: gamma variates of smaller
@@ -277,3 +322,7 @@ func (c *Config) limit() time.Duration {
 	}
 	return time.Duration(c.MaxSeconds * float64(time.Second))
 }
+
+// FieldParts names the field, the value and the problem, for a command
+// line to put its flag in the field's place.
+func (e *ConfigError) FieldParts() (field, value, msg string) { return e.Field, e.Value, e.Msg }

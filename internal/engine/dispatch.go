@@ -40,7 +40,7 @@ func (d *dispatcher) openLoop(ctx context.Context, src workload.Source) (err err
 			d.waitChains(ctx)
 		}
 	}()
-	for d.cfg.MaxRequests == 0 || d.scheduled < d.cfg.MaxRequests {
+	for d.cfg.MaxRequests == 0 || d.planned() < d.cfg.MaxRequests {
 		if req, err = src.Next(); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
@@ -58,6 +58,12 @@ func (d *dispatcher) openLoop(ctx context.Context, src workload.Source) (err err
 			// then waits for the turns still held back).
 			<-ctx.Done()
 			return nil
+		}
+		if !d.mine(&req) {
+			if ctx.Err() != nil {
+				return nil // stopped: no need to read on to this shard's next request
+			}
+			continue // another shard's: its due time is spent, not waited for
 		}
 		// Build the body while waiting for its due time, so that building
 		// it is not lag. A request already due is built on its own
@@ -80,15 +86,14 @@ func (d *dispatcher) openLoop(ctx context.Context, src workload.Source) (err err
 		reached := d.reached
 		d.reached = max(d.reached, due)
 		var tok *turn
-		if req.Session != "" {
-			prev := d.sessions[req.Session]
+		if prevs := d.waitsFor(&req); req.Session != "" || req.Graph != nil {
 			tok = &turn{done: make(chan struct{})}
-			d.sessions[req.Session] = tok
-			if prev != nil && !prev.readyBy(due, req.Delay) {
+			d.register(&req, tok)
+			if !readyBy(prevs, due, req.Delay) {
 				d.scheduled++
 				d.wg.Add(1)
 				d.chains.Add(1)
-				go d.chainTurn(ctx, req, pre, due, reached, prev, tok)
+				go d.chainTurn(ctx, req, pre, due, reached, prevs, tok)
 				continue
 			}
 		}
@@ -178,14 +183,63 @@ func (t *turn) readyBy(due, delay time.Duration) bool {
 	}
 }
 
-// chainTurn sends an open-loop session turn once its previous turn (prev)
-// has ended and the turn's think time has passed, and not before its own
-// due time; its intended send time is the later of the two. reached is the
+// readyBy reports whether every turn of prevs is ready by due (none: yes).
+func readyBy(prevs []*turn, due, delay time.Duration) bool {
+	for _, p := range prevs {
+		if !p.readyBy(due, delay) {
+			return false
+		}
+	}
+	return true
+}
+
+// waitsFor is what req waits for: in a conversation graph (Request.Graph:
+// agentic traces), the turns of the nodes it came after — its agent's
+// previous call, the parent call that spawned a sub-agent, the sub-agents'
+// last calls a parent joins — among those replayed (a node filtered out or
+// dealt to another shard is not waited for); otherwise its session's
+// previous turn.
+func (d *dispatcher) waitsFor(req *workload.Request) []*turn {
+	if g := req.Graph; g != nil {
+		var out []*turn
+		for _, n := range g.After {
+			if t := d.nodes[graphKey(g.Conversation, n)]; t != nil {
+				out = append(out, t)
+			}
+		}
+		return out
+	}
+	if req.Session != "" {
+		if prev := d.sessions[req.Session]; prev != nil {
+			return []*turn{prev}
+		}
+	}
+	return nil
+}
+
+// register makes tok the turn later requests of req's session, or of its
+// graph node, wait for.
+func (d *dispatcher) register(req *workload.Request, tok *turn) {
+	if req.Session != "" {
+		d.sessions[req.Session] = tok
+	}
+	if g := req.Graph; g != nil && g.Node != "" {
+		d.nodes[graphKey(g.Conversation, g.Node)] = tok
+	}
+}
+
+func graphKey(conversation, node string) string { return conversation + "\x00" + node }
+
+// chainTurn sends an open-loop session turn once the turns it waits for
+// (prevs: its session's previous turn, or in a conversation graph every
+// node it came after) have ended and the turn's think time has passed
+// since the last of them, and not before its own due time; its intended
+// send time is the later of the two. reached is the
 // latest due time the dispatcher had passed before this turn (see
 // orderWait). It holds one count of d.wg and one of d.chains (released
 // when it sends, so that the end of the workload waits for held-back
 // turns). Scheduling stopping first drops it.
-func (d *dispatcher) chainTurn(ctx context.Context, req workload.Request, pre *prebuilt, due, reached time.Duration, prev, tok *turn) {
+func (d *dispatcher) chainTurn(ctx context.Context, req workload.Request, pre *prebuilt, due, reached time.Duration, prevs []*turn, tok *turn) {
 	defer d.wg.Done()
 	sent := false
 	defer func() {
@@ -195,12 +249,15 @@ func (d *dispatcher) chainTurn(ctx context.Context, req workload.Request, pre *p
 			tok.finish(d.since())
 		}
 	}()
-	select {
-	case <-prev.done:
-	case <-ctx.Done():
-		return
+	at := due
+	for _, prev := range prevs {
+		select {
+		case <-prev.done:
+		case <-ctx.Done():
+			return
+		}
+		at = max(at, prev.end+req.Delay)
 	}
-	at := max(due, prev.end+req.Delay)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	if !d.sleepUntil(ctx, timer, at) || ctx.Err() != nil {
@@ -317,7 +374,7 @@ func (d *dispatcher) dropOverdue(src workload.Source, sched Schedule, req *workl
 	}
 	d.scheduled++
 	d.dropped.Add(1)
-	for d.cfg.MaxRequests == 0 || d.scheduled < d.cfg.MaxRequests {
+	for d.cfg.MaxRequests == 0 || d.planned() < d.cfg.MaxRequests {
 		r, err := src.Next()
 		if err != nil {
 			return
@@ -326,10 +383,26 @@ func (d *dispatcher) dropOverdue(src workload.Source, sched Schedule, req *workl
 		if due, ok := sched.Next(); !ok || due >= stop {
 			return
 		}
-		d.scheduled++
-		d.dropped.Add(1)
+		if d.mine(req) {
+			d.scheduled++
+			d.dropped.Add(1)
+		}
 	}
 }
+
+// mine deals req, the next request of the global schedule, and reports
+// whether it is this shard's (always, unsharded).
+func (d *dispatcher) mine(req *workload.Request) bool {
+	if d.deal == nil || d.deal.Mine(req) {
+		return true
+	}
+	d.others++
+	return false
+}
+
+// planned is how many requests of the global plan have been dealt: this
+// shard's scheduled ones and the other shards'.
+func (d *dispatcher) planned() int { return d.scheduled + d.others }
 
 // closedLoop runs Concurrency loops (1 for synchronous, MaxConcurrency for
 // throughput), each sending its next request as soon as its previous one

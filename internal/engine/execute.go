@@ -137,6 +137,9 @@ func Execute(ctx context.Context, cfg Config, src workload.Source, bodies BodyBu
 	}
 	c := cfg.withDefaults()
 	origin := c.Now()
+	if !c.Origin.IsZero() && c.Origin.Before(origin) {
+		origin = c.Origin
+	}
 	cl, err := newClient(&c, bodies, origin)
 	if err != nil {
 		return nil, err
@@ -157,6 +160,7 @@ type dispatcher struct {
 
 	slots    chan struct{}    // open loop: one token per request in flight
 	sessions map[string]*turn // the latest turn of each session
+	nodes    map[string]*turn // each conversation graph node's turn (graphKey), for the nodes after it
 
 	mu      sync.Mutex
 	results []Result
@@ -176,6 +180,10 @@ type dispatcher struct {
 	chains       sync.WaitGroup // one per held-back session turn not yet sent
 
 	scheduled int
+	// deal picks this shard's requests (nil: not sharded); others counts
+	// the requests dealt to other shards (planned).
+	deal   *workload.Sharder
+	others int
 	// reached is the latest due time the open loop has dispatched (waited
 	// for); owned by the scheduling loop (see orderWait).
 	reached         time.Duration
@@ -210,9 +218,12 @@ func execute(ctx context.Context, cfg Config, src workload.Source, origin time.T
 // build (when not nil) before their due time.
 func executeWith(ctx context.Context, cfg Config, src workload.Source, origin time.Time, send sendFunc, build buildFunc) (*Run, error) {
 	d := &dispatcher{cfg: cfg, origin: origin, send: send, build: build, limit: cfg.limit(),
-		slots: make(chan struct{}, cfg.MaxConcurrency), sessions: map[string]*turn{}}
+		slots: make(chan struct{}, cfg.MaxConcurrency), sessions: map[string]*turn{}, nodes: map[string]*turn{}}
 	if cfg.MaxErrorRate > 0 {
 		d.errs.window = make([]bool, cfg.ErrorWindow)
+	}
+	if cfg.ShardCount > 1 {
+		d.deal = workload.NewSharder(cfg.ShardIndex, cfg.ShardCount)
 	}
 	d.flight, d.cancelFlight = context.WithCancelCause(context.WithoutCancel(ctx))
 	defer d.cancelFlight(nil)
@@ -287,7 +298,7 @@ func (d *dispatcher) reason(ctx, sched context.Context, srcErr error) string {
 		return StopCancelled
 	case errors.Is(context.Cause(sched), errMaxSeconds):
 		return StopMaxSeconds
-	case d.cfg.MaxRequests > 0 && d.scheduled >= d.cfg.MaxRequests:
+	case d.cfg.MaxRequests > 0 && d.planned() >= d.cfg.MaxRequests:
 		return StopMaxRequests
 	}
 	return StopWorkloadEnd

@@ -269,18 +269,21 @@ func FuzzParsePortion(f *testing.F) {
 	})
 }
 
-func TestValidateNamesTheNewFlags(t *testing.T) {
+func TestValidateNamesTheNewFields(t *testing.T) {
 	cfg := Config{Target: "http://x", Profile: ProfileConstant, Rate: 1, Burstiness: 2, MaxErrors: -1, MaxErrorRate: 1,
 		Warmup: Portion{Fraction: 0.6}, Cooldown: Portion{Fraction: 0.5}, CACert: "ca.pem", InsecureSkipVerify: true}
 	err := cfg.Validate()
-	for _, want := range []string{"--burstiness", "--max-errors", "--max-error-rate", "--warmup and --cooldown", "--ca-cert"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
+	for _, want := range []string{"Burstiness", "MaxErrors", "MaxErrorRate", "Warmup", "CACert"} {
+		if !slices.Contains(configErrorFields(err), want) {
 			t.Errorf("error %v does not name %s", err, want)
 		}
 	}
+	if err == nil || !strings.Contains(err.Error(), "with cooldown") {
+		t.Errorf("error %v does not say the warmup and cooldown fractions together leave nothing", err)
+	}
 	for _, b := range []float64{-1, 0.001} {
 		cfg := Config{Target: "http://x", Profile: ProfileGamma, Rate: 1, Burstiness: b}
-		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--burstiness") {
+		if err := cfg.Validate(); !slices.Contains(configErrorFields(err), "Burstiness") {
 			t.Errorf("burstiness %v: %v", b, err)
 		}
 	}
@@ -359,7 +362,25 @@ func TestSpinNeverSendsEarly(t *testing.T) {
 	if d.waitUntil(ctx, time.NewTimer(time.Hour), time.Hour) {
 		t.Error("waitUntil returned true on a cancelled context")
 	}
-	if err := (&Config{Target: "http://x", Profile: ProfileConstant, Rate: 1, Spin: -1}).Validate(); err == nil || !strings.Contains(err.Error(), "--spin") {
+	if err := (&Config{Target: "http://x", Profile: ProfileConstant, Rate: 1, Spin: -1}).Validate(); !slices.Contains(configErrorFields(err), "Spin") {
 		t.Errorf("negative spin: %v", err)
 	}
+}
+
+// configErrorFields are the fields the *ConfigErrors joined in err name.
+func configErrorFields(err error) []string {
+	var out []string
+	var walk func(error)
+	walk = func(err error) {
+		if ce, ok := err.(*ConfigError); ok {
+			out = append(out, ce.Field)
+		}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+		}
+	}
+	walk(err)
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -111,7 +112,7 @@ func TestHTTP2OverTLSAndTrust(t *testing.T) {
 		t.Errorf("untrusted certificate: %v", errs)
 	}
 
-	if _, err := Execute(context.Background(), Config{Target: srv.URL, Profile: ProfileSynchronous, CACert: filepath.Join(t.TempDir(), "none.pem")}, streams(1), bodies{}); err == nil || !strings.Contains(err.Error(), "--ca-cert") {
+	if _, err := Execute(context.Background(), Config{Target: srv.URL, Profile: ProfileSynchronous, CACert: filepath.Join(t.TempDir(), "none.pem")}, streams(1), bodies{}); !slices.Contains(configErrorFields(err), "CACert") {
 		t.Errorf("missing CA file: %v", err)
 	}
 	notPEM := filepath.Join(t.TempDir(), "x.pem")

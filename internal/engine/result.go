@@ -2,16 +2,19 @@ package engine
 
 import (
 	"time"
-
-	"github.com/reprise-llm/reprise/internal/capture"
 )
 
 // Result is what the replayer observed for one request. Every time is an
 // offset from the run's single monotonic origin.
 type Result struct {
-	Index    int    // workload request index
-	Endpoint string // "chat" or "completions"
-	Stream   bool
+	// Session is the request's session (multi-turn conversation), if any;
+	// Conversation its conversation graph (agentic traces) and TurnKind its
+	// role in a tool loop (plain, tool_call, tool_result), if recorded:
+	// stats report whole conversations and call kinds from them.
+	Session, Conversation, TurnKind string
+	Index                           int    // workload request index
+	Endpoint                        string // "chat" or "completions"
+	Stream                          bool
 
 	Intended time.Duration // when the schedule said to send it
 	// QueueWait is how long the request waited for a free slot under
@@ -34,8 +37,17 @@ type Result struct {
 	// before the hand-off, after its body was built; a later failure
 	// (timeout, drain bound, transport error) never moves it. A request
 	// whose body or request could not be built never went out: its Sent is
-	// the moment it failed (then Sent = End).
-	Sent      time.Duration
+	// the moment it failed (then Sent = End). A request re-sent because a
+	// kept-alive connection closed under it (Retries) keeps the first
+	// hand-off as Sent: the lost round trip was the server's doing (it
+	// closed the connection), so it counts in the latencies from Sent,
+	// never as send lag (Sent − Intended), which is the client's.
+	Sent time.Duration
+	// Retries counts the times the request was re-sent because it provably
+	// never reached the server: it went out on a reused kept-alive
+	// connection that closed or reset before any response byte (the
+	// client's do has the rule). At most 2; 0 for almost every request.
+	Retries   int
 	FirstByte time.Duration // response headers received; 0 if never
 	// FirstEvent is when the first SSE event of any kind arrived (a role
 	// delta, a usage or keep-alive event, content); 0 if none did, and for
@@ -71,14 +83,6 @@ type Result struct {
 	// run's warmup or cooldown (Config.Warmup, Config.Cooldown): recorded,
 	// but left out of the metrics. Empty for measured requests.
 	Phase string
-
-	// Recorded is the capture record the request was replayed from
-	// (workload.Request.Recorded; nil for other workloads): production's
-	// own timings of exactly this request, after every transform (window,
-	// filter, sample, loop, shard). replay compare --baseline captured
-	// builds production's side from it. Its content (prompt, messages,
-	// prefix hash ids) is dropped: results live as long as the run.
-	Recorded *capture.Record
 
 	// reply collects the content text for a ReplyObserver (reply.go);
 	// nil for every other request.

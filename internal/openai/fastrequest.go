@@ -1,27 +1,28 @@
 package openai
 
 import (
-	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/reprise-llm/reprise/internal/jsonscan"
 )
 
 // fastRequest fills rb from a request body without reflection, for the
 // shapes clients send: unique lowercase keys, values of the declared types.
 // Anything else — a duplicate key, a key differing only in case from a
-// field (encoding/json folds case), a type mismatch, invalid UTF-8 in a
-// string it keeps (encoding/json replaces it), malformed JSON — returns
-// ok=false and ParseRequest falls back to encoding/json, so both paths give
-// the same RequestInfo (FuzzFastRequest checks). Raw fields alias body.
+// field (encoding/json folds case), an escaped key, a type mismatch,
+// malformed JSON — returns ok=false and ParseRequest falls back to
+// encoding/json, so both paths give the same RequestInfo (FuzzFastRequest
+// checks). Raw fields alias body.
 func fastRequest(body []byte) (rb requestBody, ok bool) {
-	s := &scanner{b: body}
-	empty, ok := s.objStart()
+	scan := jsonscan.New(body)
+	s := &scan
+	empty, ok := s.OpenObject()
 	if !ok {
 		return rb, false
 	}
 	var seen uint32
 	for !empty {
-		key, ok := s.objKey()
+		key, ok := plainKey(s)
 		if !ok {
 			return rb, false
 		}
@@ -30,7 +31,7 @@ func fastRequest(body []byte) (rb requestBody, ok bool) {
 			if foldsToRequestKey(key) {
 				return rb, false
 			}
-			if !s.skip() {
+			if !s.Skip() {
 				return rb, false
 			}
 		} else {
@@ -42,14 +43,13 @@ func fastRequest(body []byte) (rb requestBody, ok bool) {
 				return rb, false
 			}
 		}
-		more, ok := s.objNext()
+		more, ok := s.NextMember()
 		if !ok {
 			return rb, false
 		}
 		empty = !more
 	}
-	s.ws()
-	return rb, s.i == len(s.b)
+	return rb, s.End()
 }
 
 // requestKeys are requestBody's JSON names, each with its own bit.
@@ -71,42 +71,40 @@ func foldsToRequestKey(key []byte) bool {
 	return false
 }
 
-func fastRequestField(s *scanner, rb *requestBody, key string) bool {
+func fastRequestField(s *jsonscan.Scanner, rb *requestBody, key string) bool {
 	var ok bool
 	switch key {
 	case "model":
-		rb.Model, ok = s.plainString()
+		rb.Model, ok = stringOrNull(s)
 	case "user":
-		rb.User, ok = s.plainString()
+		rb.User, ok = stringOrNull(s)
 	case "instructions":
-		rb.Instructions, ok = s.plainString()
+		rb.Instructions, ok = stringOrNull(s)
 	case "stream":
-		rb.Stream, ok = s.boolean()
+		rb.Stream, ok = boolOrNull(s)
 	case "ignore_eos":
-		rb.IgnoreEOS, ok = s.boolean()
+		rb.IgnoreEOS, ok = boolOrNull(s)
 	case "max_tokens":
-		rb.MaxTokens, ok = s.intPtr()
+		rb.MaxTokens, ok = intPtr(s)
 	case "max_completion_tokens":
-		rb.MaxCompletionTokens, ok = s.intPtr()
+		rb.MaxCompletionTokens, ok = intPtr(s)
 	case "max_output_tokens":
-		rb.MaxOutputTokens, ok = s.intPtr()
+		rb.MaxOutputTokens, ok = intPtr(s)
 	case "n":
-		rb.N, ok = s.intPtr()
+		rb.N, ok = intPtr(s)
 	case "temperature":
-		rb.Temperature, ok = s.floatPtr()
+		rb.Temperature, ok = floatPtr(s)
 	case "top_p":
-		rb.TopP, ok = s.floatPtr()
+		rb.TopP, ok = floatPtr(s)
 	case "stream_options":
-		rb.StreamOptions, ok = s.streamOptions()
+		rb.StreamOptions, ok = readStreamOptions(s)
 	case "messages", "prompt", "input":
-		s.ws()
-		start := s.i
-		if !s.skip() {
+		raw, vok := s.Value()
+		if !vok {
 			return false
 		}
 		// encoding/json copies a RawMessage; so does this, since
 		// RequestInfo.Messages outlives the body buffer (pooled by callers).
-		raw := s.b[start:s.i]
 		if key != "prompt" {
 			raw = append([]byte(nil), raw...)
 		}
@@ -123,42 +121,27 @@ func fastRequestField(s *scanner, rb *requestBody, key string) bool {
 	return ok
 }
 
-// plainString reads a string (or null, as "") holding valid UTF-8.
-func (s *scanner) plainString() (string, bool) {
-	f, ok := s.stringField()
-	if !ok {
-		return "", false
-	}
-	if !f.esc {
-		if !utf8.Valid(f.raw) {
-			return "", false
-		}
-		return string(f.raw), true
-	}
-	b, ok := f.appendTo(nil)
-	return string(b), ok && utf8.Valid(f.raw)
+// stringOrNull reads a string, or null as "", decoded as encoding/json
+// decodes it.
+func stringOrNull(s *jsonscan.Scanner) (string, bool) {
+	f, ok := s.StrOrNull()
+	return f.String(), ok
 }
 
-// boolean reads true, false or null (false).
-func (s *scanner) boolean() (bool, bool) {
-	switch s.peek() {
-	case 't':
-		return true, s.literal("true")
-	case 'f':
-		return false, s.literal("false")
-	case 'n':
-		_, ok := s.null()
+// boolOrNull reads true, false or null (false).
+func boolOrNull(s *jsonscan.Scanner) (bool, bool) {
+	if isNull, ok := s.Null(); isNull {
 		return false, ok
 	}
-	return false, false
+	return s.Bool()
 }
 
 // intPtr reads an integer, or null as nil.
-func (s *scanner) intPtr() (*int, bool) {
-	if isNull, ok := s.null(); isNull {
+func intPtr(s *jsonscan.Scanner) (*int, bool) {
+	if isNull, ok := s.Null(); isNull {
 		return nil, ok
 	}
-	n, ok := s.int()
+	n, ok := s.Int()
 	if !ok {
 		return nil, false
 	}
@@ -166,34 +149,34 @@ func (s *scanner) intPtr() (*int, bool) {
 }
 
 // floatPtr reads a number, or null as nil.
-func (s *scanner) floatPtr() (*float64, bool) {
-	if isNull, ok := s.null(); isNull {
+func floatPtr(s *jsonscan.Scanner) (*float64, bool) {
+	if isNull, ok := s.Null(); isNull {
 		return nil, ok
 	}
-	num, ok := s.number()
+	num, ok := s.Number()
 	if !ok {
 		return nil, false
 	}
-	f, err := strconv.ParseFloat(string(num), 64)
-	if err != nil {
+	f, ok := jsonscan.ParseFloat(num)
+	if !ok {
 		return nil, false
 	}
 	return &f, true
 }
 
-// streamOptions reads {"include_usage": bool, ...} or null.
-func (s *scanner) streamOptions() (*streamOptions, bool) {
-	if isNull, ok := s.null(); isNull {
+// readStreamOptions reads {"include_usage": bool, ...} or null.
+func readStreamOptions(s *jsonscan.Scanner) (*streamOptions, bool) {
+	if isNull, ok := s.Null(); isNull {
 		return nil, ok
 	}
 	o := &streamOptions{}
-	empty, ok := s.objStart()
+	empty, ok := s.OpenObject()
 	if !ok {
 		return nil, false
 	}
 	seen := false
 	for !empty {
-		key, ok := s.objKey()
+		key, ok := plainKey(s)
 		if !ok {
 			return nil, false
 		}
@@ -203,17 +186,17 @@ func (s *scanner) streamOptions() (*streamOptions, bool) {
 				return nil, false
 			}
 			seen = true
-			if o.IncludeUsage, ok = s.boolean(); !ok {
+			if o.IncludeUsage, ok = boolOrNull(s); !ok {
 				return nil, false
 			}
 		case strings.EqualFold(string(key), "include_usage"):
 			return nil, false
 		default:
-			if !s.skip() {
+			if !s.Skip() {
 				return nil, false
 			}
 		}
-		more, ok := s.objNext()
+		more, ok := s.NextMember()
 		if !ok {
 			return nil, false
 		}
@@ -226,84 +209,72 @@ func (s *scanner) streamOptions() (*streamOptions, bool) {
 // objects whose content is a string or null; ok=false leaves sb untouched
 // and the caller falls back.
 func fastMessages(sb *strings.Builder, raw []byte) (n int, ok bool) {
-	s := &scanner{b: raw}
-	if isNull, ok := s.null(); isNull {
-		s.ws()
-		return 0, ok && s.i == len(s.b)
+	scan := jsonscan.New(raw)
+	s := &scan
+	if isNull, ok := s.Null(); isNull {
+		return 0, ok && s.End()
 	}
-	empty, ok := s.arrStart()
+	empty, ok := s.OpenArray()
 	if !ok {
 		return 0, false
 	}
-	type msg struct{ role, content field }
+	type msg struct{ role, content jsonscan.String }
 	var msgs [16]msg
 	list := msgs[:0]
 	for !empty {
 		var m msg
-		e, ok := s.objStart()
+		e, ok := s.OpenObject()
 		if !ok {
 			return 0, false
 		}
 		var seenRole, seenContent bool
 		for !e {
-			key, ok := s.objKey()
+			key, ok := plainKey(s)
 			if !ok {
 				return 0, false
 			}
 			switch {
 			case string(key) == "role" && !seenRole:
 				seenRole = true
-				if m.role, ok = s.stringField(); !ok {
+				if m.role, ok = s.StrOrNull(); !ok {
 					return 0, false
 				}
 			case string(key) == "content" && !seenContent:
 				seenContent = true
-				if s.peek() != '"' && s.peek() != 'n' {
+				if c := s.Peek(); c != '"' && c != 'n' {
 					return 0, false // content parts: the full decoder
 				}
-				if m.content, ok = s.stringField(); !ok {
+				if m.content, ok = s.StrOrNull(); !ok {
 					return 0, false
 				}
 			case strings.EqualFold(string(key), "role") || strings.EqualFold(string(key), "content"):
 				return 0, false
 			default:
-				if !s.skip() {
+				if !s.Skip() {
 					return 0, false
 				}
 			}
-			more, ok := s.objNext()
+			more, ok := s.NextMember()
 			if !ok {
 				return 0, false
 			}
 			e = !more
 		}
-		if !utf8.Valid(m.role.raw) || !utf8.Valid(m.content.raw) {
-			return 0, false
-		}
 		list = append(list, m)
-		more, ok := s.arrNext()
+		more, ok := s.NextElement()
 		if !ok {
 			return 0, false
 		}
 		empty = !more
 	}
-	s.ws()
-	if s.i != len(s.b) {
+	if !s.End() {
 		return 0, false
 	}
 	var buf []byte
 	for _, m := range list {
-		var ok bool
-		buf, ok = m.role.appendTo(buf)
-		if !ok {
-			return 0, false
-		}
+		buf = m.role.AppendTo(buf)
 		buf = append(buf, '\x1f')
-		if len(m.content.raw) > 0 {
-			if buf, ok = m.content.appendTo(buf); !ok {
-				return 0, false
-			}
-		}
+		buf = m.content.AppendTo(buf)
 		buf = append(buf, '\x1e')
 	}
 	sb.Write(buf)

@@ -1,6 +1,10 @@
 package openai
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/reprise-llm/reprise/internal/jsonscan"
+)
 
 // The Responses API (POST /v1/responses) streams typed events instead of
 // chat chunks (openai-go's ResponseStreamEventUnion): response.created and
@@ -58,16 +62,16 @@ func finishForEvent(typ string) string {
 // then uses encoding/json, and FuzzFastResponseEvent holds both to the
 // same answer.
 func fastResponseEvent(b []byte) (c Chunk, ok bool) {
-	s := scanner{b: b}
-	empty, ok := s.objStart()
+	s := jsonscan.New(b)
+	empty, ok := s.OpenObject()
 	if !ok || empty {
 		return Chunk{}, false
 	}
-	var typ, delta field
+	var typ, delta jsonscan.String
 	var haveType, haveResp bool
 	var u *Usage
 	for {
-		key, ok := s.objKey()
+		key, ok := plainKey(&s)
 		if !ok {
 			return Chunk{}, false
 		}
@@ -77,21 +81,21 @@ func fastResponseEvent(b []byte) (c Chunk, ok bool) {
 				return Chunk{}, false
 			}
 			haveType = true
-			if typ, ok = s.stringField(); !ok || typ.esc {
+			if typ, ok = s.StrOrNull(); !ok || typ.Escaped() {
 				return Chunk{}, false
 			}
 		case "delta":
-			if delta.raw != nil {
+			if delta.Raw() != nil {
 				return Chunk{}, false
 			}
-			if delta, ok = s.stringField(); !ok {
+			if delta, ok = s.StrOrNull(); !ok {
 				return Chunk{}, false
 			}
 		case "response":
 			if haveResp {
 				return Chunk{}, false
 			}
-			isNull, nok := s.null()
+			isNull, nok := s.Null()
 			if !nok {
 				return Chunk{}, false
 			}
@@ -104,11 +108,11 @@ func fastResponseEvent(b []byte) (c Chunk, ok bool) {
 		case "choices", "usage", "error", "message", "object":
 			return Chunk{}, false // chat chunks and error shapes: encoding/json
 		default:
-			if !s.skip() {
+			if !s.Skip() {
 				return Chunk{}, false
 			}
 		}
-		more, ok := s.objNext()
+		more, ok := s.NextMember()
 		if !ok {
 			return Chunk{}, false
 		}
@@ -116,22 +120,17 @@ func fastResponseEvent(b []byte) (c Chunk, ok bool) {
 			break
 		}
 	}
-	s.ws()
-	if s.i != len(s.b) || !haveType {
+	if !s.End() || !haveType {
 		return Chunk{}, false
 	}
-	t := string(typ.raw)
+	t := string(typ.Raw())
 	if t == "error" || !strings.HasPrefix(t, "response.") {
 		return Chunk{}, false
 	}
-	if isTextDelta(t) && delta.raw != nil {
-		text, ok := delta.appendTo(nil)
-		if !ok {
-			return Chunk{}, false
-		}
-		c.Content = string(text)
+	if isTextDelta(t) && delta.Raw() != nil {
+		c.Content = delta.String()
 	}
-	if t == toolCallDeltaType && len(delta.raw) > 0 {
+	if t == toolCallDeltaType && len(delta.Raw()) > 0 {
 		c.ToolCall = true
 	}
 	if haveResp {
@@ -143,14 +142,14 @@ func fastResponseEvent(b []byte) (c Chunk, ok bool) {
 
 // responseObject walks an event's "response" object for its usage,
 // declining one that carries an error (response.failed).
-func responseObject(s *scanner) (u *Usage, ok bool) {
-	empty, ok := s.objStart()
+func responseObject(s *jsonscan.Scanner) (u *Usage, ok bool) {
+	empty, ok := s.OpenObject()
 	if !ok || empty {
 		return nil, ok
 	}
 	haveUsage := false
 	for {
-		key, ok := s.objKey()
+		key, ok := plainKey(s)
 		if !ok {
 			return nil, false
 		}
@@ -160,7 +159,7 @@ func responseObject(s *scanner) (u *Usage, ok bool) {
 				return nil, false
 			}
 			haveUsage = true
-			isNull, nok := s.null()
+			isNull, nok := s.Null()
 			if !nok {
 				return nil, false
 			}
@@ -170,24 +169,24 @@ func responseObject(s *scanner) (u *Usage, ok bool) {
 				}
 			}
 		case "error":
-			isNull, nok := s.null()
+			isNull, nok := s.Null()
 			if !isNull || !nok {
 				return nil, false // response.failed: encoding/json
 			}
 		case "status", "object", "message":
 			// Strings in responseWire: other types fail encoding/json.
-			_, ok = s.stringField()
+			_, ok = s.StrOrNull()
 		case "output":
 			ok = outputArray(s)
 		case "choices", "data":
 			return nil, false // chat or embeddings shapes: encoding/json
 		default:
-			ok = s.skip()
+			ok = s.Skip()
 		}
 		if !ok {
 			return nil, false
 		}
-		more, ok := s.objNext()
+		more, ok := s.NextMember()
 		if !ok {
 			return nil, false
 		}
@@ -200,18 +199,18 @@ func responseObject(s *scanner) (u *Usage, ok bool) {
 // outputArray checks the shape responseWire.Output decodes without
 // error: null, or an array of null or objects whose "content" is null or
 // an array of null or objects whose "text" is a string or null.
-func outputArray(s *scanner) bool {
+func outputArray(s *jsonscan.Scanner) bool {
 	return nullOrArray(s, func() bool {
 		return nullOrObject(s, func(key []byte) bool {
 			if string(key) != "content" {
-				return s.skip()
+				return s.Skip()
 			}
 			return nullOrArray(s, func() bool {
 				return nullOrObject(s, func(key []byte) bool {
 					if string(key) != "text" {
-						return s.skip()
+						return s.Skip()
 					}
-					_, ok := s.stringField()
+					_, ok := s.StrOrNull()
 					return ok
 				})
 			})
@@ -220,35 +219,35 @@ func outputArray(s *scanner) bool {
 }
 
 // nullOrArray reads null or an array whose elements elem reads.
-func nullOrArray(s *scanner, elem func() bool) bool {
-	if isNull, ok := s.null(); isNull {
+func nullOrArray(s *jsonscan.Scanner, elem func() bool) bool {
+	if isNull, ok := s.Null(); isNull {
 		return ok
 	}
-	empty, ok := s.arrStart()
+	empty, ok := s.OpenArray()
 	for ok && !empty {
 		if !elem() {
 			return false
 		}
 		var more bool
-		more, ok = s.arrNext()
+		more, ok = s.NextElement()
 		empty = !more
 	}
 	return ok
 }
 
 // nullOrObject reads null or an object whose member values member reads.
-func nullOrObject(s *scanner, member func(key []byte) bool) bool {
-	if isNull, ok := s.null(); isNull {
+func nullOrObject(s *jsonscan.Scanner, member func(key []byte) bool) bool {
+	if isNull, ok := s.Null(); isNull {
 		return ok
 	}
-	empty, ok := s.objStart()
+	empty, ok := s.OpenObject()
 	for ok && !empty {
-		key, kok := s.objKey()
+		key, kok := plainKey(s)
 		if !kok || !member(key) {
 			return false
 		}
 		var more bool
-		more, ok = s.objNext()
+		more, ok = s.NextMember()
 		empty = !more
 	}
 	return ok
@@ -257,15 +256,15 @@ func nullOrObject(s *scanner, member func(key []byte) bool) bool {
 // usageObject reads a usage object in either naming (Responses'
 // input/output_tokens or chat's prompt/completion_tokens; usageWire adds
 // them) with its cached tokens.
-func usageObject(s *scanner) (*Usage, bool) {
+func usageObject(s *jsonscan.Scanner) (*Usage, bool) {
 	u := &Usage{}
-	empty, ok := s.objStart()
+	empty, ok := s.OpenObject()
 	if !ok || empty {
 		return u, ok
 	}
 	var seen [6]bool
 	for {
-		key, ok := s.objKey()
+		key, ok := plainKey(s)
 		if !ok {
 			return nil, false
 		}
@@ -288,11 +287,11 @@ func usageObject(s *scanner) (*Usage, bool) {
 		}
 		switch {
 		case idx < 0:
-			ok = s.skip()
+			ok = s.Skip()
 		case seen[idx]:
 			return nil, false
 		case idx < 4:
-			if n, ok = s.int(); ok {
+			if n, ok = intOrNull(s); ok {
 				if idx < 2 {
 					u.PromptTokens += n
 				} else {
@@ -314,7 +313,7 @@ func usageObject(s *scanner) (*Usage, bool) {
 		if idx >= 0 {
 			seen[idx] = true
 		}
-		more, ok := s.objNext()
+		more, ok := s.NextMember()
 		if !ok {
 			return nil, false
 		}
@@ -326,18 +325,18 @@ func usageObject(s *scanner) (*Usage, bool) {
 
 // cachedTokens reads a *_tokens_details object (or null): its
 // cached_tokens, and whether the object was present.
-func cachedTokens(s *scanner) (cached int, present, ok bool) {
-	isNull, ok := s.null()
+func cachedTokens(s *jsonscan.Scanner) (cached int, present, ok bool) {
+	isNull, ok := s.Null()
 	if isNull || !ok {
 		return 0, false, ok
 	}
-	empty, ok := s.objStart()
+	empty, ok := s.OpenObject()
 	if !ok || empty {
 		return 0, ok, ok
 	}
 	seen := false
 	for {
-		key, ok := s.objKey()
+		key, ok := plainKey(s)
 		if !ok {
 			return 0, false, false
 		}
@@ -346,13 +345,13 @@ func cachedTokens(s *scanner) (cached int, present, ok bool) {
 				return 0, false, false
 			}
 			seen = true
-			if cached, ok = s.int(); !ok {
+			if cached, ok = intOrNull(s); !ok {
 				return 0, false, false
 			}
-		} else if !s.skip() {
+		} else if !s.Skip() {
 			return 0, false, false
 		}
-		more, ok := s.objNext()
+		more, ok := s.NextMember()
 		if !ok {
 			return 0, false, false
 		}
@@ -367,14 +366,14 @@ func cachedTokens(s *scanner) (cached int, present, ok bool) {
 // arrays), else 0. Those are exact prompt token counts where a server sends
 // no usage; text is estimated instead.
 func countTokenIDs(raw []byte) int {
-	s := scanner{b: raw}
-	empty, ok := s.arrStart()
+	s := jsonscan.New(raw)
+	empty, ok := s.OpenArray()
 	if !ok || empty {
 		return 0
 	}
 	n := 0
 	for {
-		switch c := s.peek(); {
+		switch c := s.Peek(); {
 		case c == '[':
 			m, ok := intArray(&s)
 			if !ok {
@@ -382,14 +381,14 @@ func countTokenIDs(raw []byte) int {
 			}
 			n += m
 		case c == '-' || (c >= '0' && c <= '9'):
-			if _, ok := s.int(); !ok {
+			if _, ok := s.Int(); !ok {
 				return 0
 			}
 			n++
 		default:
 			return 0
 		}
-		more, ok := s.arrNext()
+		more, ok := s.NextElement()
 		if !ok {
 			return 0
 		}
@@ -400,21 +399,21 @@ func countTokenIDs(raw []byte) int {
 }
 
 // intArray reads an array of integers, returning its length.
-func intArray(s *scanner) (int, bool) {
-	empty, ok := s.arrStart()
+func intArray(s *jsonscan.Scanner) (int, bool) {
+	empty, ok := s.OpenArray()
 	if !ok || empty {
 		return 0, ok
 	}
 	n := 0
 	for {
-		if c := s.peek(); c != '-' && (c < '0' || c > '9') {
+		if c := s.Peek(); c != '-' && (c < '0' || c > '9') {
 			return 0, false
 		}
-		if _, ok := s.int(); !ok {
+		if _, ok := s.Int(); !ok {
 			return 0, false
 		}
 		n++
-		more, ok := s.arrNext()
+		more, ok := s.NextElement()
 		if !ok {
 			return 0, false
 		}

@@ -1,6 +1,10 @@
 package openai
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/reprise-llm/reprise/internal/jsonscan"
+)
 
 // This file holds the byte-level edits behind the proxy's --ensure-usage:
 // ask the server for the final usage event on a streamed request that did
@@ -25,32 +29,31 @@ type member struct {
 // topMembers lists the members of the JSON object b. It fails (ok=false)
 // on anything but one well-formed object whose keys have no escapes.
 func topMembers(b []byte) (ms []member, ok bool) {
-	s := scanner{b: b}
-	empty, ok := s.objStart()
+	s := jsonscan.New(b)
+	empty, ok := s.OpenObject()
 	if !ok {
 		return nil, false
 	}
 	for !empty {
-		s.ws()
-		m := member{keyStart: s.i}
-		if m.key, ok = s.objKey(); !ok {
+		s.Peek()
+		m := member{keyStart: s.Pos()}
+		if m.key, ok = plainKey(&s); !ok {
 			return nil, false
 		}
-		s.ws()
-		m.valStart = s.i
-		if !s.skip() {
+		val, ok := s.Value()
+		if !ok {
 			return nil, false
 		}
-		m.valEnd = s.i
+		m.valEnd = s.Pos()
+		m.valStart = m.valEnd - len(val)
 		ms = append(ms, m)
 		var more bool
-		if more, ok = s.objNext(); !ok {
+		if more, ok = s.NextMember(); !ok {
 			return nil, false
 		}
 		empty = !more
 	}
-	s.ws()
-	return ms, s.i == len(b)
+	return ms, s.End()
 }
 
 // last returns the last member named key (encoding/json keeps the last of

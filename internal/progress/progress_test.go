@@ -3,7 +3,6 @@ package progress
 import (
 	"bytes"
 	"context"
-	"net/http/httptest"
 	"os"
 	"regexp"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/reprise-llm/reprise/internal/engine"
 	"github.com/reprise-llm/reprise/internal/sim"
+	"github.com/reprise-llm/reprise/internal/sim/simtest"
 	"github.com/reprise-llm/reprise/internal/synth"
 	"github.com/reprise-llm/reprise/internal/workload"
 )
@@ -41,14 +41,9 @@ func (s *syncBuffer) String() string {
 // seconds against `replay sim` with a plain display attached, and checks the
 // periodic lines and the final one.
 func TestPlainLinesDuringASimulatorRun(t *testing.T) {
-	cfg := sim.DefaultConfig()
-	cfg.Slots, cfg.TTFTBase, cfg.ITLBase, cfg.ITLPerSeq = 4, 10*time.Millisecond, 5*time.Millisecond, 0
-	s, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(s)
-	defer srv.Close()
+	url, _ := simtest.Start(t, func(c *sim.Config) {
+		c.Slots, c.TTFTBase, c.ITLBase, c.ITLPerSeq = 4, 10*time.Millisecond, 5*time.Millisecond, 0
+	})
 	src, err := workload.Open("synthetic:prompt_tokens=20,output_tokens=4,samples=100000", workload.OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +54,7 @@ func TestPlainLinesDuringASimulatorRun(t *testing.T) {
 	}
 	var out syncBuffer
 	d := NewPlain(&out, "candidate")
-	ecfg := engine.Config{Target: srv.URL, Profile: engine.ProfileConcurrent, Concurrency: 4, MaxSeconds: 2.2}
+	ecfg := engine.Config{Target: url, Profile: engine.ProfileConcurrent, Concurrency: 4, MaxSeconds: 2.2}
 	d.Attach(&ecfg)
 	run, err := engine.Execute(context.Background(), ecfg, src, bodies)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/reprise-llm/reprise/internal/capture"
 	"github.com/reprise-llm/reprise/internal/sim"
+	"github.com/reprise-llm/reprise/internal/sim/simtest"
 )
 
 // Issue 16: plain SDK streams carry no usage, and the proxy estimated each
@@ -26,17 +27,12 @@ import (
 // unless asked), every recorded output_tokens must be the tokens the
 // simulator generated, for natural stops and max_tokens cut-offs alike.
 func TestStreamWithoutUsageRecordsGeneratedTokens(t *testing.T) {
-	cfg := sim.DefaultConfig()
-	cfg.TTFTBase, cfg.PrefillPerToken, cfg.ITLBase, cfg.ITLPerSeq, cfg.Jitter = 0, 0, 0, 0, 0
-	cfg.NaturalOutputMean = 40
-	s, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	upstream := httptest.NewServer(s)
-	t.Cleanup(upstream.Close)
+	upstream, s := simtest.Start(t, func(c *sim.Config) {
+		c.TTFTBase, c.PrefillPerToken, c.ITLBase, c.ITLPerSeq, c.Jitter = 0, 0, 0, 0, 0
+		c.NaturalOutputMean = 40
+	})
 	out := &memWriter{}
-	p, px := startProxy(t, Config{Upstream: upstream.URL}, out)
+	p, px := startProxy(t, Config{Upstream: upstream}, out)
 
 	var truth []int
 	for i := range 12 {

@@ -28,6 +28,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/reprise-llm/reprise/internal/capture"
+	"github.com/reprise-llm/reprise/internal/proxy/proxytest"
 )
 
 // startProxy serves a Proxy built from cfg on a loopback listener speaking
@@ -321,22 +322,7 @@ func TestTrailersReachClient(t *testing.T) {
 }
 
 func TestWebSocketUpgradeThroughProxy(t *testing.T) {
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		for {
-			typ, msg, err := c.Read(r.Context())
-			if err != nil {
-				return
-			}
-			if err := c.Write(r.Context(), typ, append([]byte("echo: "), msg...)); err != nil {
-				return
-			}
-		}
-	}))
+	backend := httptest.NewServer(http.HandlerFunc(proxytest.EchoWebSocket))
 	defer backend.Close()
 	out := &memWriter{}
 	p, px := startProxy(t, Config{Upstream: backend.URL}, out)

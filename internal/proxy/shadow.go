@@ -87,6 +87,9 @@ func (h *HeaderList) Set(v string) error {
 	return nil
 }
 
+// Repeatable marks the flag as taking one value per use (cli.Repeatable).
+func (h *HeaderList) Repeatable() bool { return true }
+
 func parseHeader(v string) (name, value string, err error) {
 	name, value, ok := strings.Cut(v, ":")
 	name = strings.TrimSpace(name)

@@ -12,20 +12,8 @@ import (
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/capture"
+	"github.com/reprise-llm/reprise/internal/proxy/proxytest"
 )
-
-// closedAddr is a loopback address nothing listens on: a connection to it
-// is refused.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
 
 // h2cClient speaks cleartext HTTP/2 with prior knowledge.
 func h2cClient(t *testing.T) *http.Client {
@@ -42,7 +30,7 @@ func h2cClient(t *testing.T) *http.Client {
 // request the client sent, over HTTP/1.1 (with a length or chunked) and
 // HTTP/2, and the client must still get the proxy's 502 as before.
 func TestDeadUpstreamRecordKeepsRequest(t *testing.T) {
-	upstream := "http://" + closedAddr(t)
+	upstream := "http://" + proxytest.ClosedAddr(t)
 	for _, tc := range []struct {
 		name    string
 		client  *http.Client
@@ -96,7 +84,7 @@ func TestDeadUpstreamRecordKeepsRequest(t *testing.T) {
 // come from the part read.
 func TestDeadUpstreamBodyOverParseCapIsTruncated(t *testing.T) {
 	out := &memWriter{}
-	p, px := startProxy(t, Config{Upstream: "http://" + closedAddr(t), MaxBody: 256}, out)
+	p, px := startProxy(t, Config{Upstream: "http://" + proxytest.ClosedAddr(t), MaxBody: 256}, out)
 	body := `{"model":"m-big","stream":true,"max_tokens":9,"messages":[{"role":"user","content":"` +
 		strings.Repeat("long prompt ", 2000) + `"}]}`
 	resp, err := testClient.Post(px.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
@@ -119,7 +107,7 @@ func TestDeadUpstreamBodyOverParseCapIsTruncated(t *testing.T) {
 // records no request fields rather than false ones.
 func TestDeadUpstreamExpectContinueNotAskedForBody(t *testing.T) {
 	out := &memWriter{}
-	p, px := startProxy(t, Config{Upstream: "http://" + closedAddr(t)}, out)
+	p, px := startProxy(t, Config{Upstream: "http://" + proxytest.ClosedAddr(t)}, out)
 	// The client waits for 100 Continue far longer than the test runs:
 	// only the proxy's final answer can end its wait.
 	// Keep-alive on: net/http must not wait for a body nobody asked for.
@@ -148,7 +136,7 @@ func TestDeadUpstreamExpectContinueNotAskedForBody(t *testing.T) {
 // marked body_truncated, with the fields its prefix holds.
 func TestDeadUpstreamStalledBodyStillAnswered(t *testing.T) {
 	out := &memWriter{}
-	p, px := startProxy(t, Config{Upstream: "http://" + closedAddr(t), MaxBody: 4 << 20}, out)
+	p, px := startProxy(t, Config{Upstream: "http://" + proxytest.ClosedAddr(t), MaxBody: 4 << 20}, out)
 	body := []byte(`{"model":"m-long","stream":true,"max_tokens":7,"messages":[{"role":"user","content":"` +
 		strings.Repeat("a long prompt ", 60_000) + `"}]}`) // 840 KB
 	half := 300 << 10

@@ -17,6 +17,7 @@ import (
 	"github.com/reprise-llm/reprise/internal/capture"
 	"github.com/reprise-llm/reprise/internal/openai"
 	"github.com/reprise-llm/reprise/internal/sim"
+	"github.com/reprise-llm/reprise/internal/sim/simtest"
 )
 
 func newUsageProxy(t *testing.T, upstream string, ensure bool, out RecordWriter) (*Proxy, *httptest.Server) {
@@ -61,15 +62,9 @@ func TestEnsureUsageAgainstSimIsInvisibleToClient(t *testing.T) {
 		// boundary: then try again.
 		var sims [2]string
 		for i := range sims {
-			cfg := sim.DefaultConfig()
-			cfg.TTFTBase, cfg.PrefillPerToken, cfg.ITLBase, cfg.ITLPerSeq, cfg.Jitter = time.Millisecond, 0, time.Millisecond, 0, 0
-			s, err := sim.New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := httptest.NewServer(s)
-			t.Cleanup(srv.Close)
-			sims[i] = srv.URL
+			sims[i], _ = simtest.Start(t, func(c *sim.Config) {
+				c.TTFTBase, c.PrefillPerToken, c.ITLBase, c.ITLPerSeq, c.Jitter = time.Millisecond, 0, time.Millisecond, 0, 0
+			})
 		}
 		withOut, plainOut := &memWriter{}, &memWriter{}
 		pw, with := newUsageProxy(t, sims[0], true, withOut)

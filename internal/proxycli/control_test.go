@@ -1,15 +1,12 @@
 package proxycli
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,57 +16,17 @@ import (
 
 	controlv1 "github.com/reprise-llm/reprise/api/reprise/control/v1"
 	"github.com/reprise-llm/reprise/internal/sim"
+	"github.com/reprise-llm/reprise/internal/sim/simtest"
 )
-
-// syncBuffer is an io.Writer Run can write while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // The proxy program serves the control API on --admin-listen behind
 // --admin-token, and a tail open at SIGTERM ends.
 func TestRunServesControlAPI(t *testing.T) {
-	cfg := sim.DefaultConfig()
-	cfg.TTFTBase, cfg.ITLBase = time.Millisecond, 100*time.Microsecond
-	s, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	upstream := httptest.NewServer(s)
-	defer upstream.Close()
-
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	var stdout, stderr syncBuffer
+	upstream, _ := simtest.Start(t, func(c *sim.Config) { c.TTFTBase, c.ITLBase = time.Millisecond, 100*time.Microsecond })
 	dir := filepath.Join(t.TempDir(), "cap")
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, []string{"--upstream", upstream.URL, "--capture-dir", dir, "--listen", "127.0.0.1:0",
-			"--admin-listen", "127.0.0.1:0", "--admin-token", "tok", "--upstream-wait", "0"}, &stdout, &stderr)
-	}()
-	re := regexp.MustCompile(`proxy listening on (http://\S+),[\s\S]*admin on (\S+) `)
-	var m []string
-	for m == nil {
-		select {
-		case err := <-done:
-			t.Fatalf("Run returned early: %v\n%s", err, stderr.String())
-		case <-time.After(5 * time.Millisecond):
-		}
-		m = re.FindStringSubmatch(stdout.String())
-	}
+	run, m := startProgram(t, regexp.MustCompile(`proxy listening on (http://\S+),[\s\S]*admin on (\S+) `),
+		"--upstream", upstream, "--capture-dir", dir, "--listen", "127.0.0.1:0",
+		"--admin-listen", "127.0.0.1:0", "--admin-token", "tok", "--upstream-wait", "0")
 	proxyURL, adminAddr := m[1], m[2]
 
 	conn, err := grpc.NewClient(adminAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -83,7 +40,7 @@ func TestRunServesControlAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Upstream != upstream.URL || st.CaptureDir != dir || st.CaptureContent != "hashed" || st.CaptureState != controlv1.CaptureState_CAPTURE_STATE_HEALTHY {
+	if st.Upstream != upstream || st.CaptureDir != dir || st.CaptureContent != "hashed" || st.CaptureState != controlv1.CaptureState_CAPTURE_STATE_HEALTHY {
 		t.Errorf("status %v", st)
 	}
 	if _, err := rpc.Stats(context.Background(), &controlv1.StatsRequest{}); err == nil {
@@ -122,9 +79,9 @@ func TestRunServesControlAPI(t *testing.T) {
 		}
 	}
 
-	stop() // SIGTERM
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v\n%s", err, stderr.String())
+	run.stop() // SIGTERM
+	if err := run.wait(t); err != nil {
+		t.Fatalf("Run: %v\n%s", err, run.stderr.String())
 	}
 	if _, err := tail.Recv(); err != io.EOF {
 		t.Errorf("the tail stream at shutdown: %v, want a normal end (EOF)", err)

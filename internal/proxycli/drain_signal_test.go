@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/reprise-llm/reprise/internal/capture/capturetest"
 )
 
 // A second SIGTERM during --drain-delay ends the delay at once: with a
@@ -71,7 +73,7 @@ func TestSecondSignalEndsDrainDelay(t *testing.T) {
 	if !strings.Contains(r.stderr.String(), "second signal during --drain-delay") {
 		t.Errorf("no log line about the second signal:\n%s", r.stderr.String())
 	}
-	recs := readRecords(t, r.dir)
+	recs := capturetest.Read(t, r.dir)
 	if len(recs) != 2 {
 		t.Fatalf("records: %+v", recs)
 	}

@@ -3,7 +3,6 @@ package proxycli
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,7 +17,9 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/reprise-llm/reprise/internal/capture"
+	"github.com/reprise-llm/reprise/internal/capture/capturetest"
 	"github.com/reprise-llm/reprise/internal/proxy"
+	"github.com/reprise-llm/reprise/internal/proxy/proxytest"
 )
 
 // drainUpstream answers /v1/completions with a small JSON completion and
@@ -27,20 +28,8 @@ func drainUpstream(t *testing.T) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v1/realtime" {
-			c, err := websocket.Accept(w, r, nil)
-			if err != nil {
-				return
-			}
-			defer c.CloseNow()
-			for {
-				typ, msg, err := c.Read(r.Context())
-				if err != nil {
-					return
-				}
-				if err := c.Write(r.Context(), typ, append([]byte("echo: "), msg...)); err != nil {
-					return
-				}
-			}
+			proxytest.EchoWebSocket(w, r)
+			return
 		}
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
@@ -50,71 +39,24 @@ func drainUpstream(t *testing.T) *httptest.Server {
 	return srv
 }
 
-// running is a proxycli.Run in this process.
+// running is the proxy program (a reverse proxy with its admin listener)
+// run in this process.
 type running struct {
+	*program
 	proxyURL, adminAddr, dir string
-	stop                     context.CancelFunc // what SIGTERM does
-	done                     chan error
-	stderr                   *syncBuffer
 }
 
+// startRun runs the proxy in front of upstream with the given extra flags,
+// capturing to a new directory, and waits until it serves.
 func startRun(t *testing.T, upstream string, extra ...string) *running {
 	t.Helper()
-	ctx, stop := context.WithCancel(context.Background())
-	t.Cleanup(stop)
-	r := &running{dir: filepath.Join(t.TempDir(), "cap"), stop: stop, done: make(chan error, 1), stderr: &syncBuffer{}}
-	var stdout syncBuffer
+	r := &running{dir: filepath.Join(t.TempDir(), "cap")}
 	args := append([]string{"--upstream", upstream, "--capture-dir", r.dir, "--listen", "127.0.0.1:0",
 		"--admin-listen", "127.0.0.1:0", "--upstream-wait", "0"}, extra...)
-	go func() { r.done <- Run(ctx, args, &stdout, r.stderr) }()
-	re := regexp.MustCompile(`proxy listening on (http://[^\s,]+),[\s\S]*admin on (\S+) `)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if m := re.FindStringSubmatch(stdout.String()); m != nil {
-			r.proxyURL, r.adminAddr = m[1], m[2]
-			return r
-		}
-		select {
-		case err := <-r.done:
-			t.Fatalf("Run returned early: %v\n%s", err, r.stderr.String())
-		case <-time.After(5 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("proxy did not start\n%s", r.stderr.String())
-		}
-	}
-}
-
-// wait waits for Run to return (failing the test only if it never does).
-func (r *running) wait(t *testing.T) error {
-	t.Helper()
-	select {
-	case err := <-r.done:
-		return err
-	case <-time.After(60 * time.Second):
-		t.Fatalf("Run did not return 60s after SIGTERM\n%s", r.stderr.String())
-		return nil
-	}
-}
-
-func readRecords(t *testing.T, dir string) []*capture.Record {
-	t.Helper()
-	rd, err := capture.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	var recs []*capture.Record
-	for {
-		rec, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			return recs
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, rec)
-	}
+	var m []string
+	r.program, m = startProgram(t, regexp.MustCompile(`proxy listening on (http://[^\s,]+),[\s\S]*admin on (\S+) `), args...)
+	r.proxyURL, r.adminAddr = m[1], m[2]
+	return r
 }
 
 func dialWS(t *testing.T, ctx context.Context, proxyURL string) *websocket.Conn {
@@ -163,7 +105,7 @@ func TestDrainCutsOpenWebSocketAtTheBound(t *testing.T) {
 	if !strings.Contains(r.stderr.String(), "drain timeout passed") {
 		t.Errorf("no log line about cutting the remaining requests:\n%s", r.stderr.String())
 	}
-	recs := readRecords(t, r.dir)
+	recs := capturetest.Read(t, r.dir)
 	byPath := map[string]*capture.Record{}
 	for _, rec := range recs {
 		byPath[rec.Path] = rec
@@ -240,7 +182,7 @@ func TestDrainTurnsReadyzDrainingThenStopsAccepting(t *testing.T) {
 	if err := r.wait(t); err != nil {
 		t.Fatalf("Run: %v\n%s", err, r.stderr.String())
 	}
-	recs := readRecords(t, r.dir)
+	recs := capturetest.Read(t, r.dir)
 	if len(recs) != 1 || recs[0].Path != "/v1/realtime" || recs[0].Aborted {
 		t.Fatalf("records: %+v", recs)
 	}
@@ -275,7 +217,7 @@ func TestDrainCutsOpenStreamAtTheBound(t *testing.T) {
 	if err := r.wait(t); err != nil {
 		t.Fatalf("Run: %v\n%s", err, r.stderr.String())
 	}
-	recs := readRecords(t, r.dir)
+	recs := capturetest.Read(t, r.dir)
 	if len(recs) != 1 {
 		t.Fatalf("records: %+v", recs)
 	}

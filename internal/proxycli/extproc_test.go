@@ -3,7 +3,6 @@ package proxycli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -16,56 +15,28 @@ import (
 
 	"github.com/reprise-llm/reprise/filters/extproc/extproctest"
 	"github.com/reprise-llm/reprise/internal/capture"
-	"github.com/reprise-llm/reprise/internal/cli"
+	"github.com/reprise-llm/reprise/internal/capture/capturetest"
 )
 
 // collectorRun is a Run with --extproc-listen in this process.
 type collectorRun struct {
+	*program
 	extproc, admin, proxyURL, dir string
-	stop                          context.CancelFunc // what SIGTERM does
-	done                          chan error
-	stdout, stderr                *syncBuffer
 }
 
 // startCollectorRun runs the program with --extproc-listen on a loopback
 // port and the given flags, and waits until it serves.
 func startCollectorRun(t *testing.T, args ...string) *collectorRun {
 	t.Helper()
-	ctx, stop := context.WithCancel(context.Background())
-	t.Cleanup(stop)
-	r := &collectorRun{dir: filepath.Join(t.TempDir(), "cap"), stop: stop, done: make(chan error, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	r := &collectorRun{dir: filepath.Join(t.TempDir(), "cap")}
 	args = append([]string{"--extproc-listen", "127.0.0.1:0", "--capture-dir", r.dir, "--admin-listen", "127.0.0.1:0"}, args...)
-	go func() { r.done <- Run(ctx, args, r.stdout, r.stderr) }()
-	re := regexp.MustCompile(`ext_proc collector listening on (\S+) [\s\S]*admin on (\S+) `)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if m := re.FindStringSubmatch(r.stdout.String()); m != nil {
-			r.extproc, r.admin = m[1], m[2]
-			if m := regexp.MustCompile(`proxy listening on (http://[^\s,]+),`).FindStringSubmatch(r.stdout.String()); m != nil {
-				r.proxyURL = m[1]
-			}
-			return r
-		}
-		select {
-		case err := <-r.done:
-			t.Fatalf("Run returned early: %v\n%s", err, r.stderr.String())
-		case <-time.After(5 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("collector did not start\n%s", r.stderr.String())
-		}
+	var m []string
+	r.program, m = startProgram(t, regexp.MustCompile(`ext_proc collector listening on (\S+) [\s\S]*admin on (\S+) `), args...)
+	r.extproc, r.admin = m[1], m[2]
+	if m := regexp.MustCompile(`proxy listening on (http://[^\s,]+),`).FindStringSubmatch(r.stdout.String()); m != nil {
+		r.proxyURL = m[1]
 	}
-}
-
-func (r *collectorRun) wait(t *testing.T) error {
-	t.Helper()
-	select {
-	case err := <-r.done:
-		return err
-	case <-time.After(60 * time.Second):
-		t.Fatalf("Run did not return 60s after SIGTERM\n%s", r.stderr.String())
-		return nil
-	}
+	return r
 }
 
 // get fetches an admin path.
@@ -179,7 +150,7 @@ func TestCollectorWithoutUpstream(t *testing.T) {
 	}
 	rd.Close()
 	recs := map[string]*capture.Record{}
-	for _, rec := range readRecords(t, r.dir) {
+	for _, rec := range capturetest.Read(t, r.dir) {
 		recs[rec.ID] = rec
 	}
 	if c := recs["complete"]; c == nil || c.Aborted || c.Source != capture.SourceExtProc || c.Model != "m" || len(c.ChunksUS) != 1 {
@@ -238,7 +209,7 @@ func TestProxyAndCollectorTogether(t *testing.T) {
 	if err := r.wait(t); err != nil {
 		t.Fatalf("Run: %v\n%s", err, r.stderr.String())
 	}
-	recs := readRecords(t, r.dir)
+	recs := capturetest.Read(t, r.dir)
 	sources := map[string]string{}
 	for _, rec := range recs {
 		sources[rec.Path+" "+rec.ID] = rec.Source
@@ -260,10 +231,7 @@ func TestProxyAndCollectorTogether(t *testing.T) {
 // checked, every problem at once.
 func TestFrontEndFlags(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cap")
-	for _, tc := range []struct {
-		args []string
-		want []string
-	}{
+	checkRefused(t, dir, []usageCase{
 		{[]string{"--capture-dir", dir}, []string{"--upstream is required"}},
 		{[]string{"--capture-dir", dir, "--extproc-listen", "127.0.0.1:0", "--shadow", "http://c", "--listen", ":8080"},
 			[]string{"--shadow configures the reverse proxy and needs --upstream", "--listen configures the reverse proxy"}},
@@ -271,19 +239,5 @@ func TestFrontEndFlags(t *testing.T) {
 			[]string{"--extproc-idle-timeout -1s: must not be negative", `--capture-content "all"`}},
 		{[]string{"--capture-dir", dir, "--extproc-listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1", "--capture-content", "all"},
 			[]string{`--capture-content "all"`}},
-	} {
-		err := Run(context.Background(), tc.args, io.Discard, io.Discard)
-		if !errors.Is(err, cli.ErrUsage) {
-			t.Errorf("%v: %v, want a usage error", tc.args, err)
-			continue
-		}
-		for _, w := range tc.want {
-			if strings.Count(err.Error(), w) != 1 {
-				t.Errorf("%v: %v: want %q once", tc.args, err, w)
-			}
-		}
-	}
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Errorf("a refused command line created the capture directory: %v", err)
-	}
+	})
 }

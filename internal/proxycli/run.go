@@ -34,6 +34,7 @@ type options struct {
 	listen       string
 	captureDir   string
 	hashKeyFile  string
+	hashBlock    int
 	queueSize    int
 	segmentBytes int64
 	segmentAge   time.Duration
@@ -75,8 +76,9 @@ func flags(o *options) *flag.FlagSet {
 	fs.Uint64Var(&o.proxy.Shadow.Seed, "shadow-seed", 1, "seed of the shadow sample (the same seed and request order pick the same requests)")
 	fs.DurationVar(&o.proxy.Shadow.Timeout, "shadow-timeout", 2*time.Minute, "bound on one shadow exchange; a slower candidate is recorded as aborted")
 	fs.BoolVar(&o.proxy.Shadow.ForwardAuth, "shadow-forward-auth", false, "forward the client's Authorization, Cookie, X-Api-Key, Api-Key and api_key-style query parameters to --shadow (removed by default)")
-	fs.Var(&o.proxy.Shadow.Headers, "shadow-header", "\"Name: value\" header set on shadow requests, replacing the client's (repeatable), e.g. the candidate's Authorization")
+	fs.Var(&o.proxy.Shadow.Headers, "shadow-header", "\"Name: value\" header set on shadow requests, replacing the client's, e.g. the candidate's Authorization")
 	fs.StringVar(&o.hashKeyFile, "hash-key-file", "", "file holding the HMAC key for prefix hashes (default: a fresh random key per capture)")
+	fs.IntVar(&o.hashBlock, "hash-block-chars", capture.DefaultBlockChars, "characters per prefix-hash block: a power of two from 16 to 2048 (2048 ≈ Mooncake's 512 tokens, derivable from any smaller one)")
 	fs.IntVar(&o.queueSize, "queue-size", 4096, "records buffered for the writer; beyond it records are dropped and counted, never blocking traffic")
 	fs.Int64Var(&o.segmentBytes, "segment-bytes", 64<<20, "rotate a segment after this many compressed bytes")
 	fs.DurationVar(&o.segmentAge, "segment-age", 10*time.Minute, "rotate a segment after this long")
@@ -123,6 +125,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.queueSize <= 0 {
 		errs = append(errs, fmt.Errorf("--queue-size %d: must be positive", o.queueSize))
+	}
+	if err := capture.CheckBlockChars(o.hashBlock); err != nil {
+		errs = append(errs, fmt.Errorf("--hash-block-chars: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return cli.AsUsage(err)
@@ -184,7 +189,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		closeListeners()
 		return err
 	}
-	block := capture.DefaultBlockChars
+	block := o.hashBlock
 	hasher := capture.NewHasher(key, block)
 	origin := time.Now()
 	if o.proxy.Content == "" {

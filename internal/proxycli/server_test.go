@@ -2,11 +2,11 @@ package proxycli
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,29 +65,13 @@ func TestIdleClientConnectionIsClosed(t *testing.T) {
 func TestEmptyAdminListenEnvTurnsAdminOff(t *testing.T) {
 	up := drainUpstream(t)
 	t.Setenv("REPRISE_ADMIN_LISTEN", "")
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	var stdout, stderr syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, []string{"--upstream", up.URL, "--capture-dir", filepath.Join(t.TempDir(), "cap"),
-			"--listen", "127.0.0.1:0", "--upstream-wait", "0"}, &stdout, &stderr)
-	}()
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stdout.String(), "proxy listening on"); {
-		select {
-		case err := <-done:
-			t.Fatalf("Run returned early: %v\n%s", err, stderr.String())
-		case <-time.After(5 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("proxy did not start")
-		}
-	}
-	stop()
-	if err := <-done; err != nil {
+	run, _ := startProgram(t, regexp.MustCompile(`proxy listening on`), "--upstream", up.URL, "--capture-dir", filepath.Join(t.TempDir(), "cap"),
+		"--listen", "127.0.0.1:0", "--upstream-wait", "0")
+	run.stop()
+	if err := run.wait(t); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(stdout.String(), "admin on") {
-		t.Errorf("admin listener started although REPRISE_ADMIN_LISTEN is empty:\n%s", stdout.String())
+	if strings.Contains(run.stdout.String(), "admin on") {
+		t.Errorf("admin listener started although REPRISE_ADMIN_LISTEN is empty:\n%s", run.stdout.String())
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +17,8 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/reprise-llm/reprise/internal/capture"
+	"github.com/reprise-llm/reprise/internal/capture/capturetest"
+	"github.com/reprise-llm/reprise/internal/proxy/proxytest"
 	"github.com/reprise-llm/reprise/internal/workload"
 )
 
@@ -62,7 +63,7 @@ func TestFailedSecondStartLeavesLiveCaptureReadable(t *testing.T) {
 	if err := first.wait(t); err != nil {
 		t.Fatal(err)
 	}
-	if recs := readRecords(t, first.dir); len(recs) != 2 {
+	if recs := capturetest.Read(t, first.dir); len(recs) != 2 {
 		t.Fatalf("the first run's capture reads %d records, want 2", len(recs))
 	}
 	segs, _ := filepath.Glob(filepath.Join(first.dir, "seg-*.jsonl.zst"))
@@ -95,22 +96,10 @@ func TestFailedSecondStartLeavesLiveCaptureReadable(t *testing.T) {
 	}
 }
 
-// closedAddr is a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // --upstream-wait says at once what the proxy waits for and how long,
 // and the failure names the flag; nothing is written meanwhile.
 func TestUpstreamWaitSaysWhatItWaitsFor(t *testing.T) {
-	upstream := "http://" + closedAddr(t)
+	upstream := "http://" + proxytest.ClosedAddr(t)
 	dir := filepath.Join(t.TempDir(), "cap")
 	var stdout, stderr syncBuffer
 	// Bounded: should another process take the freed port, Run would
@@ -133,7 +122,7 @@ func TestUpstreamWaitSaysWhatItWaitsFor(t *testing.T) {
 // A long wait reports progress until the upstream answers or the wait
 // ends; cancelled (SIGTERM), it stops at once and says what it waited for.
 func TestWaitForUpstreamReportsProgress(t *testing.T) {
-	addr := closedAddr(t)
+	addr := proxytest.ClosedAddr(t)
 	core, logs := observer.New(zap.InfoLevel)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -4,48 +4,29 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/reprise-llm/reprise/internal/capture"
 	"github.com/reprise-llm/reprise/internal/cli"
 	"github.com/reprise-llm/reprise/internal/compare"
 	"github.com/reprise-llm/reprise/internal/report"
+	"github.com/reprise-llm/reprise/internal/report/reporttest"
 	"github.com/reprise-llm/reprise/internal/sim"
+	"github.com/reprise-llm/reprise/internal/sim/simtest"
 )
 
 // compareSim starts a simulator whose time to first token is ttft ± 20%
 // (no prefill cost, fast decoding) and returns its URL.
 func compareSim(t *testing.T, ttft time.Duration, seed int64) string {
 	t.Helper()
-	cfg := sim.DefaultConfig()
-	cfg.TTFTBase, cfg.PrefillPerToken, cfg.ITLBase, cfg.ITLPerSeq = ttft, 0, time.Millisecond, 0
-	cfg.Jitter, cfg.Seed, cfg.Slots = 0.2, seed, 64
-	s, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
-
-func readCompared(t *testing.T, dir string) *report.File {
-	t.Helper()
-	fh, err := os.Open(filepath.Join(dir, report.JSONFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	f, err := report.ReadJSON(fh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
+	url, _ := simtest.Start(t, func(c *sim.Config) {
+		c.TTFTBase, c.PrefillPerToken, c.ITLBase, c.ITLPerSeq = ttft, 0, time.Millisecond, 0
+		c.Jitter, c.Seed, c.Slots = 0.2, seed, 64
+	})
+	return url
 }
 
 func compRow(t *testing.T, f *report.File, cand, metric, stat string) report.ComparisonRow {
@@ -78,7 +59,7 @@ func TestCompareRanksAKnownTTFTPenalty(t *testing.T) {
 	if !errors.Is(err, ErrGateFailed) || errors.Is(err, cli.ErrUsage) || !strings.Contains(err.Error(), "ttft_p50>+20ms for cand") || strings.Contains(err.Error(), "error_rate") {
 		t.Fatalf("err = %v, want the ttft gate to fail\n%s\n%s", err, out.String(), errb.String())
 	}
-	f := readCompared(t, dir)
+	f := reporttest.Read(t, dir)
 	for _, stat := range []string{compare.StatP50, compare.StatMean} {
 		r := compRow(t, f, "cand", compare.TTFT, stat)
 		if r.Verdict != report.VerdictWorse || r.CILowAbs > 30 || r.CIHighAbs < 30 || r.Baseline != "base" || r.CandidateN != 150 {
@@ -115,7 +96,7 @@ func TestCompareRanksAKnownTTFTPenalty(t *testing.T) {
 	if !errors.Is(err, ErrGateFailed) {
 		t.Fatalf("saved: err = %v\n%s", err, out.String())
 	}
-	f2 := readCompared(t, dir2)
+	f2 := reporttest.Read(t, dir2)
 	if r := compRow(t, f2, "cand", compare.TTFT, compare.StatP50); r.Verdict != report.VerdictWorse || f2.Comparison.Mode != "saved" || f2.Labels["gpu"] != "sim" {
 		t.Errorf("saved: %s, mode %s, labels %v", r.Verdict, f2.Comparison.Mode, f2.Labels)
 	}
@@ -123,7 +104,7 @@ func TestCompareRanksAKnownTTFTPenalty(t *testing.T) {
 	if err != nil {
 		t.Fatalf("swapped: %v", err)
 	}
-	if r := compRow(t, readCompared(t, dir2), "base", compare.TTFT, compare.StatP50); r.Verdict != report.VerdictBetter {
+	if r := compRow(t, reporttest.Read(t, dir2), "base", compare.TTFT, compare.StatP50); r.Verdict != report.VerdictBetter {
 		t.Errorf("swapped: base is %s, want better", r.Verdict)
 	}
 }
@@ -133,15 +114,12 @@ func TestCompareRanksAKnownTTFTPenalty(t *testing.T) {
 // called insufficient data rather than guessed.
 func TestCompareIdenticalSimulators(t *testing.T) {
 	a, b := compareSim(t, 20*time.Millisecond, 3), compareSim(t, 20*time.Millisecond, 4)
-	dir := t.TempDir()
-	var out bytes.Buffer
-	err := Run(context.Background(), []string{"compare", "--target", "a=" + a, "--target", "b=" + b,
+	f, out, err := runCLI(t, "compare", "--target", "a="+a, "--target", "b="+b,
 		"--workload", "synthetic:prompt_tokens=30,output_tokens=6,samples=100", "--profile", "constant", "--rate", "60",
-		"--mode", "parallel", "--output-dir", dir, "--quiet", "--fail-if", "ttft_p50>+10%"}, &out, &out)
+		"--mode", "parallel", "--fail-if", "ttft_p50>+10%")
 	if err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
+		t.Fatalf("%v\n%s", err, out)
 	}
-	f := readCompared(t, dir)
 	for _, stat := range []string{compare.StatP50, compare.StatMean} {
 		if r := compRow(t, f, "b", compare.TTFT, stat); r.Verdict != report.VerdictNoDifference {
 			t.Errorf("identical ttft %s: %s, delta %.2f [%.2f, %.2f]", stat, r.Verdict, r.DeltaAbs, r.CILowAbs, r.CIHighAbs)
@@ -159,15 +137,12 @@ func TestCompareIdenticalSimulators(t *testing.T) {
 // runs the targets in the opposite order; results are pooled per target.
 func TestCompareSequentialAlternatesOrder(t *testing.T) {
 	base, cand := compareSim(t, 10*time.Millisecond, 5), compareSim(t, 40*time.Millisecond, 6)
-	dir := t.TempDir()
-	var out bytes.Buffer
-	err := Run(context.Background(), []string{"compare", "--target", "base=" + base, "--target", "cand=" + cand,
+	f, out, err := runCLI(t, "compare", "--target", "base="+base, "--target", "cand="+cand,
 		"--workload", "synthetic:prompt_tokens=30,output_tokens=4,samples=25", "--profile", "constant", "--rate", "100",
-		"--repetitions", "2", "--output-dir", dir, "--quiet", "--fail-if", "ttft_mean>+50%"}, &out, &out)
+		"--repetitions", "2", "--fail-if", "ttft_mean>+50%")
 	if !errors.Is(err, ErrGateFailed) || !strings.Contains(err.Error(), "ttft_mean>+50%") {
-		t.Fatalf("err = %v\n%s", err, out.String())
+		t.Fatalf("err = %v\n%s", err, out)
 	}
-	f := readCompared(t, dir)
 	var names []string
 	for _, b := range f.Benchmarks {
 		names = append(names, b.Name)
@@ -187,39 +162,36 @@ func TestCompareSequentialAlternatesOrder(t *testing.T) {
 	}
 }
 
-// TestCompareCapturedBaseline replays a capture against a simulator and
-// compares it with production's recorded timings (TTFT 300 ms).
-func TestCompareCapturedBaseline(t *testing.T) {
-	capDir := filepath.Join(t.TempDir(), "cap")
-	w, err := capture.NewWriter(capDir, capture.WriterOptions{Manifest: capture.Manifest{Format: capture.FormatName, Version: capture.FormatVersion, Start: time.Now(), Block: 512}})
+// TestCompareLeavesWarmupOut: with --warmup 20 of 40 requests, only the 20
+// measured requests a side are compared, and the throughput is theirs over
+// the measured window, not 40 requests over it (issue 6, B1).
+func TestCompareLeavesWarmupOut(t *testing.T) {
+	a, b := compareSim(t, 10*time.Millisecond, 11), compareSim(t, 10*time.Millisecond, 12)
+	f, out, err := runCLI(t, "compare", "--target", "a="+a, "--target", "b="+b,
+		"--workload", "synthetic:prompt_tokens=20,output_tokens=4,samples=40", "--profile", "constant", "--rate", "40",
+		"--warmup", "20", "--mode", "parallel", "--save-requests")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, out)
 	}
-	for i := range 40 {
-		rec := capture.Record{ID: string(rune('a' + i)), T: int64(i) * int64(5*time.Millisecond), Path: "/v1/chat/completions", Model: "m", Stream: true,
-			PromptTokens: 20, OutputTokens: 3, Status: 200, TTFTNs: int64(300*time.Millisecond + time.Duration(i)*time.Millisecond), E2ENs: int64(400 * time.Millisecond)}
-		if !w.Write(&rec) {
-			t.Fatal("write refused")
+	warm := 0
+	for _, r := range f.Benchmarks[1].Requests {
+		if r.Phase == "warmup" {
+			warm++
 		}
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
+	if len(f.Benchmarks[1].Requests) != 40 || warm != 20 {
+		t.Fatalf("saved records: %d, %d in warmup; want 40 and 20", len(f.Benchmarks[1].Requests), warm)
 	}
-	cand := compareSim(t, 10*time.Millisecond, 7)
-	dir := t.TempDir()
-	var out bytes.Buffer
-	err = Run(context.Background(), []string{"compare", "--target", "cand=" + cand, "--baseline", "captured", "--workload", capDir,
-		"--output-dir", dir, "--quiet", "--fail-if", "ttft_p50>+0ms"}, &out, &out)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
+	if r := compRow(t, f, "b", compare.TTFT, compare.StatP50); r.BaselineN != 20 || r.CandidateN != 20 {
+		t.Errorf("ttft rows compare n = %d/%d, want the 20 measured requests a side", r.BaselineN, r.CandidateN)
 	}
-	f := readCompared(t, dir)
-	r := compRow(t, f, "cand", compare.TTFT, compare.StatP50)
-	if r.Baseline != "production (captured)" || r.Verdict != report.VerdictBetter || r.BaselineN != 40 || r.BaselineValue < 300 {
-		t.Errorf("vs captured: %+v", r)
+	r := compRow(t, f, "b", compare.RequestsPerSecond, compare.StatValue)
+	want := f.Benchmarks[0].Metrics.RequestsPerSecond
+	if diff := r.BaselineValue - want; diff > 1e-9 || diff < -1e-9 {
+		t.Errorf("baseline req/s in the comparison %.3f, the benchmark's metrics say %.3f", r.BaselineValue, want)
 	}
-	if !f.Benchmarks[0].Baseline || f.Benchmarks[0].Profile != "captured" || f.Comparison.Baseline != "production (captured)" {
-		t.Errorf("benchmarks: %+v", f.Benchmarks[0])
+	if r.NoInterval != (r.Verdict == report.VerdictInsufficient) {
+		t.Errorf("throughput row: verdict %s with NoInterval %v", r.Verdict, r.NoInterval)
 	}
 }
 
@@ -232,7 +204,7 @@ func TestCompareUsageAndRecordErrors(t *testing.T) {
 		"--target a=http://h:1 --target a=http://h:2 --workload x":                        "is taken",
 		"--target a=http://h:1 --target b=http://h:2 --workload x --fail-if ttft_p99>10%": `--fail-if term "ttft_p99>10%"`,
 		"--target a=http://h:1 --workload " + compareWorkload + " --baseline captured":    "needs a capture workload",
-		"--target a=http://h:1 --target b=http://h:2 --workload x --mode both":            `--mode "both"`,
+		"--target a=http://h:1 --target b=http://h:2 --workload x --mode both":            `"both" for flag --mode: want sequential or parallel`,
 		"--target a=http://h:1 --target b=http://h:2 --workload x --baseline c":           `--baseline "c"`,
 		"--target a=http://h:1 --target b=http://h:2 --workload x --profile sweep":        "sweep is not supported",
 		"--target a=http://h:1 some/dir":                                                  "not both",

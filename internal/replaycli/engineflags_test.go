@@ -6,26 +6,17 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/reprise-llm/reprise/internal/cli"
-	"github.com/reprise-llm/reprise/internal/report"
-	"github.com/reprise-llm/reprise/internal/sim"
+	"github.com/reprise-llm/reprise/internal/report/reporttest"
+	"github.com/reprise-llm/reprise/internal/sim/simtest"
 )
 
 func TestRunEngineFlagsAgainstTheSimulator(t *testing.T) {
-	cfg := sim.DefaultConfig()
-	cfg.TTFTBase, cfg.ITLBase, cfg.ITLPerSeq = 2*time.Millisecond, time.Millisecond, 0
-	s, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The simulator over h2c: --http2 sends with prior knowledge.
-	srv := httptest.NewUnstartedServer(s)
+	srv := httptest.NewUnstartedServer(simtest.New(t, quickConfig))
 	srv.Config.Protocols = new(http.Protocols)
 	srv.Config.Protocols.SetHTTP1(true)
 	srv.Config.Protocols.SetUnencryptedHTTP2(true)
@@ -33,21 +24,13 @@ func TestRunEngineFlagsAgainstTheSimulator(t *testing.T) {
 	defer srv.Close()
 	dir := t.TempDir()
 	var out, errb bytes.Buffer
-	err = Run(context.Background(), []string{"run", "--target", srv.URL, "--workload", "synthetic:prompt_tokens=30,output_tokens=5,samples=40",
+	err := Run(context.Background(), []string{"run", "--target", srv.URL, "--workload", "synthetic:prompt_tokens=30,output_tokens=5,samples=40",
 		"--profile", "gamma", "--rate", "400", "--burstiness", "0.5", "--warmup", "5", "--cooldown", "10%", "--max-requests", "30",
 		"--max-errors", "5", "--http2", "--spin", "1ms", "--quiet", "--output-dir", dir}, &out, &errb)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, errb.String())
 	}
-	fh, err := os.Open(filepath.Join(dir, "benchmarks.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	file, err := report.ReadJSON(fh)
-	if err != nil {
-		t.Fatal(err)
-	}
+	file := reporttest.Read(t, dir)
 	b := file.Benchmarks[0]
 	m := b.Metrics
 	// 30 sent: 5 warmup, 3 (10%) cooldown, 22 measured.
@@ -55,9 +38,9 @@ func TestRunEngineFlagsAgainstTheSimulator(t *testing.T) {
 		t.Errorf("requests %+v, excluded %+v", m.Requests, m.Excluded)
 	}
 	c := b.Config
-	if c["stop_reason"] != "max_requests" || c["burstiness"] != 0.5 || c["warmup"] != "5" || c["cooldown"] != "10%" ||
-		c["http2"] != true || c["spin_s"] != 0.001 || c["max_errors"] != float64(5) || c["in_flight_at_stop"] == nil || c["cancelled_by_drain"] != float64(0) {
-		t.Errorf("config %v", c)
+	if c.StopReason != "max_requests" || c.Burstiness != 0.5 || c.Warmup != "5" || c.Cooldown != "10%" ||
+		!c.HTTP2 || c.SpinS != 0.001 || c.MaxErrors != 5 || c.InFlightAtStop == nil || c.CancelledByDrain == nil || *c.CancelledByDrain != 0 {
+		t.Errorf("config %+v", c)
 	}
 	if m.RequestedRate != 400 || m.LagThresholdMs != 10 {
 		t.Errorf("requested rate %v, lag threshold %v", m.RequestedRate, m.LagThresholdMs)
@@ -83,19 +66,5 @@ func TestEngineFlagUsageErrors(t *testing.T) {
 		if !errors.Is(err, cli.ErrUsage) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want a usage error naming %s", tc.args, err, tc.want)
 		}
-	}
-}
-
-func TestDegradedWarning(t *testing.T) {
-	var w bytes.Buffer
-	b := report.Benchmark{Name: "cand"}
-	degradedWarning(&w, &b)
-	if w.Len() != 0 {
-		t.Fatalf("warning for a healthy benchmark: %q", w.String())
-	}
-	b.Metrics.Degraded, b.Metrics.ClientLag.P99, b.Metrics.LagThresholdMs = true, 23.4, 10
-	degradedWarning(&w, &b)
-	if got := w.String(); !strings.HasPrefix(got, "warning: cand: degraded") || !strings.Contains(got, "23.4 ms") {
-		t.Errorf("warning %q", got)
 	}
 }

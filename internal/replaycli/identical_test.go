@@ -1,8 +1,6 @@
 package replaycli
 
 import (
-	"bytes"
-	"context"
 	"strconv"
 	"testing"
 	"time"
@@ -26,15 +24,12 @@ func TestCompareIdenticalHeadline20Seeds(t *testing.T) {
 	for i := range reps {
 		seed := int64(1000 + i)
 		a, b := compareSim(t, 15*time.Millisecond, seed), compareSim(t, 15*time.Millisecond, seed)
-		dir := t.TempDir()
-		var out bytes.Buffer
-		err := Run(context.Background(), []string{"compare", "--target", "a=" + a, "--target", "b=" + b,
+		f, out, err := runCLI(t, "compare", "--target", "a="+a, "--target", "b="+b,
 			"--workload", "synthetic:prompt_tokens=20,output_tokens=5,samples=60", "--profile", "poisson", "--rate", "40",
-			"--mode", "parallel", "--seed", strconv.FormatInt(seed, 10), "--output-dir", dir, "--quiet"}, &out, &out)
+			"--mode", "parallel", "--seed", strconv.FormatInt(seed, 10))
 		if err != nil {
-			t.Fatalf("repetition %d: %v\n%s", i, err, out.String())
+			t.Fatalf("repetition %d: %v\n%s", i, err, out)
 		}
-		f := readCompared(t, dir)
 		if len(f.Comparison.Headlines) != 1 {
 			t.Fatalf("repetition %d: headlines %+v", i, f.Comparison.Headlines)
 		}

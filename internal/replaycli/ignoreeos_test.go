@@ -3,13 +3,15 @@ package replaycli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/reprise-llm/reprise/internal/cli"
+	"github.com/reprise-llm/reprise/internal/report/reporttest"
 )
 
 // strictSim is the simulator behind a front that, like a strict
@@ -29,7 +31,7 @@ func strictSim(t *testing.T) *httptest.Server {
 			_, _ = io.WriteString(w, `{"error":{"message":"Unrecognized request argument supplied: ignore_eos","type":"invalid_request_error"}}`)
 			return
 		}
-		req, err := http.NewRequestWithContext(r.Context(), r.Method, inner.URL+r.URL.Path, bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(r.Context(), r.Method, inner+r.URL.Path, bytes.NewReader(body))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -68,31 +70,30 @@ func TestIgnoreEOSRejectedHintsOff(t *testing.T) {
 	}
 }
 
-// Verbatim prompts are measured, so every request is in the prompt token
-// comparison, and benchmarks.csv carries the comparison.
-func TestVerbatimPromptsComparedAndInCSV(t *testing.T) {
-	srv := fastSim(t)
-	p := filepath.Join(t.TempDir(), "p.jsonl")
-	data := `{"prompt":"hello world, how are you today?"}` + "\n" +
-		`{"messages":[{"role":"user","content":"tell me a story about a cat"}]}` + "\n"
-	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
+// --ignore-eos off sends max_tokens alone; the simulator then stops early
+// (natural lengths of mean 4 against 60 forced) and the run says so after
+// the table. With the default (on) the lengths are met and nothing is said.
+func TestIgnoreEOSOffReportsShortfall(t *testing.T) {
+	url := fastSim(t)
+	for _, mode := range []string{"auto", "off"} {
+		dir := t.TempDir()
+		var out, errb bytes.Buffer
+		err := Run(context.Background(), []string{"run", "--target", url, "--workload", "synthetic:prompt_tokens=20,output_tokens=60,samples=10",
+			"--profile", "synchronous", "--output-dir", dir, "--quiet", "--ignore-eos", mode}, &out, &errb)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", mode, err, errb.String())
+		}
+		said := strings.Contains(out.String(), "output shortfall")
+		if said != (mode == "off") {
+			t.Errorf("--ignore-eos %s: shortfall line printed %v:\n%s", mode, said, out.String())
+		}
+		m := reporttest.Read(t, dir).Benchmarks[0].Metrics.OutputTokenMismatch
+		if m == nil || (mode == "off") != (m.MeanDiff < 0) {
+			t.Errorf("--ignore-eos %s: output mismatch %+v", mode, m)
+		}
 	}
-	dir := t.TempDir()
 	var out bytes.Buffer
-	if err := Run(context.Background(), []string{"run", "--target", srv.URL, "--workload", "prompts:" + p,
-		"--profile", "synchronous", "--quiet", "--output-dir", dir}, &out, &out); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	m := readRunResults(t, dir).Benchmarks[0].Metrics.PromptTokenMismatch
-	if m == nil || m.Compared != 2 {
-		t.Fatalf("prompt token mismatch %+v, want both verbatim prompts compared", m)
-	}
-	csv, err := os.ReadFile(filepath.Join(dir, "benchmarks.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(csv, []byte("prompt_token_mismatch_compared")) {
-		t.Errorf("benchmarks.csv lacks the mismatch columns:\n%s", csv)
+	if err := Run(context.Background(), []string{"run", "--target", url, "--workload", "synthetic:prompt_tokens=1,output_tokens=1", "--ignore-eos", "maybe"}, &out, &out); !errors.Is(err, cli.ErrUsage) {
+		t.Errorf("--ignore-eos maybe: %v, want a usage error", err)
 	}
 }

@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -140,19 +138,12 @@ func TestExportGuideLLM(t *testing.T) {
 	}
 }
 
-func TestFlagsFirst(t *testing.T) {
-	fs := flag.NewFlagSet("x", flag.ContinueOnError)
-	fs.String("o", "", "")
-	fs.Bool("quiet", false, "")
-	for _, c := range []struct{ in, want []string }{
-		{[]string{"dir", "-o", "f"}, []string{"-o", "f", "--", "dir"}},
-		{[]string{"-o", "f", "dir"}, []string{"-o", "f", "--", "dir"}},
-		{[]string{"dir", "--quiet", "-o=f"}, []string{"--quiet", "-o=f", "--", "dir"}},
-		{[]string{"--quiet", "--", "-dir"}, []string{"--quiet", "--", "-dir"}},
-		{[]string{"--quiet"}, []string{"--quiet"}},
-	} {
-		if got := flagsFirst(fs, c.in); !slices.Equal(got, c.want) {
-			t.Errorf("flagsFirst(%q) = %q, want %q", c.in, got, c.want)
-		}
+func TestExportHelpShowsTheFileFlagAsItsUsageDoes(t *testing.T) {
+	var out bytes.Buffer
+	if err := Run(context.Background(), []string{"export", "--help"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "[-o FILE]") || !strings.Contains(out.String(), "\n  -o FILE\n") || strings.Contains(out.String(), "--o ") {
+		t.Errorf("export --help:\n%s", out.String())
 	}
 }

@@ -27,6 +27,7 @@ var commands = map[string]command{
 	"report":   {"re-render report.html, benchmarks.csv and the table from a saved benchmarks.json", runReport},
 	"export":   {"write saved results in another tool's format (--format guidellm)", runExport},
 	"compare":  {"compare deployments (or saved results) with confidence intervals, verdicts and --fail-if gates", runCompare},
+	"merge":    {"join the results of a run split across processes or pods (run --shard i/N) into one", runMerge},
 }
 
 // Run dispatches to the subcommand named by args[0].
@@ -46,7 +47,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
-	return err
+	// Errors of the libraries name settings by their fields (engine.Config's,
+	// a plan's, the workload transforms'); the user set flags.
+	return cli.MapFields(err, planFlags)
 }
 
 func names() []string {
@@ -64,13 +67,4 @@ func usage(w io.Writer) {
 	for _, n := range names() {
 		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
 	}
-}
-
-// parse parses a subcommand's flags, printing usage for --help.
-func parse(fs *flag.FlagSet, args []string, stdout io.Writer, synopsis string, getenv func(string) string) error {
-	err := cli.Parse(fs, args, getenv)
-	if errors.Is(err, flag.ErrHelp) {
-		cli.PrintUsage(stdout, fs, synopsis)
-	}
-	return err
 }

@@ -4,30 +4,36 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/reprise-llm/reprise/internal/cli"
 	"github.com/reprise-llm/reprise/internal/report"
-	"github.com/reprise-llm/reprise/internal/sim"
+	"github.com/reprise-llm/reprise/internal/report/reporttest"
 )
 
-func TestRunWritesResultsAgainstTheSimulator(t *testing.T) {
-	cfg := sim.DefaultConfig()
-	cfg.TTFTBase, cfg.ITLBase, cfg.ITLPerSeq = 2*time.Millisecond, time.Millisecond, 0
-	s, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(s)
-	defer srv.Close()
+// runCLI runs the command args with --quiet into a new output directory
+// and returns the results it wrote, what it printed (stdout, then stderr)
+// and its error. A command that wrote no results fails the test.
+func runCLI(t *testing.T, args ...string) (*report.File, string, error) {
+	t.Helper()
 	dir := t.TempDir()
 	var out, errb bytes.Buffer
-	err = Run(context.Background(), []string{"run", "--target", srv.URL, "--workload", "synthetic:prompt_tokens=30,output_tokens=5,samples=20",
+	err := Run(context.Background(), append(args, "--output-dir", dir, "--quiet"), &out, &errb)
+	printed := out.String() + errb.String()
+	if _, serr := os.Stat(filepath.Join(dir, report.JSONFile)); serr != nil {
+		t.Fatalf("replay %s wrote no results (%v): %v\n%s", strings.Join(args, " "), serr, err, printed)
+	}
+	return reporttest.Read(t, dir), printed, err
+}
+
+func TestRunWritesResultsAgainstTheSimulator(t *testing.T) {
+	url := quickSim(t)
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	err := Run(context.Background(), []string{"run", "--target", url, "--workload", "synthetic:prompt_tokens=30,output_tokens=5,samples=20",
 		"--profile", "poisson", "--rate", "200", "--output-dir", dir, "--label", "gpu=none", "--api-key", "sk-secret-xyz"}, &out, &errb)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, errb.String())
@@ -37,12 +43,7 @@ func TestRunWritesResultsAgainstTheSimulator(t *testing.T) {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
-	fh, _ := os.Open(filepath.Join(dir, "benchmarks.json"))
-	defer fh.Close()
-	file, err := report.ReadJSON(fh)
-	if err != nil {
-		t.Fatal(err)
-	}
+	file := reporttest.Read(t, dir)
 	m := file.Benchmarks[0].Metrics
 	if len(file.Benchmarks) != 1 || m.Requests.Successful != 20 || m.OutputTokens.Mean != 5 || m.PromptTokens.Mean != 30 || file.Labels["gpu"] != "none" {
 		t.Fatalf("benchmarks: %+v", file.Benchmarks[0].Metrics.Requests)
@@ -66,17 +67,5 @@ func TestUsageErrors(t *testing.T) {
 	out.Reset()
 	if err := Run(context.Background(), []string{"run", "--help"}, &out, &out); err != nil || !strings.Contains(out.String(), "REPRISE_TARGET") {
 		t.Errorf("help: %v\n%s", err, out.String())
-	}
-}
-
-func TestInspectSynthetic(t *testing.T) {
-	var out bytes.Buffer
-	if err := Run(context.Background(), []string{"inspect", "synthetic:prompt_tokens=100,output_tokens=7,samples=50"}, &out, &out); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"50 (50 streamed)", "p50 100", "p50 7"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("inspect output lacks %q:\n%s", want, out.String())
-		}
 	}
 }

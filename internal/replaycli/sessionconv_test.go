@@ -8,6 +8,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/reprise-llm/reprise/internal/inspect/inspecttest"
+	"github.com/reprise-llm/reprise/internal/report/reporttest"
+	"github.com/reprise-llm/reprise/internal/tracestest"
 )
 
 // wholeContextTrace is sessions × turns Mooncake-style rows: each row's
@@ -55,7 +59,7 @@ func deltaTrace(sessions, turns int) string {
 // trace's tokens), while an AIPerf-style delta trace keeps sending the
 // conversation before each later turn; inspect names the convention.
 func TestSessionConventionsReplayedAndInspected(t *testing.T) {
-	srv := fastSim(t)
+	url := fastSim(t)
 	for _, tc := range []struct {
 		name, trace     string
 		requests, exact int64
@@ -66,14 +70,14 @@ func TestSessionConventionsReplayedAndInspected(t *testing.T) {
 		{"delta", deltaTrace(5, 3), 15, 5, "0 sessions whole-context (.*), 5 delta (.*), 0 single-turn or undecided (.*)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := writeFile(t, "t.jsonl", tc.trace)
+			path := tracestest.Write(t, "t.jsonl", tc.trace)
 			dir := t.TempDir()
 			var out, errb bytes.Buffer
-			if err := Run(context.Background(), []string{"run", "--target", srv.URL, "--workload", "mooncake:" + path,
+			if err := Run(context.Background(), []string{"run", "--target", url, "--workload", "mooncake:" + path,
 				"--profile", "trace", "--output-dir", dir, "--quiet"}, &out, &errb); err != nil {
 				t.Fatalf("%v\n%s", err, errb.String())
 			}
-			m := readRunResults(t, dir).Benchmarks[0].Metrics
+			m := reporttest.Read(t, dir).Benchmarks[0].Metrics
 			p := m.PromptTokenMismatch
 			if m.Requests.Successful != tc.requests || p == nil || p.Compared != tc.requests || p.Exact != tc.exact {
 				t.Fatalf("%d requests succeeded, prompt tokens as requested: %+v, want %d of %d exact", m.Requests.Successful, p, tc.exact, tc.requests)
@@ -82,7 +86,7 @@ func TestSessionConventionsReplayedAndInspected(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := field(t, insp, "session rows"); !regexp.MustCompile("^" + tc.sessionRows + "$").MatchString(got) {
+			if got := inspecttest.Field(t, insp, "session rows"); !regexp.MustCompile("^" + tc.sessionRows + "$").MatchString(got) {
 				t.Errorf("session rows %q, want %q", got, tc.sessionRows)
 			}
 		})
@@ -93,7 +97,7 @@ func TestSessionConventionsReplayedAndInspected(t *testing.T) {
 // turns are counted apart; traces without sessions, like the public
 // Mooncake trace, and captures print no convention line.
 func TestInspectSessionRowsUndecided(t *testing.T) {
-	path := writeFile(t, "t.jsonl", `{"session_id":"a","text_input":"hello","output_length":3}
+	path := tracestest.Write(t, "t.jsonl", `{"session_id":"a","text_input":"hello","output_length":3}
 {"session_id":"a","text_input":"again","output_length":3}
 {"session_id":"b","input_length":100,"output_length":3}
 {"session_id":"c","input_length":100,"output_length":30}
@@ -103,14 +107,14 @@ func TestInspectSessionRowsUndecided(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := field(t, out, "session rows"); !strings.HasPrefix(got, "1 sessions whole-context") || !strings.Contains(got, ", 0 delta") || !strings.Contains(got, ", 2 single-turn or undecided") {
+	if got := inspecttest.Field(t, out, "session rows"); !strings.HasPrefix(got, "1 sessions whole-context") || !strings.Contains(got, ", 0 delta") || !strings.Contains(got, ", 2 single-turn or undecided") {
 		t.Errorf("session rows %q", got)
 	}
-	out, _, err = inspect(t, "mooncake:"+filepath.Join(publicTraces(t), "mooncake-conversation.jsonl"))
+	out, _, err = inspect(t, "mooncake:"+filepath.Join(tracestest.Dir(t), tracestest.Mooncake))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(out, "session rows") || field(t, out, "sessions") != "none (every request stands alone)" {
+	if strings.Contains(out, "session rows") || inspecttest.Field(t, out, "sessions") != "none (every request stands alone)" {
 		t.Errorf("the public trace has no sessions:\n%s", out)
 	}
 }

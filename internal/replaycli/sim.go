@@ -17,10 +17,8 @@ import (
 // runSim serves the simulator until ctx is cancelled.
 func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := sim.DefaultConfig()
-	fs := flag.NewFlagSet("replay sim", flag.ContinueOnError)
-	listen := fs.String("listen", "127.0.0.1:8000", "address to serve the simulator on")
-	cfg.RegisterFlags(fs)
-	if err := parse(fs, args, stdout, "replay sim [--listen ADDR] [flags]", nil); err != nil { // nil: the environment, os.LookupEnv semantics
+	fs, listen := simFlags(&cfg)
+	if err := fs.Parse(args, stdout, "replay sim [--listen ADDR] [flags]"); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -55,4 +53,16 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		_ = srv.Close()
 	}
 	return nil
+}
+
+// simFlags are replay sim's flags: where it listens, and the simulated
+// engine's options (sim.Config.RegisterFlags), into cfg.
+func simFlags(cfg *sim.Config) (*cli.Flags, *string) {
+	fs := cli.NewFlags("replay sim")
+	var listen *string
+	fs.Section("server", func(fs *flag.FlagSet) {
+		listen = fs.String("listen", "127.0.0.1:8000", "address to serve the simulator on")
+	})
+	fs.Section("simulated engine", cfg.RegisterFlags)
+	return fs, listen
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/reprise-llm/reprise/internal/cli"
+	"github.com/reprise-llm/reprise/internal/inspect/inspecttest"
+	"github.com/reprise-llm/reprise/internal/tracestest"
 )
 
 // TestTimeScaleZeroIsRefused: every command that takes --time-scale
@@ -16,14 +18,13 @@ import (
 // 0 was taken for 1 and replayed at real time, silently), and refuses a
 // negative scale as before. A positive one is accepted.
 func TestTimeScaleZeroIsRefused(t *testing.T) {
-	trace := writeFile(t, "t.jsonl", `{"timestamp":0,"input_length":10,"output_length":1}`+"\n"+`{"timestamp":100,"input_length":10,"output_length":1}`+"\n")
+	trace := tracestest.Write(t, "t.jsonl", `{"timestamp":0,"input_length":10,"output_length":1}`+"\n"+`{"timestamp":100,"input_length":10,"output_length":1}`+"\n")
 	target := "http://127.0.0.1:1" // never reached: the flags are refused first
 	commands := map[string][]string{
-		"run":      {"run", "--target", target, "--workload", trace, "--quiet"},
-		"sweep":    {"run", "--profile", "sweep", "--target", target, "--workload", trace, "--max-requests", "2", "--quiet"},
-		"capacity": {"capacity", "--target", target, "--workload", trace, "--slo", "ttft_p99<=1s", "--max-requests", "2", "--quiet"},
-		"compare":  {"compare", "--target", "a=" + target, "--target", "b=" + target, "--workload", trace, "--quiet"},
-		"inspect":  {"inspect", trace},
+		"run":     {"run", "--target", target, "--workload", trace, "--quiet"},
+		"sweep":   {"run", "--profile", "sweep", "--target", target, "--workload", trace, "--max-requests", "2", "--quiet"},
+		"compare": {"compare", "--target", "a=" + target, "--target", "b=" + target, "--workload", trace, "--quiet"},
+		"inspect": {"inspect", trace},
 	}
 	for name, args := range commands {
 		for _, v := range []string{"0", "0.0", "-1", "NaN", "x"} {
@@ -48,7 +49,7 @@ func TestTimeScaleZeroIsRefused(t *testing.T) {
 	if err := Run(context.Background(), commands["inspect"], &out, &out); err != nil {
 		t.Errorf("--time-scale 0.5: %v", err)
 	}
-	if got := field(t, out.String(), "span"); got != "50ms" {
+	if got := inspecttest.Field(t, out.String(), "span"); got != "50ms" {
 		t.Errorf("span %q at --time-scale 0.5, want 50ms (100 ms recorded)", got)
 	}
 }

@@ -4,16 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/reprise-llm/reprise/internal/engine"
-	"github.com/reprise-llm/reprise/internal/report"
-	"github.com/reprise-llm/reprise/internal/sim"
+	"github.com/reprise-llm/reprise/internal/report/reporttest"
+	"github.com/reprise-llm/reprise/internal/tracestest"
 )
 
 // TestRunKeepsResultsWhenTheWorkloadFailsMidRun replays a Mooncake trace
@@ -21,46 +17,38 @@ import (
 // written with stop_reason workload_error, the table is printed, and the
 // command still fails naming the file and line.
 func TestRunKeepsResultsWhenTheWorkloadFailsMidRun(t *testing.T) {
-	srv := workloadErrorSim(t)
+	url := quickSim(t)
 	var sb strings.Builder
 	const good = 40
 	for i := range good {
 		fmt.Fprintf(&sb, `{"timestamp": %d, "input_length": 30, "output_length": 4}`+"\n", i*5) // ms
 	}
 	sb.WriteString("garbage\n")
-	trace := filepath.Join(t.TempDir(), "late.jsonl")
-	if err := os.WriteFile(trace, []byte(sb.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	trace := tracestest.Write(t, "late.jsonl", sb.String())
 	for _, profile := range []string{"trace", "concurrent"} {
 		t.Run(profile, func(t *testing.T) {
 			dir := t.TempDir()
 			var out, errb bytes.Buffer
-			err := Run(context.Background(), []string{"run", "--target", srv, "--workload", "mooncake:" + trace,
-				"--profile", profile, "--concurrency", "4", "--output-dir", dir, "--quiet"}, &out, &errb)
+			args := []string{"run", "--target", url, "--workload", "mooncake:" + trace, "--profile", profile, "--output-dir", dir, "--quiet"}
+			if profile == "concurrent" {
+				args = append(args, "--concurrency", "4")
+			}
+			err := Run(context.Background(), args, &out, &errb)
 			if err == nil || ExitCode(err) != ExitError {
 				t.Fatalf("err %v (exit %d), want exit %d", err, ExitCode(err), ExitError)
 			}
 			if msg := err.Error(); !strings.Contains(msg, "late.jsonl") || !strings.Contains(msg, fmt.Sprint("line ", good+1)) {
 				t.Errorf("error %q does not name the file and line %d", msg, good+1)
 			}
-			fh, ferr := os.Open(filepath.Join(dir, "benchmarks.json"))
-			if ferr != nil {
-				t.Fatalf("no results written: %v\n%s", ferr, errb.String())
-			}
-			defer fh.Close()
-			file, ferr := report.ReadJSON(fh)
-			if ferr != nil {
-				t.Fatal(ferr)
-			}
+			file := reporttest.Read(t, dir)
 			b := file.Benchmarks[0]
 			if len(file.Benchmarks) != 1 || b.Metrics.Requests.Successful != good {
 				t.Errorf("%d benchmarks, %d successful requests, want 1 and %d", len(file.Benchmarks), b.Metrics.Requests.Successful, good)
 			}
-			if b.Config["stop_reason"] != engine.StopWorkloadError {
-				t.Errorf("stop_reason %v, want %s", b.Config["stop_reason"], engine.StopWorkloadError)
+			if b.Config.StopReason != engine.StopWorkloadError {
+				t.Errorf("stop_reason %v, want %s", b.Config.StopReason, engine.StopWorkloadError)
 			}
-			if e, _ := b.Config["workload_error"].(string); !strings.Contains(e, "late.jsonl") {
+			if e := b.Config.WorkloadError; !strings.Contains(e, "late.jsonl") {
 				t.Errorf("workload_error %q does not name the file", e)
 			}
 			if !strings.Contains(out.String(), "TTFT p99") {
@@ -68,18 +56,4 @@ func TestRunKeepsResultsWhenTheWorkloadFailsMidRun(t *testing.T) {
 			}
 		})
 	}
-}
-
-// workloadErrorSim starts a fast in-process simulator and returns its URL.
-func workloadErrorSim(t *testing.T) string {
-	t.Helper()
-	cfg := sim.DefaultConfig()
-	cfg.TTFTBase, cfg.ITLBase, cfg.ITLPerSeq = 2*time.Millisecond, time.Millisecond, 0
-	s, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	return srv.URL
 }

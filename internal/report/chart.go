@@ -1,6 +1,9 @@
 package report
 
 import (
+	_ "embed"
+	"fmt"
+	"html/template"
 	"math"
 	"strconv"
 	"strings"
@@ -315,4 +318,81 @@ func thin(pts []xy, n int) []xy {
 		out[i] = pts[i*(len(pts)-1)/(n-1)]
 	}
 	return out
+}
+
+//go:embed report.css
+var stylesheet string
+
+// The report's page includes the stylesheet as a named template, so the
+// one file styles the report and every page drawn with Histogram.
+var _ = template.Must(htmlTemplate.New("stylesheet").Parse(stylesheet))
+
+// Stylesheet is the report's CSS, charts included: a page that shows a
+// Histogram puts it in its <style> and looks like the report.
+func Stylesheet() template.CSS { return template.CSS(stylesheet) }
+
+// Histogram is a chart of adjacent vertical bars over equal bins of x, drawn
+// by the report's chart code for pages other than the report (replay
+// inspect's workload summary), so there is one chart engine and one style.
+type Histogram struct {
+	Title, XLabel, YLabel string
+	Note                  string // shown under the chart
+	// BinWidth is one bin's width in x units: bar i covers
+	// [i·BinWidth, (i+1)·BinWidth).
+	BinWidth float64
+	// Values are the bars' heights; a bar of 0 is not drawn.
+	Values []float64
+	// Tips are the bars' tooltips, by index (a bar without one has none).
+	Tips []string
+	// Mark, when positive, is a dashed horizontal reference line at that
+	// height (a mean, say), labelled MarkLabel; the y axis reaches it.
+	Mark      float64
+	MarkLabel string
+}
+
+// HTML renders h as the report renders its charts: a <figure> with the
+// title as caption, the inline SVG and the note. The page needs Stylesheet.
+func (h *Histogram) HTML() (template.HTML, error) {
+	var b strings.Builder
+	if err := htmlTemplate.ExecuteTemplate(&b, "chart", h.chart()); err != nil {
+		return "", fmt.Errorf("rendering chart %q: %w", h.Title, err)
+	}
+	return template.HTML(b.String()), nil
+}
+
+// chart lays h out: x over [0, len(Values)·BinWidth], y over [0, the
+// tallest bar or the mark], one bar per positive value in colour s0, a
+// hair narrower than its bin so neighbours stay apart.
+func (h *Histogram) chart() *chart {
+	c := newChart(h.Title, h.XLabel, h.YLabel)
+	c.Note = h.Note
+	// Token counts run to six digits: keep room right of the plot for
+	// half the last x label, which is centred on the axis's end.
+	c.PW -= 16
+	c.R, c.XMid = c.L+c.PW, c.L+c.PW/2
+	ymax := max(h.Mark, 0)
+	for _, v := range h.Values {
+		ymax = max(ymax, v)
+	}
+	a, ok := c.scale(float64(len(h.Values))*h.BinWidth, ymax, nil)
+	if !ok {
+		return c
+	}
+	bw := a.px(h.BinWidth) - c.L
+	for i, v := range h.Values {
+		if !(v > 0) {
+			continue
+		}
+		b := bar{X: a.px(float64(i) * h.BinWidth), Y: a.py(v), W: max(bw-0.5, 0.5), Class: colour(0)}
+		b.H = c.B - b.Y
+		if i < len(h.Tips) {
+			b.Title = h.Tips[i]
+		}
+		c.Bars = append(c.Bars, b)
+	}
+	c.Empty = len(c.Bars) == 0
+	if !c.Empty && h.Mark > 0 {
+		c.hmark(a, h.Mark, "sat", h.MarkLabel)
+	}
+	return c
 }

@@ -26,6 +26,9 @@ type Comparison struct {
 	Headlines []Headline      `json:"headlines,omitempty"`
 	Rows      []ComparisonRow `json:"rows"`
 	Gates     []GateResult    `json:"gates,omitempty"`
+	// Notes are what a reader must know to read the comparison (the
+	// vantage points of production as captured and of the replayer).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Headline is the overall verdict on one candidate: whether any metric

@@ -37,6 +37,7 @@ type File struct {
 	Labels     map[string]string `json:"labels,omitempty"`  // --label key=value pairs
 	Benchmarks []Benchmark       `json:"benchmarks"`
 	Comparison *Comparison       `json:"comparison,omitempty"` // replay compare's deltas and verdicts (comparison.go)
+	Knee       *Knee             `json:"knee,omitempty"`       // a knee sweep's analysis (knee.go)
 }
 
 // Benchmark is one measured load against one target.
@@ -46,11 +47,11 @@ type Benchmark struct {
 	Profile string `json:"profile"` // load profile: trace, poisson, constant, …, or "captured"
 	// Baseline marks the reference benchmark that others are compared to
 	// (production as captured, or the first target of a comparison).
-	Baseline  bool           `json:"baseline,omitempty"`
-	Config    map[string]any `json:"config,omitempty"` // the settings that produced it
-	Start     time.Time      `json:"start"`            // wall time of the run origin
-	DurationS float64        `json:"duration_s"`       // seconds from the run origin to the last response
-	Metrics   stats.Metrics  `json:"metrics"`
+	Baseline  bool          `json:"baseline,omitempty"`
+	Config    RunConfig     `json:"config,omitzero"` // the settings that produced it
+	Start     time.Time     `json:"start"`           // wall time of the run origin
+	DurationS float64       `json:"duration_s"`      // seconds from the run origin to the last response
+	Metrics   stats.Metrics `json:"metrics"`
 	// Saturation is the over-saturation detector's report (--detect-saturation).
 	Saturation *saturation.Report `json:"over_saturation,omitempty"`
 	// SLO is the verdict against --slo.
@@ -66,8 +67,27 @@ type Benchmark struct {
 	// here; File.Labels holds those shared by every benchmark. Readers
 	// take a key from here first, then from File.Labels.
 	Labels map[string]string `json:"labels,omitempty"`
+	// Shards describes, for a benchmark merged from a split run (replay
+	// merge), each shard: its requests, its start against the merged
+	// origin, its own client lag.
+	Shards []ShardSummary `json:"shards,omitempty"`
 	// Requests holds per-request records when the run asked for them.
 	Requests []RequestRecord `json:"requests,omitempty"`
+}
+
+// ShardSummary is one shard of a merged benchmark.
+type ShardSummary struct {
+	Shard         string  `json:"shard"`           // i/N
+	Requests      int     `json:"requests"`        // results the shard recorded
+	StartOffsetMs float64 `json:"start_offset_ms"` // its origin after the earliest shard's (0 for shards given one start instant)
+	// FirstSendMs is when the shard sent its first request, from its
+	// origin: with an agreed start, how late it really began.
+	FirstSendMs float64 `json:"first_send_ms"`
+	// ClientLag is the shard's own client lag (its send lag less its
+	// waits): a shard host too slow for its part shows here.
+	ClientLag    stats.Distribution `json:"client_lag_ms"`
+	ClockOffsetS *float64           `json:"clock_offset_s,omitempty"` // its clock against the target's Date header
+	StopReason   string             `json:"stop_reason"`
 }
 
 // Label is the benchmark's value of label key: its own, else the file's.
@@ -125,6 +145,10 @@ type RequestRecord struct {
 	// warmup or cooldown (engine.Result.Phase): recorded, but left out of
 	// the metrics and of replay compare. Omitted for measured requests.
 	Phase string `json:"phase,omitempty"`
+	// Retries is how many times the request was sent again because a
+	// kept-alive connection closed before any byte of its response
+	// (engine.Result.Retries).
+	Retries int `json:"retries,omitempty"`
 }
 
 func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -144,7 +168,7 @@ func RequestRecords(results []engine.Result) []RequestRecord {
 			PromptTokens: r.PromptTokens, OutputTokens: r.OutputTokens, CachedTokens: r.CachedTokens,
 			TokensFromUsage: r.TokensFromUsage, FinishReason: r.FinishReason,
 			RequestedPromptTokens: r.RequestedPromptTokens, RequestedOutputTokens: r.RequestedOutputTokens,
-			Phase: r.Phase,
+			Phase: r.Phase, Retries: r.Retries,
 		}
 		if r.FirstToken > 0 {
 			rec.TTFTMs = msOf(max(r.FirstToken-r.Sent, 0))

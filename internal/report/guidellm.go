@@ -207,38 +207,31 @@ func epoch(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 // strategy maps a Reprise profile to GuideLLM's SchedulingStrategy.
 // Production as captured is a replay of its own recorded arrivals: trace.
 func strategy(b *Benchmark) map[string]any {
-	num := func(k string) (float64, bool) {
-		v, ok := b.Config[k].(float64)
-		return v, ok
-	}
+	c := &b.Config
 	s := map[string]any{"worker_count": nil, "max_concurrency": nil}
-	if v, ok := num("max_concurrency"); ok && v > 0 {
-		s["max_concurrency"] = int(v)
+	if c.MaxConcurrency != nil && *c.MaxConcurrency > 0 {
+		s["max_concurrency"] = *c.MaxConcurrency
 	}
 	switch b.Profile {
 	case "synchronous", "throughput":
 		s["type_"] = b.Profile
 	case "concurrent":
 		s["type_"] = "concurrent"
-		streams, ok := num("concurrency")
-		if !ok || streams < 1 {
-			streams = 1
-		}
-		s["streams"] = int(streams)
+		s["streams"] = max(c.Concurrency, 1)
 	case "constant", "poisson":
 		s["type_"] = b.Profile
-		rate, ok := num("rate")
-		if !ok {
+		rate := c.Rate
+		if rate == 0 {
 			rate = b.Metrics.RequestedRate
 		}
 		s["rate"] = rate
-		if seed, ok := num("seed"); ok && b.Profile == "poisson" {
-			s["random_seed"] = int64(seed)
+		if c.Seed != nil && b.Profile == "poisson" {
+			s["random_seed"] = *c.Seed
 		}
 	default: // trace, captured
 		s["type_"] = "trace"
-		scale, ok := num("time_scale")
-		if !ok || scale <= 0 {
+		scale := c.TimeScale
+		if scale <= 0 {
 			scale = 1
 		}
 		s["time_scale"] = scale

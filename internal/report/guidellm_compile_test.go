@@ -116,7 +116,7 @@ func TestGuideLLMExportMatchesGuideLLMsOwnMetrics(t *testing.T) {
 	m := stats.Summarize(res, stats.Options{RequestedRate: 5})
 	// The run starts 1000 s after the epoch, so GuideLLM's float epoch
 	// seconds keep sub-microsecond precision.
-	b := Benchmark{Name: "constant@5", Target: "http://sim:8000", Profile: "constant", Config: map[string]any{"rate": 5.0},
+	b := Benchmark{Name: "constant@5", Target: "http://sim:8000", Profile: "constant", Config: RunConfig{Rate: 5},
 		Start: time.Unix(1000, 0), DurationS: m.WindowS, Metrics: m, Requests: RequestRecords(res)}
 	f := &File{Tool: "reprise", Created: b.Start, Benchmarks: []Benchmark{b}}
 	exportPath := filepath.Join(t.TempDir(), "guidellm.json")
@@ -222,7 +222,7 @@ func TestGuideLLMExportMatchesGuideLLMsOwnMetrics(t *testing.T) {
 func TestGuideLLMExportOmitsScheduleDelaysForClosedLoops(t *testing.T) {
 	res := compileResults()
 	for profile, want := range map[string]bool{"concurrent": false, "synchronous": false, "throughput": false, "constant": true, "poisson": true, "trace": true} {
-		b := Benchmark{Name: profile, Profile: profile, Config: map[string]any{"rate": 5.0, "concurrency": 2.0}, Metrics: stats.Summarize(res, stats.Options{})}
+		b := Benchmark{Name: profile, Profile: profile, Config: RunConfig{Rate: 5, Concurrency: 2}, Metrics: stats.Summarize(res, stats.Options{})}
 		g := guidellmBenchmark(&File{Benchmarks: []Benchmark{b}}, 0)["metrics"].(map[string]any)
 		for _, k := range []string{"request_dispatch_delay", "request_scheduled_latency"} {
 			if has := g[k] != nil; has != want {

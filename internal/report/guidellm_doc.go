@@ -152,10 +152,10 @@ func guidellmBenchmark(f *File, i int) map[string]any {
 		metrics["request_goodput"] = gStatus{Successful: point(m.Goodput.RequestsPerSecond), Total: point(m.Goodput.RequestsPerSecond)}
 	}
 	constraints := map[string]any{}
-	if v, ok := b.Config["max_requests"].(float64); ok && v > 0 {
+	if v := b.Config.MaxRequests; v > 0 {
 		constraints["max_requests"] = map[string]any{"type_": "max_requests", "args": map[string]any{"kind": "max_requests", "count": int64(v)}}
 	}
-	if v, ok := b.Config["max_seconds"].(float64); ok && v > 0 {
+	if v := b.Config.MaxSeconds; v > 0 {
 		constraints["max_duration"] = map[string]any{"type_": "max_duration", "args": map[string]any{"kind": "max_duration", "seconds": v}}
 	}
 	return map[string]any{

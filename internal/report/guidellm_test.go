@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/reprise-llm/reprise/internal/testenv"
 	"math"
 	"os"
 	"os/exec"
@@ -62,15 +63,16 @@ func TestFromValues(t *testing.T) {
 func TestGuideLLMMapping(t *testing.T) {
 	for _, c := range []struct {
 		profile string
-		config  map[string]any
+		config  RunConfig
 		want    map[string]any
 	}{
-		{"synchronous", nil, map[string]any{"type_": "synchronous"}},
-		{"concurrent", map[string]any{"concurrency": 8.0}, map[string]any{"type_": "concurrent", "streams": 8}},
-		{"constant", map[string]any{"rate": 12.5}, map[string]any{"type_": "constant", "rate": 12.5}},
-		{"poisson", map[string]any{"rate": 3.0, "seed": 42.0}, map[string]any{"type_": "poisson", "rate": 3.0, "random_seed": int64(42)}},
-		{"trace", map[string]any{"time_scale": 0.5}, map[string]any{"type_": "trace", "time_scale": 0.5}},
-		{"captured", nil, map[string]any{"type_": "trace", "time_scale": 1.0}},
+		{"synchronous", RunConfig{}, map[string]any{"type_": "synchronous"}},
+		{"concurrent", RunConfig{Concurrency: 8}, map[string]any{"type_": "concurrent", "streams": 8}},
+		{"constant", RunConfig{Rate: 12.5}, map[string]any{"type_": "constant", "rate": 12.5}},
+		{"poisson", RunConfig{Rate: 3, Seed: Ptr[int64](42)}, map[string]any{"type_": "poisson", "rate": 3.0, "random_seed": int64(42)}},
+		{"trace", RunConfig{TimeScale: 0.5}, map[string]any{"type_": "trace", "time_scale": 0.5}},
+		{"captured", RunConfig{}, map[string]any{"type_": "trace", "time_scale": 1.0}},
+		{"throughput", RunConfig{MaxConcurrency: Ptr(64)}, map[string]any{"type_": "throughput", "max_concurrency": 64}},
 	} {
 		s := strategy(&Benchmark{Profile: c.profile, Config: c.config})
 		for k, v := range c.want {
@@ -103,13 +105,7 @@ func TestGuideLLMMapping(t *testing.T) {
 // installs (REPRISE_GUIDELLM names its guidellm program).
 func guidellmPython(t *testing.T) (python, guidellm string) {
 	t.Helper()
-	exe := os.Getenv("REPRISE_GUIDELLM")
-	if exe == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("REPRISE_GUIDELLM is not set: CI must run `make test`, which installs GuideLLM")
-		}
-		t.Skip("REPRISE_GUIDELLM not set; `make test` installs GuideLLM and sets it")
-	}
+	exe := testenv.Need(t, "REPRISE_GUIDELLM", "`make test` installs GuideLLM and sets it")
 	python = filepath.Join(filepath.Dir(exe), "python")
 	if _, err := os.Stat(python); err != nil {
 		t.Fatalf("REPRISE_GUIDELLM=%s: no python beside it: %v", exe, err)
@@ -168,13 +164,13 @@ func TestGuideLLMExportValidates(t *testing.T) {
 	// require their rates and stream counts.
 	for _, p := range []struct {
 		profile string
-		config  map[string]any
+		config  RunConfig
 	}{
-		{"constant", map[string]any{"rate": 20.0}},
-		{"poisson", map[string]any{"rate": 15.0, "seed": 42.0}},
-		{"concurrent", map[string]any{"concurrency": 4.0}},
-		{"synchronous", map[string]any{}},
-		{"throughput", map[string]any{"max_concurrency": 64.0}},
+		{"constant", RunConfig{Rate: 20}},
+		{"poisson", RunConfig{Rate: 15, Seed: Ptr[int64](42)}},
+		{"concurrent", RunConfig{Concurrency: 4}},
+		{"synchronous", RunConfig{}},
+		{"throughput", RunConfig{MaxConcurrency: Ptr(64)}},
 	} {
 		f := fixtureFile()
 		f.Benchmarks = f.Benchmarks[1:] // the target's benchmark alone
@@ -264,7 +260,7 @@ func smallSweep(t *testing.T) *File {
 		res := results(40, 1+float64(i))
 		b := Benchmark{
 			Name: rateLabel(rate), Target: "http://sim:8000", Profile: "constant",
-			Config: map[string]any{"rate": rate, "max_requests": 40.0}, Start: f.Created,
+			Config: RunConfig{Rate: rate, MaxRequests: 40}, Start: f.Created,
 			Metrics:  stats.Summarize(res, stats.Options{RequestedRate: rate, SLO: &stats.SLO{TTFTMs: 150, ITLMs: 20}}),
 			Requests: RequestRecords(res),
 		}

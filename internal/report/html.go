@@ -107,7 +107,7 @@ func buildPage(f *File) htmlPage {
 		heads = f.Comparison.Headlines
 	}
 	p.Comparisons = comparisonTables(comparisonRows(f), heads...)
-	p.Sweep = sweepCharts(bs, sweepGroups(bs), slos)
+	p.Sweep = sweepCharts(bs, sweepGroups(bs), slos, f.Knee)
 	p.SLO = sloSection(bs)
 	p.Saturation = saturationRows(bs)
 	p.Server = serverSection(bs)
@@ -132,9 +132,7 @@ func benchData(b *Benchmark, i int) htmlBench {
 		Name: b.Name, Class: colour(i), Index: i, Target: b.Target, Profile: b.Profile,
 		Start: b.Start.UTC().Format(time.RFC3339), Duration: fmtNum(b.DurationS) + " s", Baseline: b.Baseline,
 	}
-	for _, k := range sortedKeys(b.Config) {
-		h.Config = append(h.Config, kv{k, configValue(b.Config[k])})
-	}
+	h.Config = b.Config.entries()
 	h.Fidelity = []kv{
 		{"requested rate (req/s)", orDash(m.RequestedRate)},
 		{"scheduled rate (req/s)", orDash(m.ScheduledRate)},

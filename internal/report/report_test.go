@@ -66,12 +66,12 @@ func fixtureFile() *File {
 		Benchmarks: []Benchmark{
 			{
 				Name: "production (captured)", Target: "http://vllm:8000", Profile: "captured", Baseline: true,
-				Config: map[string]any{"capture": "/data/cap"}, Start: start, DurationS: 10.5,
+				Config: RunConfig{Capture: "/data/cap"}, Start: start, DurationS: 10.5,
 				Metrics: stats.Summarize(prod, stats.Options{}),
 			},
 			{
 				Name: "candidate <script>alert(1)</script>", Target: "http://candidate:8000", Profile: "trace",
-				Config: map[string]any{"time_scale": 1.0, "seed": 42.0, "nested": map[string]any{"a": "b"}},
+				Config: RunConfig{TimeScale: 1, Seed: Ptr[int64](42), Transforms: &TransformsConfig{ModelMap: map[string]string{"a": "b"}}},
 				Start:  start.Add(time.Minute), DurationS: 11.25,
 				Metrics:  stats.Summarize(cand, stats.Options{SLO: &stats.SLO{TTFTMs: 150, ITLMs: 20}, RequestedRate: 4, OpenLoop: true}),
 				Requests: RequestRecords(cand[:3]),
@@ -139,7 +139,7 @@ func TestReadJSONRejects(t *testing.T) {
 
 func TestWriteJSONNeverWritesNaN(t *testing.T) {
 	f := fixtureFile()
-	f.Benchmarks[0].Config["bad"] = math.NaN()
+	f.Benchmarks[0].Config.Rate = math.NaN()
 	var buf bytes.Buffer
 	if err := WriteJSON(&buf, f); err == nil {
 		t.Error("NaN in config was encoded")
@@ -450,7 +450,7 @@ func TestWriteAll(t *testing.T) {
 	}
 
 	// A failing write leaves no temporary behind and reports the file.
-	f.Benchmarks[0].Config["bad"] = math.Inf(1)
+	f.Benchmarks[0].Config.Rate = math.Inf(1)
 	err = WriteAll(dir, f)
 	if err == nil || !strings.Contains(err.Error(), JSONFile) {
 		t.Errorf("err = %v, want a failure naming %s", err, JSONFile)

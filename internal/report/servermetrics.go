@@ -7,23 +7,25 @@ import (
 	"github.com/reprise-llm/reprise/internal/scrape"
 )
 
-// vLLM gauges the report draws. The KV-cache gauge was renamed between
-// vLLM's V0 and V1 engines; the first one present is used.
+// vLLM's gauges of running and waiting requests. The report draws
+// whichever engine's series a target exposes (scrape.Engines: vLLM,
+// SGLang, llama.cpp, TGI), found by the Report's RunningGauge,
+// WaitingGauge and KVCacheGauge.
 const (
 	gaugeRunning = "vllm:num_requests_running"
 	gaugeWaiting = "vllm:num_requests_waiting"
 )
 
-var kvCacheGauges = []string{"vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"}
-
 // kvCacheGauge returns the name of the KV-cache usage gauge r carries.
-func kvCacheGauge(r *scrape.Report) (string, bool) {
-	for _, n := range kvCacheGauges {
-		if _, ok := r.Gauges[n]; ok {
-			return n, true
-		}
+func kvCacheGauge(r *scrape.Report) (string, bool) { return r.KVCacheGauge() }
+
+// gaugeOf is the "mean / max" text of the gauge pick finds in r, or "-".
+func gaugeOf(r *scrape.Report, pick func(*scrape.Report) (string, bool)) string {
+	n, ok := pick(r)
+	if !ok {
+		return "-"
 	}
-	return "", false
+	return gaugeText(r, n, 1)
 }
 
 // htmlServer is the report's server-metrics section: a summary row per
@@ -53,7 +55,7 @@ func serverSection(bs []Benchmark) *htmlServer {
 			continue
 		}
 		row := htmlServerRow{Name: bs[i].Name, Class: colour(i), URL: r.URL, Scrapes: strconv.Itoa(r.Scrapes),
-			Running: gaugeText(r, gaugeRunning, 1), Waiting: gaugeText(r, gaugeWaiting, 1), KVCache: "-", PrefixHit: "-"}
+			Running: gaugeOf(r, (*scrape.Report).RunningGauge), Waiting: gaugeOf(r, (*scrape.Report).WaitingGauge), KVCache: "-", PrefixHit: "-"}
 		if r.Errors > 0 {
 			row.Scrapes += fmt.Sprintf(" (%d failed: %s)", r.Errors, r.FirstError)
 		}
@@ -81,16 +83,12 @@ func serverSection(bs []Benchmark) *htmlServer {
 	if len(s.Rows) == 0 {
 		return nil
 	}
-	kv := func(r *scrape.Report) (string, bool) { return kvCacheGauge(r) }
-	fixed := func(name string) func(*scrape.Report) (string, bool) {
-		return func(*scrape.Report) (string, bool) { return name, true }
-	}
 	for _, c := range []*chart{
-		serverChart("KV-cache usage (server)", "percent of blocks in use", bs, kv, 100),
-		serverChart("Requests running (server)", "requests", bs, fixed(gaugeRunning), 1),
-		serverChart("Requests waiting (server)", "requests", bs, fixed(gaugeWaiting), 1),
+		serverChart("KV-cache usage (server)", "percent of blocks in use", bs, (*scrape.Report).KVCacheGauge, 100),
+		serverChart("Requests running (server)", "requests", bs, (*scrape.Report).RunningGauge, 1),
+		serverChart("Requests waiting (server)", "requests", bs, (*scrape.Report).WaitingGauge, 1),
 	} {
-		if !c.Empty { // a target without the series (not vLLM) gets no empty chart
+		if !c.Empty { // a target without the series (no known engine) gets no empty chart
 			s.Charts = append(s.Charts, c)
 		}
 	}
@@ -184,9 +182,6 @@ func serverCSVColumns(bs []Benchmark) []csvColumn {
 			return fmtExact(get(g))
 		}
 	}
-	named := func(n string) func(*scrape.Report) (string, bool) {
-		return func(*scrape.Report) (string, bool) { return n, true }
-	}
 	mean := func(g scrape.GaugeSummary) float64 { return g.Mean }
 	maxOf := func(g scrape.GaugeSummary) float64 { return g.Max }
 	return []csvColumn{
@@ -202,10 +197,10 @@ func serverCSVColumns(bs []Benchmark) []csvColumn {
 			}
 			return strconv.Itoa(b.ServerMetrics.Errors)
 		}},
-		{"server_requests_running_mean", gauge(named(gaugeRunning), mean)},
-		{"server_requests_running_max", gauge(named(gaugeRunning), maxOf)},
-		{"server_requests_waiting_mean", gauge(named(gaugeWaiting), mean)},
-		{"server_requests_waiting_max", gauge(named(gaugeWaiting), maxOf)},
+		{"server_requests_running_mean", gauge((*scrape.Report).RunningGauge, mean)},
+		{"server_requests_running_max", gauge((*scrape.Report).RunningGauge, maxOf)},
+		{"server_requests_waiting_mean", gauge((*scrape.Report).WaitingGauge, mean)},
+		{"server_requests_waiting_max", gauge((*scrape.Report).WaitingGauge, maxOf)},
 		{"server_kv_cache_usage_mean", gauge(kvCacheGauge, mean)},
 		{"server_kv_cache_usage_max", gauge(kvCacheGauge, maxOf)},
 		{"server_prefix_cache_hit_rate", func(b *Benchmark) string {

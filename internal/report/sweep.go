@@ -106,7 +106,7 @@ var rateStats = []rateStat{
 // which over-saturation was detected is marked with a vertical line, every
 // SLO threshold on the metric with a horizontal one, and every point
 // carries its figures as a tooltip.
-func sweepCharts(bs []Benchmark, groups []sweepGroup, slos []sloLine) []*chart {
+func sweepCharts(bs []Benchmark, groups []sweepGroup, slos []sloLine, knee *Knee) []*chart {
 	if len(groups) == 0 {
 		return nil
 	}
@@ -153,7 +153,7 @@ func sweepCharts(bs []Benchmark, groups []sweepGroup, slos []sloLine) []*chart {
 				lines = append(lines, rl)
 			}
 		}
-		out = append(out, rateChart(m.Title, "milliseconds", bs, groups, lines, thresholds, nil))
+		out = append(out, rateChart(m.Title, "milliseconds", bs, groups, lines, thresholds, knee, nil))
 	}
 	var tput []rateLine
 	var attain []rateLine
@@ -175,10 +175,10 @@ func sweepCharts(bs []Benchmark, groups []sweepGroup, slos []sloLine) []*chart {
 		tput = append(tput, t)
 		attain = append(attain, a)
 	}
-	out = append(out, rateChart("Output throughput vs rate", "tokens per second", bs, groups, tput, nil, nil))
+	out = append(out, rateChart("Output throughput vs rate", "tokens per second", bs, groups, tput, nil, knee, nil))
 	if hasPoints(attain) {
 		pct := func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) + "%" }
-		out = append(out, rateChart("SLO attainment vs rate", "requests meeting the SLO", bs, groups, attain, nil, pct))
+		out = append(out, rateChart("SLO attainment vs rate", "requests meeting the SLO", bs, groups, attain, nil, knee, pct))
 	}
 	return out
 }
@@ -202,7 +202,7 @@ func hasPoints(ls []rateLine) bool {
 
 // rateChart lays out lines against achieved req/s, marks SLO thresholds
 // and each sweep's saturation point.
-func rateChart(title, ylabel string, bs []Benchmark, groups []sweepGroup, lines []rateLine, thresholds []sloLine, yfmt func(float64) string) *chart {
+func rateChart(title, ylabel string, bs []Benchmark, groups []sweepGroup, lines []rateLine, thresholds []sloLine, knee *Knee, yfmt func(float64) string) *chart {
 	c := newChart(title, "achieved requests per second", ylabel)
 	var xmax, ymax float64
 	for _, l := range lines {
@@ -239,6 +239,13 @@ func rateChart(title, ylabel string, bs []Benchmark, groups []sweepGroup, lines 
 			if s := bs[i].Saturation; s != nil && s.Detected {
 				c.vmark(a, bs[i].Metrics.RequestsPerSecond, "sat", "over-saturated: "+bs[i].Name)
 				break
+			}
+		}
+	}
+	if knee != nil && knee.Status == KneeFound {
+		for i := range bs {
+			if bs[i].Name == knee.SaturationBenchmark {
+				c.vmark(a, bs[i].Metrics.RequestsPerSecond, "sat", fmt.Sprintf("knee: concurrency %.1f (%s)", knee.Concurrency, bs[i].Name))
 			}
 		}
 	}

@@ -24,7 +24,7 @@ const (
 type Flags struct {
 	// Metrics is auto (scrape TARGET/metrics when the target serves
 	// Prometheus text there; otherwise carry on without a word: most
-	// targets other than vLLM answer 404 there, and nobody asked), off, or
+	// targets other than inference engines answer 404 there, and nobody asked), off, or
 	// the URL of the metrics endpoint (asked for explicitly, so scraped
 	// whatever happens, a first failure said on the log, every failure
 	// counted in the results).
@@ -39,7 +39,7 @@ type Flags struct {
 func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.Metrics, "scrape-metrics", ModeAuto, "the target's Prometheus metrics during each benchmark: auto (TARGET/metrics if it serves Prometheus text; silently none otherwise), off, or the endpoint's URL (a warning when it fails)")
 	fs.DurationVar(&f.Interval, "scrape-interval", time.Second, "time between metrics scrapes")
-	fs.StringVar(&f.Series, "scrape-series", "", "extra gauges or counters to keep, comma-separated (vLLM's running/waiting requests, KV-cache usage and prefix-cache counters are always kept)")
+	fs.StringVar(&f.Series, "scrape-series", "", "extra gauges or counters to keep, comma-separated (the running/waiting requests, KV-cache usage and prefix-cache counters of vLLM, SGLang, llama.cpp and TGI are always kept)")
 }
 
 // Validate reports every problem at once, naming the flags.

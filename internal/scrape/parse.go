@@ -11,20 +11,6 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// VLLMSeries are the vLLM series kept by default. Names changed between
-// vLLM versions, so both generations are listed; a target exposes some of
-// them. Counters are matched with or without the _total suffix that
-// Prometheus clients append on exposition.
-var VLLMSeries = []string{
-	"vllm:num_requests_running",      // gauge: sequences in the running batch
-	"vllm:num_requests_waiting",      // gauge: requests queued for a slot
-	"vllm:gpu_cache_usage_perc",      // gauge, V0 engine: KV-cache blocks in use, 0..1
-	"vllm:kv_cache_usage_perc",       // gauge, V1 engine: the same, renamed
-	"vllm:prefix_cache_hits",         // counter, V1: prompt tokens found in the prefix cache
-	"vllm:prefix_cache_queries",      // counter, V1: prompt tokens looked up
-	"vllm:gpu_prefix_cache_hit_rate", // gauge, V0: the engine's own hit rate
-}
-
 // Kind is how a kept series is summarised.
 type Kind int
 
@@ -58,7 +44,7 @@ const maxBody = 32 << 20
 // several label sets (vLLM labels by model_name and, with data
 // parallelism, by engine) is aggregated: counters and gauges are summed,
 // except gauges that are fractions — names ending in _perc, _rate or
-// _ratio — which are averaged. Histograms and summaries are skipped. A
+// _ratio, and the engines' Fractions — which are averaged. Histograms and summaries are skipped. A
 // family with a NaN or infinite sample is left out of this exposition, as
 // results never hold non-finite numbers.
 //
@@ -124,6 +110,9 @@ func aggregate(name string, kind Kind, ms []*dto.Metric) (v float64, ok bool) {
 // isFraction reports whether a gauge is a ratio that is averaged, not
 // summed, over label sets.
 func isFraction(name string) bool {
+	if isEngineFraction(name) {
+		return true
+	}
 	for _, s := range []string{"_perc", "_rate", "_ratio"} {
 		if strings.HasSuffix(name, s) {
 			return true

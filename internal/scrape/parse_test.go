@@ -18,7 +18,7 @@ func parseFile(t *testing.T, path string, extra ...string) map[string]Value {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	v, err := Parse(f, Matcher(append(append([]string{}, VLLMSeries...), extra...)))
+	v, err := Parse(f, Matcher(append(EngineSeries(), extra...)))
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
@@ -78,7 +78,7 @@ func TestParseMalformedNamesTheLine(t *testing.T) {
 		"<html><body>Not here</body></html>\n",
 		"# TYPE a gauge\n# TYPE a counter\na 1\n",
 	} {
-		_, err := Parse(strings.NewReader(text), Matcher(VLLMSeries))
+		_, err := Parse(strings.NewReader(text), Matcher(EngineSeries()))
 		var pe expfmt.ParseError
 		if !errors.As(err, &pe) || pe.Line < 1 || !strings.Contains(err.Error(), "line") {
 			t.Errorf("Parse(%q) = %v, want a ParseError naming the line", text, err)
@@ -87,7 +87,7 @@ func TestParseMalformedNamesTheLine(t *testing.T) {
 }
 
 func TestParseSkipsNonFiniteFamilies(t *testing.T) {
-	got, err := Parse(strings.NewReader("# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{e=\"0\"} NaN\nvllm:num_requests_running{e=\"1\"} 2\n# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting +Inf\n"), Matcher(VLLMSeries))
+	got, err := Parse(strings.NewReader("# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{e=\"0\"} NaN\nvllm:num_requests_running{e=\"1\"} 2\n# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting +Inf\n"), Matcher(EngineSeries()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestSummarizeCountersGaugesAndHitRate(t *testing.T) {
 	if r.Scrapes != 3 || r.Errors != 1 || r.FirstError != "boom" || len(r.Series) != 3 || math.Abs(r.Series[0].TS+0.1) > 1e-9 {
 		t.Errorf("report = %+v", r)
 	}
-	if l := r.Line(); l != "metrics: running mean 3.0 max 6, prefix-cache hit rate 35.0% (3 scrapes, 1 failed)" {
+	if l := r.Line(); l != "metrics (vLLM): running mean 3.0 max 6, prefix-cache hit rate 35.0% (3 scrapes, 1 failed)" {
 		t.Errorf("Line() = %q", l)
 	}
 }
@@ -140,7 +140,7 @@ func TestSummarizeHitRateFromTheV0Gauge(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, p := range []string{"testdata/vllm_v1.txt", "testdata/vllm_v0.txt"} {
+	for _, p := range []string{"testdata/vllm_v1.txt", "testdata/vllm_v0.txt", "testdata/llamacpp.txt", "testdata/sglang.txt", "testdata/tgi.txt"} {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)

@@ -24,12 +24,19 @@ type Report struct {
 	Gauges map[string]GaugeSummary `json:"gauges,omitempty"`
 	// Counters summarises every counter seen, by name as exposed.
 	Counters map[string]CounterSummary `json:"counters,omitempty"`
-	// PrefixCacheHitRate is the prefix cache's hit rate over the run, 0..1:
-	// Δvllm:prefix_cache_hits / Δvllm:prefix_cache_queries (both count
-	// prompt tokens) when the target exposes those counters and queried
-	// the cache; otherwise the mean of vLLM V0's
-	// vllm:gpu_prefix_cache_hit_rate gauge. PrefixCacheHitRateFrom says
-	// which. Both are omitted when neither is available.
+	// Engine names the inference server whose series were found: "vLLM",
+	// "SGLang", "llama.cpp" or "TGI" (Engines); empty when none was.
+	Engine string `json:"engine,omitempty"`
+	// PrefixCacheHitRate is the prefix cache's hit rate over the run, 0..1,
+	// in prompt tokens: the increase of the engine's cached-token counter
+	// over the increase of the prompt tokens it looked up —
+	// vllm:prefix_cache_hits / vllm:prefix_cache_queries,
+	// sglang:cached_tokens / sglang:prompt_tokens, llamacpp:
+	// prompt_tokens_cached / (prompt_tokens_cached + prompt_tokens) —
+	// when the target exposes them and saw prompts; otherwise the mean of
+	// the engine's hit-rate gauge (vLLM V0's vllm:gpu_prefix_cache_hit_rate,
+	// sglang:cache_hit_rate). PrefixCacheHitRateFrom says which ("counters"
+	// or "gauge NAME"). Both are omitted when neither is available.
 	PrefixCacheHitRate     *float64 `json:"prefix_cache_hit_rate,omitempty"`
 	PrefixCacheHitRateFrom string   `json:"prefix_cache_hit_rate_from,omitempty"`
 	// Series holds every successful scrape in time order.
@@ -67,13 +74,6 @@ type Sample struct {
 	TS     float64            `json:"t_s"`
 	Values map[string]float64 `json:"values"`
 }
-
-// Prefix-cache series, in the order preferred.
-var (
-	hitCounters   = []string{"vllm:prefix_cache_hits_total", "vllm:prefix_cache_hits"}
-	queryCounters = []string{"vllm:prefix_cache_queries_total", "vllm:prefix_cache_queries"}
-	hitRateGauge  = "vllm:gpu_prefix_cache_hit_rate"
-)
 
 // summarize builds the report from samples in time order.
 func summarize(samples []sample, origin time.Time, interval time.Duration, url string, errs int, firstErr string) *Report {
@@ -136,22 +136,32 @@ func summarize(samples []sample, origin time.Time, interval time.Duration, url s
 			r.Counters[name] = c.sum
 		}
 	}
-	r.prefixHitRate()
+	if e := r.recognise(); e != nil {
+		r.Engine = e.Name
+		r.prefixHitRate(e)
+	}
 	return r
 }
 
-// prefixHitRate fills PrefixCacheHitRate as its doc comment says.
-func (r *Report) prefixHitRate() {
-	hits, okH := firstCounter(r.Counters, hitCounters)
-	queries, okQ := firstCounter(r.Counters, queryCounters)
-	if okH && okQ && queries.Delta > 0 {
-		rate := hits.Delta / queries.Delta
-		r.PrefixCacheHitRate, r.PrefixCacheHitRateFrom = &rate, "counters"
-		return
+// prefixHitRate fills PrefixCacheHitRate from e's series, as its doc
+// comment says.
+func (r *Report) prefixHitRate(e *Engine) {
+	hits, okH := firstCounter(r.Counters, e.HitTokens)
+	prompt, okP := firstCounter(r.Counters, e.PromptTokens)
+	if okH && okP {
+		looked := prompt.Delta
+		if e.PromptExcludesHits {
+			looked += hits.Delta
+		}
+		if looked > 0 {
+			rate := hits.Delta / looked
+			r.PrefixCacheHitRate, r.PrefixCacheHitRateFrom = &rate, "counters"
+			return
+		}
 	}
-	if g, ok := r.Gauges[hitRateGauge]; ok {
+	if g, ok := r.Gauges[e.HitRateGauge]; ok && e.HitRateGauge != "" {
 		rate := g.Mean
-		r.PrefixCacheHitRate, r.PrefixCacheHitRateFrom = &rate, "gauge "+hitRateGauge
+		r.PrefixCacheHitRate, r.PrefixCacheHitRateFrom = &rate, "gauge "+e.HitRateGauge
 	}
 }
 
@@ -164,35 +174,38 @@ func firstCounter(m map[string]CounterSummary, names []string) (CounterSummary, 
 	return CounterSummary{}, false
 }
 
-// Line is a one-line human summary of the vLLM series found, for the
-// console: running and waiting requests (mean and max), KV-cache usage
-// (max) and the prefix-cache hit rate, or the scrape failures when nothing
-// was scraped.
+// Line is a one-line human summary of the engine's series, for the
+// console: the engine recognised, running and waiting requests (mean and
+// max), KV-cache usage (max) and the prefix-cache hit rate, or the scrape
+// failures when nothing was scraped.
 func (r *Report) Line() string {
 	if r.Scrapes == 0 {
 		return fmt.Sprintf("metrics: %d scrapes failed (%s)", r.Errors, r.FirstError)
 	}
 	var parts []string
-	gauge := func(label, name string) {
-		if g, ok := r.Gauges[name]; ok {
+	gauge := func(label string, name string, ok bool) {
+		if g := r.Gauges[name]; ok {
 			parts = append(parts, fmt.Sprintf("%s mean %.1f max %.0f", label, g.Mean, g.Max))
 		}
 	}
-	gauge("running", "vllm:num_requests_running")
-	gauge("waiting", "vllm:num_requests_waiting")
-	for _, name := range []string{"vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"} {
-		if g, ok := r.Gauges[name]; ok {
-			parts = append(parts, fmt.Sprintf("KV cache max %.0f%%", 100*g.Max))
-			break
-		}
+	n, ok := r.RunningGauge()
+	gauge("running", n, ok)
+	n, ok = r.WaitingGauge()
+	gauge("waiting", n, ok)
+	if n, ok := r.KVCacheGauge(); ok {
+		parts = append(parts, fmt.Sprintf("KV cache max %.0f%%", 100*r.Gauges[n].Max))
 	}
 	if r.PrefixCacheHitRate != nil {
 		parts = append(parts, fmt.Sprintf("prefix-cache hit rate %.1f%%", 100**r.PrefixCacheHitRate))
 	}
 	if len(parts) == 0 {
-		parts = append(parts, "no vLLM series")
+		parts = append(parts, "no series of a known engine (vLLM, SGLang, llama.cpp, TGI)")
 	}
-	line := fmt.Sprintf("metrics: %s (%d scrapes", strings.Join(parts, ", "), r.Scrapes)
+	head := "metrics"
+	if r.Engine != "" {
+		head += " (" + r.Engine + ")"
+	}
+	line := fmt.Sprintf("%s: %s (%d scrapes", head, strings.Join(parts, ", "), r.Scrapes)
 	if r.Errors > 0 {
 		line += fmt.Sprintf(", %d failed", r.Errors)
 	}

@@ -1,6 +1,7 @@
 // Package scrape samples a target's Prometheus /metrics while a benchmark
-// runs — vLLM's running and waiting requests, KV-cache usage and
-// prefix-cache counters, plus any series the user names — and summarises
+// runs — the running and waiting requests, KV-cache usage and prefix-cache
+// counters of vLLM, SGLang, llama.cpp or TGI (Engines), plus any series the
+// user names — and summarises
 // them for the results: a time series, the mean and maximum of each gauge,
 // each counter's increase and rate, and the prefix-cache hit rate over the
 // run. Scraping never fails a benchmark: a failed or malformed scrape is
@@ -33,7 +34,7 @@ type Config struct {
 	Interval time.Duration
 	// Timeout bounds one scrape. 0 means 5 s.
 	Timeout time.Duration
-	// Series are kept in addition to VLLMSeries (gauges, counters or
+	// Series are kept in addition to EngineSeries (gauges, counters or
 	// untyped; a counter may be named with or without _total).
 	Series []string
 	// CACert is a PEM file of certificate authorities trusted for an
@@ -107,7 +108,7 @@ func New(cfg Config) (*Scraper, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Scraper{cfg: cfg, keep: Matcher(append(append([]string{}, VLLMSeries...), cfg.Series...))}, nil
+	return &Scraper{cfg: cfg, keep: Matcher(append(EngineSeries(), cfg.Series...))}, nil
 }
 
 // Scrape fetches and parses the endpoint once. A success is recorded as a

@@ -16,6 +16,7 @@ import (
 
 	"github.com/reprise-llm/reprise/internal/engine"
 	"github.com/reprise-llm/reprise/internal/sim"
+	"github.com/reprise-llm/reprise/internal/sim/simtest"
 	"github.com/reprise-llm/reprise/internal/synth"
 	"github.com/reprise-llm/reprise/internal/workload"
 )
@@ -38,19 +39,14 @@ func fastFlags(t *testing.T, args ...string) Flags {
 // `replay sim` with a shared prompt prefix and checks that the server's
 // own counters, scraped before and after, match what the simulator did.
 func TestScrapesTheSimulatorDuringARun(t *testing.T) {
-	cfg := sim.DefaultConfig()
-	cfg.Slots, cfg.TTFTBase, cfg.ITLBase, cfg.ITLPerSeq = 2, 5*time.Millisecond, 2*time.Millisecond, 0
-	s, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(s)
-	defer srv.Close()
+	url, s := simtest.Start(t, func(c *sim.Config) {
+		c.Slots, c.TTFTBase, c.ITLBase, c.ITLPerSeq = 2, 5*time.Millisecond, 2*time.Millisecond, 0
+	})
 
 	f := fastFlags(t, "--scrape-series", "vllm:generation_tokens,vllm:request_success_total")
 	var log bytes.Buffer
 	ctx := context.Background()
-	ecfg := engine.Config{Target: srv.URL, Profile: engine.ProfileConcurrent, Concurrency: 4, Headers: http.Header{"Authorization": {"Bearer sk-scrape-secret"}}}
+	ecfg := engine.Config{Target: url, Profile: engine.ProfileConcurrent, Concurrency: 4, Headers: http.Header{"Authorization": {"Bearer sk-scrape-secret"}}}
 	scr := f.Begin(ctx, &ecfg, &log)
 	if scr == nil {
 		t.Fatalf("auto mode found no metrics on the simulator: %s", log.String())

@@ -2,7 +2,6 @@ package sim
 
 import (
 	"container/list"
-	"context"
 	"errors"
 	"hash/maphash"
 	"sync"
@@ -17,38 +16,46 @@ type scheduler struct {
 
 	mu      sync.Mutex
 	running int
-	waiting list.List // of chan struct{}, closed on admission
+	waiting list.List // of *ticket
 }
 
-// acquire waits for a slot. It returns errQueueFull when the queue is at its
-// bound, or ctx's error if the client gave up while waiting.
-func (s *scheduler) acquire(ctx context.Context) error {
+// ticket is one request's place in the scheduler: admitted is closed once
+// the request holds a slot; el is its place in the queue until then.
+type ticket struct {
+	admitted chan struct{}
+	el       *list.Element
+}
+
+// enqueue takes a slot at once when one is free and nobody waits, else a
+// place at the back of the queue; errQueueFull when the queue is at its
+// bound. Each ticket must end with exactly one leave (the request gave
+// up, admitted or not) or, once admitted, one release.
+func (s *scheduler) enqueue() (*ticket, error) {
+	t := &ticket{admitted: make(chan struct{})}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.running < s.slots && s.waiting.Len() == 0 {
 		s.running++
-		s.mu.Unlock()
-		return nil
+		close(t.admitted)
+		return t, nil
 	}
 	if s.maxWaiting > 0 && s.waiting.Len() >= s.maxWaiting {
-		s.mu.Unlock()
-		return errQueueFull
+		return nil, errQueueFull
 	}
-	ch := make(chan struct{})
-	el := s.waiting.PushBack(ch)
-	s.mu.Unlock()
+	t.el = s.waiting.PushBack(t)
+	return t, nil
+}
+
+// leave ends t for a request that gave up: out of the queue if it was
+// still waiting, its slot handed on if it had just been admitted.
+func (s *scheduler) leave(t *ticket) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		select {
-		case <-ch: // admitted just now: hand the slot on
-			s.releaseLocked()
-		default:
-			s.waiting.Remove(el)
-		}
-		return ctx.Err()
+	case <-t.admitted:
+		s.releaseLocked()
+	default:
+		s.waiting.Remove(t.el)
 	}
 }
 
@@ -61,7 +68,7 @@ func (s *scheduler) release() {
 func (s *scheduler) releaseLocked() {
 	if front := s.waiting.Front(); front != nil {
 		s.waiting.Remove(front)
-		close(front.Value.(chan struct{})) // the slot passes to the next in line
+		close(front.Value.(*ticket).admitted) // the slot passes to the next in line
 		return
 	}
 	s.running--

@@ -12,9 +12,9 @@ import (
 // vLLM's /metrics — Reprise's own scraper first — work against the
 // simulator unchanged.
 type collector struct {
-	s                                            *Server
-	running, waiting, kvUsage                    *prometheus.Desc
-	prefixQueries, prefixHits, prompt, gen, succ *prometheus.Desc
+	s                                                    *Server
+	running, waiting, kvUsage                            *prometheus.Desc
+	prefixQueries, prefixHits, prompt, cached, gen, succ *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -25,13 +25,14 @@ func newCollector(s *Server) *collector {
 	}
 	return &collector{
 		s:       s,
-		running: d("vllm:num_requests_running", "Sequences in the batch."),
-		waiting: d("vllm:num_requests_waiting", "Requests waiting for a batch slot."),
+		running: d("vllm:num_requests_running", "Sequences in the batch (requests held after their client went away included)."),
+		waiting: d("vllm:num_requests_waiting", "Requests waiting for a batch slot (requests held after their client went away included)."),
 		// The simulator has no KV blocks; batch slots in use stand in for them.
 		kvUsage:       d("vllm:kv_cache_usage_perc", "Fraction of batch slots in use (the simulator's stand-in for KV-cache usage), 0..1."),
 		prefixQueries: d("vllm:prefix_cache_queries_total", "Prompt tokens looked up in the prefix cache."),
 		prefixHits:    d("vllm:prefix_cache_hits_total", "Prompt tokens found in the prefix cache."),
 		prompt:        d("vllm:prompt_tokens_total", "Prompt tokens processed."),
+		cached:        d("vllm:prompt_tokens_cached_total", "Prompt tokens not computed: served from the prefix cache (the simulator has no KV transfer)."),
 		gen:           d("vllm:generation_tokens_total", "Tokens generated."),
 		succ:          d("vllm:request_success_total", "Requests completed."),
 	}
@@ -39,7 +40,7 @@ func newCollector(s *Server) *collector {
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.running, c.waiting, c.kvUsage, c.prefixQueries, c.prefixHits, c.prompt, c.gen, c.succ} {
+	for _, d := range []*prometheus.Desc{c.running, c.waiting, c.kvUsage, c.prefixQueries, c.prefixHits, c.prompt, c.cached, c.gen, c.succ} {
 		ch <- d
 	}
 }
@@ -58,6 +59,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.prefixQueries, st.PrefixQueryTokens)
 	counter(c.prefixHits, st.PrefixHitTokens)
 	counter(c.prompt, st.PromptTokens)
+	counter(c.cached, st.PrefixHitTokens)
 	counter(c.gen, st.GenerationTokens)
 	counter(c.succ, st.Served)
 }

@@ -2,15 +2,18 @@ package sim
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,15 +35,40 @@ type Server struct {
 	seq     atomic.Uint64
 	metrics http.Handler // vLLM-named Prometheus metrics (metrics.go)
 
-	served, rejected, errored, promptTokens, genTokens, cacheHitTokens, cacheQueryTokens atomic.Int64
+	// life ends when the simulator is closed: requests held after their
+	// client went away (Config.HoldCancelled) stop then, and the
+	// connections kept to be closed under the next request (idle,
+	// Config.KeepAliveCloseRate) are closed. held counts both; closed
+	// (under mu) refuses new ones once Close has begun.
+	life   context.Context
+	stop   context.CancelFunc
+	mu     sync.Mutex
+	closed bool
+	idle   map[net.Conn]struct{}
+	held   sync.WaitGroup
+
+	served, rejected, errored, cancelled, promptTokens, genTokens, cacheHitTokens, cacheQueryTokens atomic.Int64
+	keepAliveCloses                                                                                 atomic.Int64
 }
 
 // Stats are the simulator's counters.
 type Stats struct {
-	Running, Waiting                   int
-	Served, Rejected, Errored          int64
+	// Running and Waiting are the sequences in slots and in the queue,
+	// requests held after their client went away included.
+	Running, Waiting          int
+	Served, Rejected, Errored int64
+	// Cancelled counts requests whose client went away before their
+	// response ended (held afterwards or not).
+	Cancelled int64
+	// PromptTokens counts the prompt tokens of admitted requests;
+	// PrefixHitTokens those of them found in the prefix cache, and
+	// PrefixQueryTokens those looked up (every admitted prompt token
+	// while the cache is on).
 	PromptTokens, GenerationTokens     int64
 	PrefixHitTokens, PrefixQueryTokens int64
+	// KeepAliveCloses counts connections closed as a request arrived on
+	// them (Config.KeepAliveCloseRate).
+	KeepAliveCloses int64
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -57,20 +85,33 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, codec: codec, sched: &scheduler{slots: cfg.Slots, maxWaiting: cfg.MaxWaiting},
 		cache: newPrefixCache(cfg.PrefixCacheBlocks), created: time.Now().Unix(),
+		idle: map[net.Conn]struct{}{},
 	}
+	s.life, s.stop = context.WithCancel(context.Background())
 	s.metrics = metricsHandler(s)
 	return s, nil
 }
 
-// Close releases the simulator. In-flight requests end with their clients.
-func (s *Server) Close() {}
+// Close ends the requests held after their clients went away
+// (Config.HoldCancelled) and closes the connections awaiting a request to
+// close under (Config.KeepAliveCloseRate), and waits for both; requests
+// with a client end with it. Serve no request after Close.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.stop()
+	s.closeIdle()
+	s.held.Wait()
+}
 
 // Stats returns the current counters.
 func (s *Server) Stats() Stats {
 	r, w := s.sched.load()
 	return Stats{Running: r, Waiting: w, Served: s.served.Load(), Rejected: s.rejected.Load(), Errored: s.errored.Load(),
-		PromptTokens: s.promptTokens.Load(), GenerationTokens: s.genTokens.Load(),
-		PrefixHitTokens: s.cacheHitTokens.Load(), PrefixQueryTokens: s.cacheQueryTokens.Load()}
+		Cancelled: s.cancelled.Load(), PromptTokens: s.promptTokens.Load(), GenerationTokens: s.genTokens.Load(),
+		PrefixHitTokens: s.cacheHitTokens.Load(), PrefixQueryTokens: s.cacheQueryTokens.Load(),
+		KeepAliveCloses: s.keepAliveCloses.Load()}
 }
 
 // ServeHTTP routes the OpenAI-compatible surface.
@@ -113,6 +154,8 @@ type job struct {
 	includeUsage   bool
 	continuous     bool
 	prompt, cached int
+	ids            []uint // the prompt's tokens, until admission looks them up in the prefix cache
+	reportCached   bool   // usage carries prompt_tokens_details (the prefix cache is on)
 	tokens         int
 	finish         string
 	rng            *rand.Rand
@@ -157,15 +200,10 @@ func (s *Server) plan(r *http.Request) (*job, int, error) {
 		ids = append(ids, pids...)
 	}
 	j.prompt = len(ids)
+	j.ids, j.reportCached = ids, s.cfg.PrefixCache
 	n := s.seq.Add(1)
 	j.id = strconv.FormatUint(n, 36)
 	j.rng = rand.New(rand.NewPCG(uint64(s.cfg.Seed), n))
-	if s.cfg.PrefixCache {
-		hit, _ := s.cache.lookupAndInsert(ids, s.cfg.PrefixBlock)
-		j.cached = hit * s.cfg.PrefixBlock
-		s.cacheHitTokens.Add(int64(j.cached))
-		s.cacheQueryTokens.Add(int64(j.prompt))
-	}
 	limit := info.MaxTokens
 	if limit == 0 {
 		limit = s.cfg.DefaultMaxTokens
@@ -200,6 +238,35 @@ func sleep(r *http.Request, t *time.Timer, d time.Duration) bool {
 	}
 }
 
+// admit runs when j takes a slot: its prompt is processed now, and with
+// the prefix cache on, its leading blocks seen before are hits (and all
+// its full blocks are cached for later requests), as vLLM caches a
+// request's blocks when it schedules it. (vLLM also leaves a prompt's last
+// token to compute even when all of it is cached, reporting a 256-token
+// prompt seen before as 240 cached tokens; the simulator reports all 256,
+// which tests of whole-prompt reuse rely on.)
+func (s *Server) admit(j *job) {
+	s.promptTokens.Add(int64(j.prompt))
+	if s.cfg.PrefixCache {
+		hit, _ := s.cache.lookupAndInsert(j.ids, s.cfg.PrefixBlock)
+		j.cached = hit * s.cfg.PrefixBlock
+		s.cacheHitTokens.Add(int64(j.cached))
+		s.cacheQueryTokens.Add(int64(j.prompt))
+	}
+	j.ids = nil
+}
+
+// delay is the wait before j's output token i: the prefill of its
+// uncached prompt tokens before the first, the inter-token time at the
+// current batch size before the others.
+func (s *Server) delay(j *job, i int) time.Duration {
+	if i == 0 {
+		return s.jitter(j.rng, s.cfg.TTFTBase+time.Duration(j.prompt-j.cached)*s.cfg.PrefillPerToken)
+	}
+	running, _ := s.sched.load()
+	return s.jitter(j.rng, s.cfg.ITLBase+time.Duration(running)*s.cfg.ITLPerSeq)
+}
+
 func (s *Server) generate(w http.ResponseWriter, r *http.Request) {
 	j, status, err := s.plan(r)
 	if err != nil {
@@ -211,35 +278,45 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "internal_error", "simulated failure (--error-rate)")
 		return
 	}
-	if err := s.sched.acquire(r.Context()); err != nil {
-		if errors.Is(err, errQueueFull) {
-			s.rejected.Add(1)
-			writeError(w, http.StatusTooManyRequests, "rate_limit_error", "the simulator's waiting queue is full (--max-waiting)")
+	t, err := s.sched.enqueue()
+	if err != nil {
+		s.rejected.Add(1)
+		writeError(w, http.StatusTooManyRequests, "rate_limit_error", "the simulator's waiting queue is full (--max-waiting)")
+		return
+	}
+	select {
+	case <-t.admitted:
+	case <-r.Context().Done():
+		s.cancelled.Add(1)
+		if !s.hold(j, t, 0, -1) {
+			s.sched.leave(t)
 		}
 		return
 	}
-	defer s.sched.release()
-	s.promptTokens.Add(int64(j.prompt))
+	s.admit(j)
+	held := false // the slot passed to a held remainder, which frees it
+	defer func() {
+		if !held {
+			s.sched.release()
+		}
+	}()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	prefill := s.cfg.TTFTBase + time.Duration(j.prompt-j.cached)*s.cfg.PrefillPerToken
-	if !sleep(r, timer, s.jitter(j.rng, prefill)) {
-		return
-	}
 	var fl http.Flusher
-	if j.stream {
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.Header().Set("Cache-Control", "no-cache")
-		w.WriteHeader(http.StatusOK)
-		fl, _ = w.(http.Flusher)
-	}
 	var text strings.Builder
 	for i := 0; i < j.tokens; i++ {
-		if i > 0 {
-			running, _ := s.sched.load()
-			if !sleep(r, timer, s.jitter(j.rng, s.cfg.ITLBase+time.Duration(running)*s.cfg.ITLPerSeq)) {
-				return
-			}
+		d := s.delay(j, i)
+		due := time.Now().Add(d)
+		if !sleep(r, timer, d) {
+			s.cancelled.Add(1)
+			held = s.hold(j, nil, i, time.Until(due))
+			return
+		}
+		if i == 0 && j.stream {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Header().Set("Cache-Control", "no-cache")
+			w.WriteHeader(http.StatusOK)
+			fl, _ = w.(http.Flusher)
 		}
 		tok := words[j.rng.IntN(len(words))]
 		s.genTokens.Add(1)
@@ -252,6 +329,8 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request) {
 			usage = j.usage(i + 1)
 		}
 		if _, err := w.Write(j.chunk(tok, i == 0, "", usage, s.created)); err != nil {
+			s.cancelled.Add(1)
+			held = s.hold(j, nil, i+1, -1)
 			return
 		}
 		if fl != nil {
@@ -276,6 +355,60 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request) {
 	if fl != nil {
 		fl.Flush()
 	}
+	// Chunked (HTTP/1.1, kept alive, flushed without a length): the
+	// connection can be closed under the next request (keepalive.go).
+	if r.ProtoMajor == 1 && r.ProtoMinor >= 1 && !r.Close && s.cfg.KeepAliveCloseRate > 0 && j.rng.Float64() < s.cfg.KeepAliveCloseRate {
+		s.keepAliveClose(w)
+	}
+}
+
+// hold keeps j in the engine after its client went away, when
+// Config.HoldCancelled says so (else it returns false and the caller lets
+// j go). With t, j is still queued on t: the remainder waits for its slot,
+// is admitted, and generates everything. Without, j holds a slot: the
+// remainder generates tokens from next on, the first after wait (< 0: its
+// usual delay). Either way the slot is released when the last token would
+// have been sent, or when the simulator is closed.
+func (s *Server) hold(j *job, t *ticket, next int, wait time.Duration) bool {
+	if !s.cfg.HoldCancelled {
+		return false
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	s.held.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.held.Done()
+		if t != nil {
+			select {
+			case <-t.admitted:
+			case <-s.life.Done():
+				s.sched.leave(t)
+				return
+			}
+			s.admit(j)
+		}
+		defer s.sched.release()
+		timer := time.NewTimer(time.Hour)
+		defer timer.Stop()
+		for i := next; i < j.tokens; i++ {
+			d := wait
+			if i != next || d < 0 {
+				d = s.delay(j, i)
+			}
+			timer.Reset(max(d, 0))
+			select {
+			case <-timer.C:
+			case <-s.life.Done():
+				return
+			}
+			s.genTokens.Add(1)
+		}
+	}()
+	return true
 }
 
 type usageJSON struct {
@@ -289,7 +422,7 @@ type usageJSON struct {
 
 func (j *job) usage(completion int) *usageJSON {
 	u := &usageJSON{PromptTokens: j.prompt, CompletionTokens: completion, TotalTokens: j.prompt + completion}
-	if j.cached > 0 {
+	if j.reportCached {
 		u.PromptTokensDetails = &struct {
 			CachedTokens int `json:"cached_tokens"`
 		}{j.cached}

@@ -165,20 +165,36 @@ func TestQueueingDelaysTheSecondRequest(t *testing.T) {
 	}
 }
 
+// acquire waits for a slot as the handler does: errQueueFull when the
+// queue is at its bound, or ctx's error if the client gave up waiting.
+func acquire(ctx context.Context, s *scheduler) error {
+	t, err := s.enqueue()
+	if err != nil {
+		return err
+	}
+	select {
+	case <-t.admitted:
+		return nil
+	case <-ctx.Done():
+		s.leave(t)
+		return ctx.Err()
+	}
+}
+
 func TestSchedulerUnderSynctest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := &scheduler{slots: 2, maxWaiting: 1}
 		ctx := context.Background()
-		if s.acquire(ctx) != nil || s.acquire(ctx) != nil {
+		if acquire(ctx, s) != nil || acquire(ctx, s) != nil {
 			t.Fatal("two slots")
 		}
 		admitted := make(chan struct{})
-		go func() { _ = s.acquire(ctx); close(admitted) }()
+		go func() { _ = acquire(ctx, s); close(admitted) }()
 		synctest.Wait()
 		if r, w := s.load(); r != 2 || w != 1 {
 			t.Fatalf("running %d waiting %d", r, w)
 		}
-		if err := s.acquire(ctx); !errors.Is(err, errQueueFull) {
+		if err := acquire(ctx, s); !errors.Is(err, errQueueFull) {
 			t.Fatalf("queue bound: %v", err)
 		}
 		s.release()
@@ -189,7 +205,7 @@ func TestSchedulerUnderSynctest(t *testing.T) {
 		// a waiter that gives up leaves the queue
 		cctx, cancel := context.WithCancel(ctx)
 		errc := make(chan error)
-		go func() { errc <- s.acquire(cctx) }()
+		go func() { errc <- acquire(cctx, s) }()
 		synctest.Wait()
 		cancel()
 		if err := <-errc; !errors.Is(err, context.Canceled) {

@@ -98,6 +98,34 @@ type Metrics struct {
 	AchievedRate            float64        `json:"achieved_rate"`    // req/s of the actual send times
 	DroppedRequests         int64          `json:"dropped_requests"` // never sent: no free worker (Options)
 	TokensFromUsageFraction float64        `json:"tokens_from_usage_fraction"`
+	// CachedTokenShare is the share of prompt tokens the server said it
+	// served from its prefix cache (usage.prompt_tokens_details.cached_tokens):
+	// Σ cached / Σ prompt tokens over the successful requests whose counts
+	// came from usage. CachedTokenRequests counts those of them that
+	// reported cached tokens (more than 0). Both are 0, and left out of the
+	// JSON, when nothing was cached: a server that reports no cached tokens
+	// and one that reports 0 cannot be told apart. A share near 1 on a
+	// benchmark that resent earlier prompts means its latencies are the
+	// cache's, not prefill's.
+	CachedTokenShare    float64 `json:"cached_token_share,omitempty"`
+	CachedTokenRequests int64   `json:"cached_token_requests,omitempty"`
+	// RetriedRequests counts the requests re-sent because they never
+	// reached the server: a kept-alive connection the server closed as the
+	// request went out (engine.Result.Retries > 0). Every outcome counts;
+	// left out of the JSON when 0.
+	RetriedRequests int64 `json:"retried_requests,omitempty"`
+	// Conversations counts the conversations (a conversation graph's, or a
+	// multi-turn session's) the benchmark's requests belong to;
+	// ConversationLatency is the time each whole conversation took, from
+	// its first call's intended send to its last call's end, over those
+	// whose every call succeeded (conversation.go). Omitted without any.
+	Conversations       int64         `json:"conversations,omitempty"`
+	ConversationLatency *Distribution `json:"conversation_latency_ms,omitempty"`
+	// LatencyByTurnKind is request latency (sent → end) of successful
+	// calls by their role in a tool loop: plain, tool_call (asked for
+	// tools), tool_result (sent tool results back); only for workloads
+	// that record it (agentic traces).
+	LatencyByTurnKind map[string]Distribution `json:"latency_by_turn_kind_ms,omitempty"`
 	// PromptTokenMismatch and OutputTokenMismatch compare requested with
 	// server-reported token counts (nil when no request had both).
 	PromptTokenMismatch *TokenMismatch `json:"prompt_token_mismatch,omitempty"`

@@ -43,12 +43,17 @@ type Recorder struct {
 	counts              RequestCounts
 	inTok, outTok       int64
 	fromUsage, sloMet   int64
+	usagePrompt         int64 // prompt tokens of successful requests with usage (Metrics.CachedTokenShare)
+	usageCached         int64 // their cached tokens
+	cachedReqs, retried int64 // Metrics.CachedTokenRequests, Metrics.RetriedRequests
 	spans               []span
 	arrivals            []arrival // Options.OpenLoop only
 	haveTimes           bool
 	minIntended, maxInt time.Duration
 	minSent, maxSent    time.Duration
 	buckets             map[int64]*bucketAcc // keyed by floor(t / BucketWidth)
+	conversations       map[string]*convAcc  // conversation.go
+	turnKinds           map[string]*Histogram
 }
 
 // span is one request's time in flight, ns offsets from the run origin.
@@ -78,7 +83,7 @@ func NewRecorder(opts Options) *Recorder {
 		perChunk: NewFractionHistogram(), perChunkLater: NewFractionHistogram(),
 		prompt: NewCountHistogram(), output: NewCountHistogram(), cached: NewCountHistogram(),
 		promptMismatch: newMismatch(), outputMismatch: newMismatch(),
-		buckets: map[int64]*bucketAcc{},
+		buckets: map[int64]*bucketAcc{}, conversations: map[string]*convAcc{}, turnKinds: map[string]*Histogram{},
 	}
 }
 
@@ -156,6 +161,7 @@ func (rec *Recorder) Record(r *engine.Result) {
 		return
 	}
 	rec.counts.Total++
+	rec.recordConversation(r)
 	sent, end := r.Sent, max(r.End, r.Sent)
 	rec.lag.RecordDuration(sent - r.Intended)
 	rec.clientLag.RecordDuration(sent - r.Intended - r.QueueWait - r.OrderWait)
@@ -176,6 +182,9 @@ func (rec *Recorder) Record(r *engine.Result) {
 	rec.bucket(sent).started++
 	done := rec.bucket(end)
 	done.completed++
+	if r.Retries > 0 {
+		rec.retried++
+	}
 
 	ok := r.OK()
 	switch {
@@ -203,6 +212,11 @@ func (rec *Recorder) Record(r *engine.Result) {
 	rec.outTok += int64(max(r.OutputTokens, 0))
 	if r.TokensFromUsage {
 		rec.fromUsage++
+		rec.usagePrompt += int64(max(r.PromptTokens, 0))
+		if c := int64(max(r.CachedTokens, 0)); c > 0 {
+			rec.usageCached += c
+			rec.cachedReqs++
+		}
 	}
 	rec.recordMismatch(r)
 	rec.recordCounts(r)
@@ -309,6 +323,7 @@ func (rec *Recorder) Merge(o *Recorder) {
 	for i, h := range rec.metricHistograms() {
 		h.Merge(theirs[i])
 	}
+	rec.mergeConversations(o)
 	rec.counts.Total += o.counts.Total
 	rec.counts.Successful += o.counts.Successful
 	rec.counts.Errored += o.counts.Errored
@@ -318,6 +333,10 @@ func (rec *Recorder) Merge(o *Recorder) {
 	rec.inTok += o.inTok
 	rec.outTok += o.outTok
 	rec.fromUsage += o.fromUsage
+	rec.usagePrompt += o.usagePrompt
+	rec.usageCached += o.usageCached
+	rec.cachedReqs += o.cachedReqs
+	rec.retried += o.retried
 	rec.promptMismatch.merge(o.promptMismatch)
 	rec.outputMismatch.merge(o.outputMismatch)
 	rec.sloMet += o.sloMet
@@ -382,6 +401,8 @@ func (rec *Recorder) Metrics() Metrics {
 		RequestedRate:                  rec.opts.RequestedRate,
 		DroppedRequests:                rec.opts.Dropped,
 		TokensFromUsageFraction:        ratio(float64(rec.fromUsage), float64(rec.counts.Successful)),
+		CachedTokenRequests:            rec.cachedReqs,
+		RetriedRequests:                rec.retried,
 		PromptTokenMismatch:            rec.promptMismatch.result(),
 		OutputTokenMismatch:            rec.outputMismatch.result(),
 		CDF: map[string]CDF{
@@ -395,6 +416,9 @@ func (rec *Recorder) Metrics() Metrics {
 			CDFInFlight:                        {Q: []float64{}, V: []float64{}},
 		},
 		Series: []Bucket{},
+	}
+	if rec.usageCached > 0 {
+		m.CachedTokenShare = ratio(float64(rec.usageCached), float64(rec.usagePrompt))
 	}
 	if rec.opts.OpenLoop {
 		m.ArrivalShape = arrivalShape(rec.arrivals)
@@ -432,6 +456,7 @@ func (rec *Recorder) Metrics() Metrics {
 	var levels map[int64]time.Duration
 	m.Series, m.SeriesBucketS, m.ConcurrencyMax, levels = rec.series(start, end)
 	m.InFlight, m.CDF[CDFInFlight] = inFlightDistribution(levels, int64(len(rec.spans)))
+	rec.conversationMetrics(&m)
 	return m
 }
 

@@ -71,6 +71,9 @@ func (b *Builder) Body(req *workload.Request, model string) ([]byte, error) {
 			out = append(out, "}]"...)
 		}
 	}
+	if req.Endpoint != openai.Completions {
+		out = appendTools(out, req)
+	}
 	if req.OutputTokens > 0 {
 		out = append(out, `,"max_tokens":`...)
 		out = strconv.AppendInt(out, int64(req.OutputTokens), 10)
@@ -110,4 +113,52 @@ func appendJSONString(out []byte, s string) []byte {
 	out = append(out, '"')
 	out = append(out, s...)
 	return append(out, '"')
+}
+
+// appendTools adds the tool definitions an agentic trace recorded for a
+// chat call (workload.GraphNode.Tools) as OpenAI's "tools", and for a call
+// whose reply asked for tools "tool_choice":"required", as GuideLLM does,
+// so that the target does the work of choosing and calling one. OTel's
+// gen_ai.tool.definitions entries ({"type":"function","name":...,
+// "parameters":...}) are wrapped in OpenAI's {"type":"function",
+// "function":{...}}; entries already in that shape are sent as they are.
+// Definitions that do not read as a list of objects are left out: the
+// call is then sent as a plain chat request, as before there were tools.
+func appendTools(out []byte, req *workload.Request) []byte {
+	g := req.Graph
+	if g == nil || len(g.Tools) == 0 {
+		return out
+	}
+	var defs []map[string]json.RawMessage
+	if json.Unmarshal(g.Tools, &defs) != nil || len(defs) == 0 {
+		return out
+	}
+	tools := make([]map[string]json.RawMessage, 0, len(defs))
+	for _, d := range defs {
+		if _, ok := d["function"]; ok {
+			tools = append(tools, d)
+			continue
+		}
+		if _, ok := d["name"]; !ok {
+			return out
+		}
+		fn := map[string]json.RawMessage{}
+		for _, k := range []string{"name", "description", "parameters", "strict"} {
+			if v, ok := d[k]; ok {
+				fn[k] = v
+			}
+		}
+		f, _ := json.Marshal(fn)
+		tools = append(tools, map[string]json.RawMessage{"type": json.RawMessage(`"function"`), "function": f})
+	}
+	b, err := json.Marshal(tools)
+	if err != nil {
+		return out
+	}
+	out = append(out, `,"tools":`...)
+	out = append(out, b...)
+	if g.Kind == workload.TurnToolCall {
+		out = append(out, `,"tool_choice":"required"`...)
+	}
+	return out
 }

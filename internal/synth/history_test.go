@@ -17,6 +17,7 @@ import (
 	"github.com/reprise-llm/reprise/internal/engine"
 	"github.com/reprise-llm/reprise/internal/openai"
 	"github.com/reprise-llm/reprise/internal/sim"
+	"github.com/reprise-llm/reprise/internal/sim/simtest"
 	"github.com/reprise-llm/reprise/internal/workload"
 )
 
@@ -44,12 +45,9 @@ func (t *teeWriter) Flush() {
 // arrival order.
 func recordingSim(t *testing.T) (*httptest.Server, func() []exchange) {
 	t.Helper()
-	cfg := sim.DefaultConfig()
-	cfg.TTFTBase, cfg.ITLBase, cfg.ITLPerSeq, cfg.Jitter = time.Millisecond, 100*time.Microsecond, 0, 0
-	s, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := simtest.New(t, func(c *sim.Config) {
+		c.TTFTBase, c.ITLBase, c.ITLPerSeq, c.Jitter = time.Millisecond, 100*time.Microsecond, 0, 0
+	})
 	var mu sync.Mutex
 	var got []exchange
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

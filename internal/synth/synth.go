@@ -30,6 +30,17 @@ type Options struct {
 	// The server may then stop before max_tokens (the shortfall shows in
 	// the results' output_token_mismatch).
 	OmitIgnoreEOS bool
+	// Namespace names a content space: the same workload under another
+	// namespace gets other prompt text, word for word, with the same token
+	// lengths and the same prefix structure (requests that share blocks
+	// share them in every namespace, and no block text is shared across
+	// namespaces). The benchmarks of a sweep, a capacity search or repeated
+	// runs against one server each take one of their own, so that a later
+	// benchmark does not find the earlier ones' prompts in the server's
+	// prefix cache (issue 18); targets compared with each other take the
+	// same one, so they are sent identical prompts. "" is the content
+	// Reprise has always synthesised (byte for byte).
+	Namespace string
 }
 
 // MaxPromptTokens bounds a synthesised prompt (about 25 MB of text): a
@@ -55,8 +66,11 @@ type Builder struct {
 	words  []string // " word", one token each, ASCII letters only
 	offset int      // tokens a prompt has beyond its words (metaspace's leading ▁)
 	avgLen float64  // mean bytes per word, to size buffers
-	seed   uint64
-	blocks *blockCache
+	// base starts every prompt's chain: unnamed (from the seed alone)
+	// with the namespace folded in.
+	base, unnamed uint64
+	namespace     string
+	blocks        *blockCache
 	// omitEOS is Options.OmitIgnoreEOS.
 	omitEOS bool
 	// history holds the conversations of requests with History set.
@@ -82,7 +96,9 @@ func New(opts Options) (*Builder, error) {
 			return nil, err
 		}
 	}
-	b := &Builder{tok: tok, seed: uint64(opts.Seed), blocks: newBlockCache(cacheBytes), omitEOS: opts.OmitIgnoreEOS}
+	b := &Builder{tok: tok, blocks: newBlockCache(cacheBytes), omitEOS: opts.OmitIgnoreEOS}
+	b.unnamed = mix(uint64(opts.Seed), 0x243f6a8885a308d3)
+	b.setNamespace(opts.Namespace)
 	base, err := tok.Count(" the")
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer %s: %w", tok.Name(), err)
@@ -96,6 +112,35 @@ func New(opts Options) (*Builder, error) {
 	}
 	return b, nil
 }
+
+// setNamespace folds namespace into base. "" leaves base as it was, which
+// keeps the content of the unnamed namespace what it was before there were
+// namespaces. A non-empty name changes the chain every block, session
+// stream and lone prompt starts from, so no block is shared across
+// namespaces (beyond a 2^-64 collision) while lengths and the ids that
+// decide sharing are untouched.
+func (b *Builder) setNamespace(namespace string) {
+	b.namespace, b.base = namespace, b.unnamed
+	if namespace != "" {
+		b.base = mix(b.base, stringHash("reprise namespace\x00"+namespace))
+	}
+}
+
+// WithNamespace returns a Builder that synthesises the content of
+// namespace (see Options.Namespace) with b's seed, tokenizer and options,
+// without counting the tokenizer's vocabulary again. The two share the
+// block cache (its keys hold the namespace through the chain) and nothing
+// else: the new Builder's conversations (History requests) are its own, as
+// a benchmark's are. b is unchanged.
+func (b *Builder) WithNamespace(namespace string) *Builder {
+	nb := &Builder{tok: b.tok, words: b.words, offset: b.offset, avgLen: b.avgLen, unnamed: b.unnamed,
+		blocks: b.blocks, omitEOS: b.omitEOS}
+	nb.setNamespace(namespace)
+	return nb
+}
+
+// Namespace is the content namespace prompts are synthesised in.
+func (b *Builder) Namespace() string { return b.namespace }
 
 // chooseWords keeps the vocabulary words that are one token with a leading
 // space, and checks the split the Builder relies on: two of them are two
@@ -216,7 +261,7 @@ func (b *Builder) appendPrompt(dst []byte, req *workload.Request) ([]byte, error
 	if block <= 0 {
 		block = DefaultBlockTokens
 	}
-	chain := mix(b.seed, 0x243f6a8885a308d3)
+	chain := b.base
 	if len(req.HashIDs) == 0 {
 		// A prompt of its own (or its session's): generated straight
 		// into dst, never cached.

@@ -3,19 +3,19 @@ package synth
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/reprise-llm/reprise/internal/testenv"
 	"strings"
 	"sync"
 	"testing"
 
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 
 	"github.com/tiktoken-go/tokenizer"
 
 	"github.com/reprise-llm/reprise/internal/openai"
-	"github.com/reprise-llm/reprise/internal/sim"
+	"github.com/reprise-llm/reprise/internal/sim/simtest"
 	hf "github.com/reprise-llm/reprise/internal/tokenizer"
+	"github.com/reprise-llm/reprise/internal/tracestest"
 	"github.com/reprise-llm/reprise/internal/workload"
 )
 
@@ -348,13 +348,9 @@ func BenchmarkPrompt12k(b *testing.B) {
 // the trace repeats them, so some come from the cache and some are new):
 // the synthesis cost of a real replay.
 func BenchmarkMooncakeTraceBodies(b *testing.B) {
-	dir := os.Getenv("REPRISE_TRACES")
-	if dir == "" {
-		dir = "../../../shared/traces"
-	}
-	src, err := workload.Open("mooncake:"+filepath.Join(dir, "mooncake-conversation.jsonl"), workload.OpenOptions{})
+	src, err := workload.Open("mooncake:"+filepath.Join(tracestest.Dir(b), tracestest.Mooncake), workload.OpenOptions{})
 	if err != nil {
-		b.Fatalf("public traces (set REPRISE_TRACES): %v", err)
+		b.Fatal(err)
 	}
 	var reqs []workload.Request
 	for {
@@ -430,13 +426,7 @@ func TestTokenCountsAddAcrossBlockJoins(t *testing.T) {
 // files (Llama 3, Qwen 3: byte-level; Llama 2: metaspace with a leading
 // token) and checks every length is exact under that tokenizer.
 func TestHuggingFaceTokenizers(t *testing.T) {
-	dir := os.Getenv("REPRISE_TOKENIZERS")
-	if dir == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("REPRISE_TOKENIZERS must be set under CI (make test sets it)")
-		}
-		t.Skip("REPRISE_TOKENIZERS unset: run through make test")
-	}
+	dir := testenv.Need(t, "REPRISE_TOKENIZERS", "`make test` fetches the tokenizer.json files and sets it")
 	files, _ := filepath.Glob(filepath.Join(dir, "*", "tokenizer.json"))
 	if len(files) == 0 {
 		t.Fatalf("no */tokenizer.json under %s", dir)
@@ -477,13 +467,8 @@ func TestHuggingFaceTokenizers(t *testing.T) {
 // sim's, which counts with cl100k_base) and checks prompts count exactly
 // there.
 func TestServerTokenizer(t *testing.T) {
-	s, err := sim.New(sim.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(s)
-	defer srv.Close()
-	tok, err := hf.Open("server", hf.Options{Target: srv.URL, Model: "m"})
+	url, _ := simtest.Start(t)
+	tok, err := hf.Open("server", hf.Options{Target: url, Model: "m"})
 	if err != nil {
 		t.Fatal(err)
 	}

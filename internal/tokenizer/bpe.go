@@ -42,27 +42,39 @@ func newBPE(m *hfModel) (*bpe, error) {
 	if len(m.Vocab) == 0 {
 		return nil, fmt.Errorf("empty vocab")
 	}
-	b := &bpe{vocab: m.Vocab, ignoreMerges: m.IgnoreMerges, byteFallback: m.ByteFallback, unk: -1, fuseUnk: m.FuseUnk}
-	if m.UnkToken != nil {
-		if id, ok := m.Vocab[*m.UnkToken]; ok {
+	pairs, err := parseMerges(m.Merges)
+	if err != nil {
+		return nil, err
+	}
+	return buildBPE(m.Vocab, pairs, bpeOptions{ignoreMerges: m.IgnoreMerges, byteFallback: m.ByteFallback, unkToken: m.UnkToken, fuseUnk: m.FuseUnk})
+}
+
+// bpeOptions are a BPE model's settings besides its vocabulary and merges.
+type bpeOptions struct {
+	ignoreMerges, byteFallback, fuseUnk bool
+	unkToken                            *string
+}
+
+// buildBPE makes a BPE model from a vocabulary and merges in rank order
+// (a tokenizer.json's or a GGUF file's).
+func buildBPE(vocab map[string]int, pairs [][2]string, o bpeOptions) (*bpe, error) {
+	b := &bpe{vocab: vocab, ignoreMerges: o.ignoreMerges, byteFallback: o.byteFallback, unk: -1, fuseUnk: o.fuseUnk}
+	if o.unkToken != nil {
+		if id, ok := vocab[*o.unkToken]; ok {
 			b.unk = id
 		}
 	}
 	for i := range b.byteIDs {
 		b.byteIDs[i] = -1
-		if id, ok := m.Vocab[fmt.Sprintf("<0x%02X>", i)]; ok {
+		if id, ok := vocab[fmt.Sprintf("<0x%02X>", i)]; ok {
 			b.byteIDs[i] = id
 		}
 	}
-	pairs, err := parseMerges(m.Merges)
-	if err != nil {
-		return nil, err
-	}
 	b.merges = make(map[[2]int]merge, len(pairs))
 	for rank, p := range pairs {
-		a, okA := m.Vocab[p[0]]
-		c, okC := m.Vocab[p[1]]
-		id, okID := m.Vocab[p[0]+p[1]]
+		a, okA := vocab[p[0]]
+		c, okC := vocab[p[1]]
+		id, okID := vocab[p[0]+p[1]]
 		if !okA || !okC || !okID {
 			return nil, fmt.Errorf("merges[%d] %q %q: token not in vocab", rank, p[0], p[1])
 		}

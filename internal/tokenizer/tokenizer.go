@@ -2,8 +2,10 @@
 // replayer can synthesise prompts of an exact length. Three kinds exist:
 // tiktoken encodings embedded in the binary (cl100k_base, o200k_base, …),
 // Hugging Face tokenizer.json files (byte-level and metaspace BPE, as
-// Llama 3, Qwen, Mistral and GPT-2 ship them), read from disk with no
-// network access, and the target's own /tokenize endpoint (vLLM's).
+// Llama 3, Qwen, Mistral and GPT-2 ship them) and the tokenizer a GGUF
+// model file embeds (llama.cpp's SentencePiece and byte-level BPE
+// vocabularies), read from disk with no network access, and the target's
+// own /tokenize endpoint (vLLM's, SGLang's or llama.cpp's llama-server's).
 package tokenizer
 
 import (
@@ -18,7 +20,8 @@ import (
 // server's, constant per request, and reported apart.
 type Tokenizer interface {
 	// Name identifies the tokenizer in results: "cl100k_base",
-	// "hf:/path/tokenizer.json", "server:http://host/tokenize".
+	// "hf:/path/tokenizer.json", "gguf:/path/model.gguf",
+	// "server:http://host/tokenize".
 	Name() string
 	// Count returns the number of tokens in text.
 	Count(text string) (int, error)
@@ -41,7 +44,10 @@ type Options struct {
 // Open returns the tokenizer spec names:
 //   - a tiktoken encoding: cl100k_base, o200k_base, p50k_base, r50k_base;
 //   - a Hugging Face tokenizer.json: "hf:PATH", or any PATH ending in .json;
-//   - "server": the target's /tokenize endpoint (opts.Target).
+//   - the tokenizer a GGUF model file embeds: "gguf:PATH", or any PATH
+//     ending in .gguf;
+//   - "server": the target's /tokenize endpoint (opts.Target), vLLM's,
+//     SGLang's or llama.cpp's.
 func Open(spec string, opts Options) (Tokenizer, error) {
 	switch {
 	case spec == "":
@@ -52,10 +58,14 @@ func Open(spec string, opts Options) (Tokenizer, error) {
 		return LoadFile(strings.TrimPrefix(spec, "hf:"))
 	case strings.HasSuffix(spec, ".json"):
 		return LoadFile(spec)
+	case strings.HasPrefix(spec, "gguf:"):
+		return LoadGGUF(strings.TrimPrefix(spec, "gguf:"))
+	case strings.HasSuffix(spec, ".gguf"):
+		return LoadGGUF(spec)
 	}
 	t, err := Tiktoken(spec)
 	if err != nil {
-		return nil, fmt.Errorf("%w (want a tiktoken encoding %s, hf:PATH/tokenizer.json or server)", err, strings.Join(TiktokenEncodings, ", "))
+		return nil, fmt.Errorf("%w (want a tiktoken encoding %s, hf:PATH/tokenizer.json, PATH.gguf or server)", err, strings.Join(TiktokenEncodings, ", "))
 	}
 	return t, nil
 }

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/reprise-llm/reprise/internal/testenv"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -182,13 +182,8 @@ func corpus() []string {
 // tokenizers library (from the GuideLLM virtualenv, REPRISE_GUIDELLM), and
 // requires identical ids.
 func TestAgainstHuggingFace(t *testing.T) {
-	dir, guidellm := os.Getenv("REPRISE_TOKENIZERS"), os.Getenv("REPRISE_GUIDELLM")
-	if dir == "" || guidellm == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("REPRISE_TOKENIZERS and REPRISE_GUIDELLM must be set under CI (make test sets them)")
-		}
-		t.Skip("REPRISE_TOKENIZERS or REPRISE_GUIDELLM unset: run through make test")
-	}
+	dir := testenv.Need(t, "REPRISE_TOKENIZERS", "`make test` fetches the tokenizer.json files and sets it")
+	guidellm := testenv.Need(t, "REPRISE_GUIDELLM", "`make test` installs GuideLLM and sets it")
 	python := filepath.Join(filepath.Dir(guidellm), "python")
 	files, _ := filepath.Glob(filepath.Join(dir, "*", "tokenizer.json"))
 	if len(files) == 0 {

@@ -7,10 +7,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/reprise-llm/reprise/internal/tracestest"
 )
 
 func TestAzureTraceKeepsSubMillisecondPrecision(t *testing.T) {
-	src, err := Open("azure:"+filepath.Join(traces(t), "azure-2023-code.csv"), OpenOptions{})
+	src, err := Open("azure:"+filepath.Join(tracestest.Dir(t), tracestest.Azure), OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/reprise-llm/reprise/internal/tracestest"
 )
 
 // benchSource reads a whole trace per iteration and reports records/s (wall
@@ -50,13 +52,13 @@ func benchSource(b *testing.B, open func() (Source, error)) {
 // BenchmarkMooncake reads the public Mooncake conversation trace (12,031
 // rows of about 24 hash ids); the target is 500,000 records/s on one core.
 func BenchmarkMooncake(b *testing.B) {
-	path := filepath.Join(traces(b), "mooncake-conversation.jsonl")
+	path := filepath.Join(tracestest.Dir(b), tracestest.Mooncake)
 	benchSource(b, func() (Source, error) { return OpenMooncake(path, OpenOptions{}) })
 }
 
 // BenchmarkAzure reads the public Azure 2023 code trace (8,819 rows).
 func BenchmarkAzure(b *testing.B) {
-	path := filepath.Join(traces(b), "azure-2023-code.csv")
+	path := filepath.Join(tracestest.Dir(b), tracestest.Azure)
 	benchSource(b, func() (Source, error) { return OpenAzure(path, OpenOptions{}) })
 }
 
@@ -65,7 +67,7 @@ func BenchmarkAzure(b *testing.B) {
 // the requests read from the file, kept or not): transforms must not be
 // what limits reading.
 func BenchmarkMooncakeTransformed(b *testing.B) {
-	path := filepath.Join(traces(b), "mooncake-conversation.jsonl")
+	path := filepath.Join(tracestest.Dir(b), tracestest.Mooncake)
 	tr := Transforms{WindowEnd: 1 << 62, Fraction: 0.9, TimeScale: 0.5, MaxPromptTokens: 4096, MaxOutputTokens: 256,
 		ModelMap: map[string]string{"*": "m"}, ShardIndex: 1, ShardCount: 2}
 	b.ReportAllocs()
@@ -108,7 +110,7 @@ func BenchmarkPromptsJSONL(b *testing.B) {
 // runs after x1: equal heaps and an RSS that x20 does not raise show that
 // memory does not depend on the file's size.
 func BenchmarkMooncakeConcatenated(b *testing.B) {
-	trace, err := os.ReadFile(filepath.Join(traces(b), "mooncake-conversation.jsonl"))
+	trace, err := os.ReadFile(filepath.Join(tracestest.Dir(b), tracestest.Mooncake))
 	if err != nil {
 		b.Fatal(err)
 	}

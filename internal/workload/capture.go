@@ -317,6 +317,37 @@ func nOf(n int, thing string) string {
 	return fmt.Sprintf("%d %ss", n, thing)
 }
 
+// CapturePrefixReuse reads the capture at path (as OpenCapture does, with
+// opts) and measures its prefix reuse at its own block size (fine) and at
+// capture.CoarseBlockChars, Mooncake's 512 tokens (coarse): the share of
+// prompt characters and tokens in blocks an earlier request sent, over its
+// replayable requests in arrival order (see capture.ReuseCounter). The
+// difference between the two is the sharing coarse blocks cannot see, a
+// short system prompt's. A caller already reading the capture's requests
+// (replay inspect) can instead feed each Request.Recorded, in order, to a
+// capture.ReuseCounter of its own.
+func CapturePrefixReuse(path string, opts OpenOptions) (fine, coarse capture.Reuse, err error) {
+	c, err := OpenCapture(path, opts)
+	if err != nil {
+		return fine, coarse, err
+	}
+	defer func() { _ = c.Close() }()
+	rc := capture.NewReuseCounter(0)
+	for {
+		req, err := c.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fine, coarse, err
+		}
+		if err := rc.Add(req.Recorded); err != nil {
+			return fine, coarse, fmt.Errorf("capture %s: %w", path, err)
+		}
+	}
+	return rc.Fine(), rc.Coarse(), nil
+}
+
 // Close releases the capture's files.
 func (c *Capture) Close() error {
 	if c.loaded {

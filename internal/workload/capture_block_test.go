@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/reprise-llm/reprise/internal/capture"
+	"github.com/reprise-llm/reprise/internal/capture/capturetest"
 )
 
 // A capture's blocks are characters; their token size comes from the
@@ -24,7 +25,7 @@ func TestCaptureBlockTokensFollowCharsPerToken(t *testing.T) {
 		{"estimates are not measurements", 4000, 2000, capture.TokensEstimate, 512},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := writeCapture(t, []capture.Record{
+			dir := capturetest.Write(t, []capture.Record{
 				{ID: "a", T: 0, Path: chat, Status: 200, PromptChars: tc.chars, PromptTokens: tc.tok, TokensSource: tc.source, HashIDs: []uint32{0, 1}, Block: 2048},
 				{ID: "b", T: 10, Path: chat, Status: 200, PromptChars: tc.chars, PromptTokens: tc.tok, TokensSource: tc.source, HashIDs: []uint32{0, 2}, Block: 2048},
 				// no usage: contributes nothing to the ratio, same block size

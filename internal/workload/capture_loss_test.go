@@ -9,35 +9,25 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/reprise-llm/reprise/internal/capture"
+	"github.com/reprise-llm/reprise/internal/capture/capturetest"
 )
 
 // writeSegments writes a capture of four segments of five chat records
 // each (c0-0 ... c3-4) and returns its directory.
 func writeSegments(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "cap")
-	w, err := capture.NewWriter(dir, capture.WriterOptions{Manifest: capture.Manifest{Start: time.Now(), Block: 2048}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for s := range 4 {
+	segs := make([][]capture.Record, 4)
+	for s := range segs {
 		for i := range 5 {
 			n := 5*s + i
-			w.Write(&capture.Record{ID: segRecordID(s, i), T: int64(n) * 1e6, Path: "/v1/chat/completions", Status: 200})
-		}
-		if err := w.Rotate(); err != nil {
-			t.Fatal(err)
+			segs[s] = append(segs[s], capture.Record{ID: segRecordID(s, i), T: int64(n) * 1e6, Path: "/v1/chat/completions", Status: 200})
 		}
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return capturetest.WriteSegments(t, segs)
 }
 
 func segRecordID(seg, i int) string { return fmt.Sprintf("c%d-%d", seg, i) }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/reprise-llm/reprise/internal/jsonscan"
 )
 
 // csvFile reads a header-led CSV trace whose columns are found by name.
@@ -107,7 +109,7 @@ func unquote(f []byte) []byte {
 // count parses a non-negative token count; whole-number floats ("12.0")
 // are accepted, as pandas writes them.
 func count(name string, f []byte) (int, error) {
-	if v, ok := smallInt(f); ok && v >= 0 && v <= maxTokens {
+	if v, ok := jsonscan.ParseInt(f); ok && v >= 0 && v <= maxTokens {
 		return int(v), nil
 	}
 	v, err := strconv.ParseFloat(string(f), 64)

@@ -20,15 +20,15 @@ func FuzzTransformFlags(f *testing.F) {
 			if start < 0 || end < 0 || (end > 0 && end <= start) {
 				t.Errorf("ParseWindow(%q) = %v, %v", s, start, end)
 			}
-		} else if !strings.Contains(err.Error(), "--window") {
-			t.Errorf("ParseWindow(%q): error %q does not name the flag", s, err)
+		} else if !strings.HasPrefix(err.Error(), "Window ") {
+			t.Errorf("ParseWindow(%q): error %q does not name the field", s, err)
 		}
 		if i, n, err := ParseShard(s); err == nil {
 			if n < 1 || i < 0 || i >= n {
 				t.Errorf("ParseShard(%q) = %d/%d", s, i, n)
 			}
-		} else if !strings.Contains(err.Error(), "--shard") {
-			t.Errorf("ParseShard(%q): error %q does not name the flag", s, err)
+		} else if !strings.HasPrefix(err.Error(), "Shard ") {
+			t.Errorf("ParseShard(%q): error %q does not name the field", s, err)
 		}
 		if m, err := ParseModelMap([]string{s}); err == nil {
 			for from, to := range m {

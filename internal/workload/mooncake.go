@@ -7,6 +7,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/reprise-llm/reprise/internal/jsonscan"
 	"github.com/reprise-llm/reprise/internal/openai"
 )
 
@@ -194,59 +195,88 @@ const maxTokens = 1 << 40
 
 // parse reads one line into row.
 func (m *Mooncake) parse(line []byte, row *mooncakeRow) error {
-	s := scanner{b: line}
-	return s.object(func(key []byte) error {
-		if s.null() {
-			row.clear(key) // null is absent, as for a later duplicate key
-			return nil
+	s := jsonscan.NewLine(line)
+	empty, ok := s.OpenObject()
+	for ok && !empty {
+		var k jsonscan.String
+		if k, ok = s.Key(); !ok {
+			break
 		}
-		var err error
-		switch string(key) {
-		case "timestamp":
-			at := s.i
-			row.ts, err = s.number()
-			row.hasTS, m.tsText = true, s.b[at:s.i]
-		case "input_length":
-			row.in, err = s.integer()
-			row.hasIn = true
-		case "output_length":
-			row.out, err = s.integer()
-			row.hasOut = true
-		case "hash_ids":
-			if len(m.slab) > cap(m.slab)-4096 {
-				m.slab = make([]uint32, 0, 16384)
-			}
-			start := len(m.slab)
-			m.slab, err = s.uint32s(m.slab)
-			// the full slice expression keeps a later row's ids from
-			// appending into this one's
-			row.ids = m.slab[start:len(m.slab):len(m.slab)]
-			if len(row.ids) == 0 {
-				row.ids = nil
-			}
-		case "session_id":
-			row.session, err = s.str()
-		case "delay":
-			row.delay, err = s.number()
-			row.hasDelay = true
-		case "text_input":
-			row.text, err = s.str()
-			row.hasText = true
-		case "messages":
-			var raw []byte
-			if raw, err = s.skip(); err == nil {
-				if len(raw) == 0 || raw[0] != '[' {
-					return errors.New("want an array of messages")
-				}
-				if _, err = checkMessages(raw); err == nil {
-					row.messages = append([]byte(nil), raw...) // the line buffer is reused
-				}
-			}
-		default:
-			_, err = s.skip()
+		key := k.Raw()
+		if k.Escaped() {
+			// Invalid UTF-8 in a plain key is left as it is: no
+			// key this reads has any, so it matches the same.
+			key = k.AppendTo(nil)
 		}
-		return err
-	})
+		if err := m.field(&s, key, row); err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		var more bool
+		more, ok = s.NextMember()
+		empty = !more
+	}
+	if !ok || !s.End() {
+		return s.Err()
+	}
+	return nil
+}
+
+// field reads key's value into row.
+func (m *Mooncake) field(s *jsonscan.Scanner, key []byte, row *mooncakeRow) error {
+	if isNull, ok := s.Null(); !ok {
+		return s.Err()
+	} else if isNull {
+		row.clear(key) // null is absent, as for a later duplicate key
+		return nil
+	}
+	var err error
+	switch string(key) {
+	case "timestamp":
+		row.ts, m.tsText, err = number(s)
+		row.hasTS = true
+	case "input_length":
+		row.in, err = wholeNumber(s)
+		row.hasIn = true
+	case "output_length":
+		row.out, err = wholeNumber(s)
+		row.hasOut = true
+	case "hash_ids":
+		if len(m.slab) > cap(m.slab)-4096 {
+			m.slab = make([]uint32, 0, 16384)
+		}
+		start := len(m.slab)
+		m.slab, err = readHashIDs(s, m.slab)
+		// the full slice expression keeps a later row's ids from
+		// appending into this one's
+		row.ids = m.slab[start:len(m.slab):len(m.slab)]
+		if len(row.ids) == 0 {
+			row.ids = nil
+		}
+	case "session_id":
+		row.session, err = str(s)
+	case "delay":
+		row.delay, _, err = number(s)
+		row.hasDelay = true
+	case "text_input":
+		row.text, err = str(s)
+		row.hasText = true
+	case "messages":
+		raw, ok := s.Value()
+		if !ok {
+			return s.Err()
+		}
+		if raw[0] != '[' {
+			return errors.New("want an array of messages")
+		}
+		if _, err = checkMessages(raw); err == nil {
+			row.messages = append([]byte(nil), raw...) // the line buffer is reused
+		}
+	default:
+		if !s.Skip() {
+			err = s.Err()
+		}
+	}
+	return err
 }
 
 // clear forgets key's value.

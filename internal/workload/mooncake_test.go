@@ -8,14 +8,17 @@ import (
 	"math"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/reprise-llm/reprise/internal/tracestest"
 )
 
 func TestMooncakeTrace(t *testing.T) {
-	src, err := Open("mooncake:"+filepath.Join(traces(t), "mooncake-conversation.jsonl"), OpenOptions{})
+	src, err := Open("mooncake:"+filepath.Join(tracestest.Dir(t), tracestest.Mooncake), OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +101,24 @@ func TestMooncakeAIPerfRows(t *testing.T) {
 	}
 }
 
+// AIPerf messages rows are checked as prompt files' messages are (a
+// message without content is an error, bar an assistant's tool call), and
+// the error names the file and line.
+func TestMooncakeMessagesWithoutContent(t *testing.T) {
+	p := write(t, "m.jsonl", `{"timestamp":0,"messages":[{"role":"user","content":"hi"}]}`+"\n"+`{"timestamp":1,"messages":[{"role":"user"}]}`+"\n")
+	src, err := OpenMooncake(p, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Next(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = src.Next()
+	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "without content") {
+		t.Errorf("err = %v, want file, line 2 and the reason", err)
+	}
+}
+
 func TestMooncakeMalformedLines(t *testing.T) {
 	for line, reason := range map[string]string{
 		`{"timestamp":"x","input_length":1}`:                        "timestamp",
@@ -137,6 +158,24 @@ func TestMooncakeMalformedLines(t *testing.T) {
 	}
 }
 
+// A huge timestamp is out of range, not negative.
+func TestMooncakeTimestampOutOfRange(t *testing.T) {
+	for line, reason := range map[string]string{
+		`{"timestamp":1e300,"input_length":1,"output_length":1}`:                           "timestamp 1e+300: out of range",
+		`{"timestamp":-1,"input_length":1,"output_length":1}`:                              "timestamp -1: want milliseconds >= 0",
+		`{"timestamp":0,"delay":1e20,"input_length":1,"output_length":1,"session_id":"s"}`: "delay 1e+20: out of range",
+	} {
+		src, err := OpenMooncake(write(t, "m.jsonl", line+"\n"), OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := src.Next(); err == nil || !strings.Contains(err.Error(), reason) {
+			t.Errorf("%s: err = %v, want %q", line, err, reason)
+		}
+		src.Close()
+	}
+}
+
 func TestMooncakeSecondsWarning(t *testing.T) {
 	var sb strings.Builder
 	for i := 0; i < 2000; i++ {
@@ -156,6 +195,24 @@ func TestMooncakeSecondsWarning(t *testing.T) {
 	drain(t, src)
 	if w := src.Warnings(); len(w) != 1 || !strings.Contains(w[0], "seconds") {
 		t.Fatalf("warnings %v", w)
+	}
+}
+
+// The seconds warning shows the span with 4 significant digits, not a
+// float's full binary expansion.
+func TestMooncakeSecondsWarningFormat(t *testing.T) {
+	var sb strings.Builder
+	for i := range 1000 {
+		sb.WriteString(`{"timestamp":` + strconv.FormatFloat(float64(i)*0.0447, 'f', 4, 64) + `,"input_length":10,"output_length":2}` + "\n")
+	}
+	src, err := OpenMooncake(write(t, "s.jsonl", sb.String()), OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(t, src)
+	w := src.Warnings()
+	if len(w) != 1 || !regexp.MustCompile(`within 44\.\d\d timestamp units`).MatchString(w[0]) {
+		t.Errorf("warnings %q", w)
 	}
 }
 

@@ -177,3 +177,16 @@ func FuzzPrompts(f *testing.F) {
 		}
 	})
 }
+
+// An assistant message that calls tools may omit its content, as in
+// OpenAI's chat API.
+func TestMessagesAssistantToolCallWithoutContent(t *testing.T) {
+	p := write(t, "p.jsonl", `{"messages":[{"role":"user","content":"weather?"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"w","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c1","content":"sunny"}]}`+"\n")
+	src, err := Open(p, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := drain(t, src); len(got) != 1 || len(got[0].Messages) == 0 {
+		t.Fatalf("got %+v", got)
+	}
+}

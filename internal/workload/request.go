@@ -59,6 +59,75 @@ type Request struct {
 	// Recorded is the capture record this request came from (nil for other
 	// sources): production's own timings for this request.
 	Recorded *capture.Record
+	// Graph places the request in an agentic conversation graph (OTel GenAI
+	// traces, WEKA agentic traces); nil for every other source. The
+	// open-loop engine sends a call once every node it came after has
+	// ended, plus Delay (closed loops replay each Session as a line); see
+	// GraphNode.
+	Graph *GraphNode
+}
+
+// GraphNode is where a request stands in its conversation's graph, as the
+// trace recorded it. An agent's calls form a chain; a sub-agent's chain
+// branches off its parent's (spawn) and the parent's next call waits for
+// it (join); a tool-call turn is answered by a tool-result turn.
+//
+// The open-loop engine honours After (a call waits for every node it
+// came after) and synth sends Tools; a turn's input is still the recorded
+// one, never built from the target's own replies (docs/workloads.md).
+type GraphNode struct {
+	// Conversation is the trace's conversation: an OTel trace id, a WEKA
+	// conversation id. Its agents' Sessions all share it.
+	Conversation string
+	// Node names this call within Conversation: an OTel span id, WEKA's
+	// node ids as GuideLLM numbers them ("main_3", "sa_0_1").
+	Node string
+	// Agent is the agent that made the call: "" for the conversation's
+	// main agent, else the sub-agent's id.
+	Agent string
+	// After lists the nodes that ended before this call was made — the
+	// engine waits for all of them: the
+	// previous call of its agent, the parent call that spawned a
+	// sub-agent (on a sub-agent's first call), and the last calls of the
+	// sub-agents a parent call joins.
+	After []string
+	// Kind is the call's role in a tool loop.
+	Kind TurnKind
+	// Tools are the tool definitions the call offered (OTel
+	// gen_ai.tool.definitions, compact JSON), when recorded: sent as the
+	// chat request's tools (synth), with tool_choice required on a
+	// tool-call turn.
+	Tools []byte
+	// Duration is how long the call took in the trace (OTel span duration,
+	// WEKA api_time); 0 when not recorded.
+	Duration time.Duration
+}
+
+// TurnKind is a call's role in a tool loop.
+type TurnKind uint8
+
+const (
+	// TurnPlain is a call that neither asked for tools nor answered them.
+	TurnPlain TurnKind = iota
+	// TurnToolCall is a call whose reply asked the client to run tools
+	// (OTel: tool calls in gen_ai.output.messages or a tool-call finish
+	// reason; WEKA: stop "tool_use").
+	TurnToolCall
+	// TurnToolResult is a call that sends tool results back (OTel: its
+	// input ends with tool messages; WEKA: input_types "tool_result", or
+	// none right after a "tool_use" stop). It may ask for tools again.
+	TurnToolResult
+)
+
+// String is "plain", "tool_call" or "tool_result".
+func (k TurnKind) String() string {
+	switch k {
+	case TurnToolCall:
+		return "tool_call"
+	case TurnToolResult:
+		return "tool_result"
+	}
+	return "plain"
 }
 
 // SessionConvention is what the prompt length of a multi-turn trace's row

@@ -37,11 +37,11 @@ func rescaleFactor(open func() (Source, error), rate float64) (float64, error) {
 	}
 	n, span, err := Measure(src)
 	if err != nil {
-		return 0, fmt.Errorf("measuring the mean rate for --rate: %w", err)
+		return 0, fmt.Errorf("measuring the mean rate to rescale to: %w", err)
 	}
 	if n < 2 || span <= 0 {
-		return 0, fmt.Errorf("--rate %v: the workload has %d requests over %v, so it has no mean rate to rescale "+
-			"(a source without arrival times, such as synthetic or prompts, takes --profile constant or poisson)", rate, n, span)
+		return 0, fieldErr("Rate", fmt.Sprint(rate), fmt.Sprintf("the workload has %d requests over %v, so it has no mean rate to rescale "+
+			"(a source without arrival times, such as synthetic or prompts, takes profile constant or poisson)", n, span))
 	}
 	// New offsets are old × f, so the new mean is n / (span × f) = rate.
 	return float64(n) / (span.Seconds() * rate), nil

@@ -65,7 +65,7 @@ func parseStatusTerm(s string) (statusTerm, error) {
 		t.code = c
 		return t, nil
 	}
-	return t, fmt.Errorf("--filter-status %q: want a code (200), a class (5xx), error or aborted, optionally after ! to exclude", s)
+	return t, fieldErr("Statuses", fmt.Sprintf("%q", s), "want a code (200), a class (5xx), error or aborted, optionally after ! to exclude")
 }
 
 func (t statusTerm) match(r *Request) bool {
@@ -175,10 +175,18 @@ func (f *filtered) Warnings() []string {
 	return w
 }
 
-// key64 is the 64-bit key that sample and shard decide by: the session's
-// when there is one, so a conversation is kept or dropped whole, else the
-// request's index.
+// key64 is the 64-bit key that sample and shard decide by: the
+// conversation graph's or the session's when there is one, so a
+// conversation is kept or dropped whole, else the request's index.
 func key64(r *Request) uint64 {
+	if g := r.Graph; g != nil && g.Conversation != "" {
+		// A conversation graph's agents are sessions of their own: the
+		// whole conversation goes one way, so a sub-agent is never apart
+		// from the parent it joins.
+		h := fnv.New64a()
+		h.Write([]byte("graph\x00" + g.Conversation))
+		return h.Sum64()
+	}
 	if r.Session != "" {
 		h := fnv.New64a()
 		h.Write([]byte(r.Session))
@@ -222,19 +230,41 @@ func (s *sampled) Next() (Request, error) {
 	}
 }
 
-// sharded keeps shard i of n. Requests without a session are dealt round
-// robin in stream order (the k-th goes to shard k mod n), which splits any
-// rate evenly; a session goes whole to the shard its key hashes to. Every
-// replayer reads the same stream, so the shards are disjoint and together
-// are the whole.
+// Sharder deals a stream of requests to n shards: requests without a
+// session round robin in stream order (the k-th to shard k mod n), which
+// splits any rate evenly; a session whole to the shard its key hashes to.
+// Every replayer reading the same stream deals it the same way, so the
+// shards are disjoint and together are the whole. The shard transform and
+// the engine's sharded schedules (engine.Config.Shard) deal with it.
+type Sharder struct {
+	i, n uint64
+	k    uint64 // requests without a session dealt
+}
+
+// NewSharder deals to shard i of n (0 <= i < n).
+func NewSharder(i, n int) *Sharder { return &Sharder{i: uint64(i), n: uint64(n)} }
+
+// Mine deals r, the next request of the stream, and reports whether it is
+// this shard's.
+func (s *Sharder) Mine(r *Request) bool {
+	var shard uint64
+	if r.Session != "" || (r.Graph != nil && r.Graph.Conversation != "") {
+		shard = mix64(key64(r)) % s.n
+	} else {
+		shard = s.k % s.n
+		s.k++
+	}
+	return shard == s.i
+}
+
+// sharded keeps shard i of n (Sharder).
 type sharded struct {
 	wrapper
-	i, n uint64
-	k    uint64 // requests without a session seen
+	deal *Sharder
 }
 
 func newSharded(src Source, i, n int) Source {
-	return &sharded{wrapper: wrapper{src}, i: uint64(i), n: uint64(n)}
+	return &sharded{wrapper: wrapper{src}, deal: NewSharder(i, n)}
 }
 
 func (s *sharded) Next() (Request, error) {
@@ -243,14 +273,7 @@ func (s *sharded) Next() (Request, error) {
 		if err != nil {
 			return r, err
 		}
-		var shard uint64
-		if r.Session != "" {
-			shard = mix64(key64(&r)) % s.n
-		} else {
-			shard = s.k % s.n
-			s.k++
-		}
-		if shard == s.i {
+		if s.deal.Mine(&r) {
 			return r, nil
 		}
 	}

@@ -37,6 +37,9 @@ type OpenOptions struct {
 //	burstgpt:PATH            BurstGPT CSV (Timestamp s, Request tokens, Response tokens, ...)
 //	synthetic:k=v,...        synthetic lengths in GuideLLM's vocabulary (see ParseSynthetic), or synthetic:{JSON}
 //	prompts:PATH             prompts sent verbatim: .jsonl, .csv or .txt (see Prompts)
+//	otel:PATH                OpenTelemetry GenAI spans: span-per-line or session-per-line JSONL, or OTLP JSON (see OTel)
+//	weka:PATH                WEKA agentic traces: one conversation a line, sub-agent groups included (see WEKA)
+//	PATH.jsonl, PATH.json    OTel when the first line is an OTLP export (resourceSpans), has gen_ai. attributes or a spans list; WEKA when it has a requests list
 //	PATH.jsonl               Mooncake when its first line has input_length, hash_ids or session_id (AIPerf)
 //	PATH.csv                 Azure, BurstGPT or prompts, told apart by the header (a prompt or messages column: prompts)
 //	PATH.jsonl, PATH.txt     prompts when the first line has "prompt" or "messages" and no "timestamp", or is a string; any .txt
@@ -104,8 +107,12 @@ func open(spec string, opts OpenOptions) (Source, error) {
 			return ParseSynthetic(arg)
 		case "prompts":
 			return OpenPrompts(arg, opts)
+		case "otel":
+			return OpenOTel(arg, opts)
+		case "weka":
+			return OpenWEKA(arg, opts)
 		default:
-			return nil, fmt.Errorf("workload %q: unknown kind %q (want a capture path, capture:, mooncake:, azure:, burstgpt:, synthetic: or prompts:)", spec, kind)
+			return nil, fmt.Errorf("workload %q: unknown kind %q (want a capture path, capture:, mooncake:, azure:, burstgpt:, synthetic:, prompts:, otel: or weka:)", spec, kind)
 		}
 	}
 	st, err := os.Stat(spec)
@@ -122,7 +129,14 @@ func open(spec string, opts OpenOptions) (Source, error) {
 	}
 	first := firstLine(spec)
 	cols := csvHeader(first)
+	jsonFile := strings.HasSuffix(spec, ".jsonl") || strings.HasSuffix(spec, ".json")
 	switch {
+	// Before Mooncake: a WEKA conversation's requests hold hash_ids too.
+	case jsonFile && (bytes.Contains(first, []byte(`"resourceSpans"`)) || bytes.Contains(first, []byte(`"gen_ai.`)) ||
+		bytes.Contains(first, []byte(`"spans":[`)) || bytes.Contains(first, []byte(`"spans": [`))):
+		return OpenOTel(spec, opts)
+	case jsonFile && (bytes.Contains(first, []byte(`"requests":[`)) || bytes.Contains(first, []byte(`"requests": [`))):
+		return OpenWEKA(spec, opts)
 	case strings.HasSuffix(spec, ".jsonl") && (bytes.Contains(first, []byte(`"input_length"`)) || bytes.Contains(first, []byte(`"hash_ids"`)) ||
 		bytes.Contains(first, []byte(`"session_id"`))):
 		return OpenMooncake(spec, opts)
@@ -138,7 +152,7 @@ func open(spec string, opts OpenOptions) (Source, error) {
 		return OpenPrompts(spec, opts)
 	}
 	return nil, fmt.Errorf("workload %s: cannot tell its format (want a capture directory with manifest.json, a capture segment .jsonl.zst, "+
-		"a Mooncake .jsonl whose first line has input_length, an Azure or BurstGPT .csv, a .csv or .jsonl of prompts, a .txt, or a prefixed spec: capture:, mooncake:, azure:, burstgpt:, synthetic:, prompts:)", spec)
+		"a Mooncake .jsonl whose first line has input_length, an OTel or WEKA .jsonl, an Azure or BurstGPT .csv, a .csv or .jsonl of prompts, a .txt, or a prefixed spec: capture:, mooncake:, azure:, burstgpt:, synthetic:, prompts:, otel:, weka:)", spec)
 }
 
 // csvHeader returns the folded column names (normName) of a CSV header

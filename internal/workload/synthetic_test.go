@@ -349,3 +349,26 @@ func TestSyntheticEachKey(t *testing.T) {
 		}
 	}
 }
+
+// Synthetic block ids are uint32: running out is an error, never a silent
+// wrap that would make unrelated conversations share prefixes.
+func TestSyntheticBlockIDsDoNotWrap(t *testing.T) {
+	s, err := ParseSynthetic("prompt_tokens=2000,output_tokens=1,turns=2,samples=5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.HashIDs) == 0 {
+		t.Fatal("a multi-turn synthetic request has no block ids")
+	}
+	s.nextID = maxBlockIDs - 3 // the next conversation needs more than 3 blocks
+	if _, err := s.Next(); err != nil {
+		t.Fatalf("turn 2 of the first conversation: %v", err)
+	}
+	if _, err := s.Next(); err == nil || !strings.Contains(err.Error(), "2^32") {
+		t.Errorf("ids past 2^32: err %v", err)
+	}
+}

@@ -16,12 +16,15 @@ import (
 //  1. window     keep offsets in [WindowStart, WindowEnd), shifted so WindowStart is 0
 //  2. filter     keep requests matching Models, Paths and Statuses
 //  3. sample     keep a seeded Fraction of requests (whole sessions)
-//  4. time-scale multiply offsets and delays by TimeScale
-//  5. rate       rescale offsets so the mean rate is Rate (a first pass counts)
-//  6. loop       play the result Loop times, each pass after the previous one
-//  7. cap        MaxPromptTokens, MaxOutputTokens
-//  8. model map  rename models by ModelMap
-//  9. shard      keep shard ShardIndex of ShardCount (whole sessions), offsets unchanged
+//  4. clamp      cut waits inside a session longer than SessionTiming.MaxWait
+//  5. pack       cut idle gaps before a new session longer than SessionTiming.MaxIdle
+//  6. time-scale multiply offsets and delays by TimeScale
+//  7. rate       rescale offsets so the mean rate is Rate (a first pass counts)
+//  8. loop       play the result Loop times, each pass after the previous one
+//  9. cap        MaxPromptTokens, MaxOutputTokens
+//
+// 10. model map  rename models by ModelMap
+// 11. shard      keep shard ShardIndex of ShardCount (whole sessions), offsets unchanged
 //
 // The order is chosen so that each step means what its flag says: the
 // window and filters speak of the recording as it is; the rate is the rate
@@ -52,6 +55,9 @@ type Transforms struct {
 	Fraction float64
 	// Seed seeds the sample.
 	Seed uint64
+	// SessionTiming clamps waits inside sessions and packs idle gaps
+	// between them (sessiontiming.go), before the time scale.
+	SessionTiming SessionTiming
 	// TimeScale multiplies offsets and think-time delays (0.5 replays twice
 	// as fast); 0 means 1.
 	TimeScale float64
@@ -89,7 +95,7 @@ type Transforms struct {
 func (t *Transforms) Validate() error {
 	var errs []error
 	if t.WindowStart < 0 || t.WindowEnd < 0 || (t.WindowEnd > 0 && t.WindowEnd <= t.WindowStart) {
-		errs = append(errs, fmt.Errorf("--window %v:%v: want 0 <= start < end", t.WindowStart, t.WindowEnd))
+		errs = append(errs, fieldErr("Window", fmt.Sprintf("%v:%v", t.WindowStart, t.WindowEnd), "want 0 <= start < end"))
 	}
 	for _, p := range append(append([]string(nil), t.Models...), t.Paths...) {
 		if _, err := path.Match(p, ""); err != nil {
@@ -102,26 +108,29 @@ func (t *Transforms) Validate() error {
 		}
 	}
 	if !(t.Fraction >= 0 && t.Fraction <= 1) {
-		errs = append(errs, fmt.Errorf("--sample %v: want a fraction in (0, 1]", t.Fraction))
+		errs = append(errs, fieldErr("Fraction", fmt.Sprint(t.Fraction), "want a fraction in (0, 1]"))
 	}
 	if !(t.TimeScale >= 0) || math.IsInf(t.TimeScale, 0) {
-		errs = append(errs, fmt.Errorf("--time-scale %v: must be positive", t.TimeScale))
+		errs = append(errs, fieldErr("TimeScale", fmt.Sprint(t.TimeScale), "must be positive"))
 	}
 	if !(t.Rate >= 0) || math.IsInf(t.Rate, 0) {
-		errs = append(errs, fmt.Errorf("--rate %v: must be positive", t.Rate))
+		errs = append(errs, fieldErr("Rate", fmt.Sprint(t.Rate), "must be positive"))
+	}
+	if err := t.SessionTiming.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if t.Rate > 0 && t.TimeScale != 0 && t.TimeScale != 1 {
-		errs = append(errs, errors.New("--rate and --time-scale: a rescale to a mean rate replaces any time scale; give one of them"))
+		errs = append(errs, fieldErr("Rate", fmt.Sprint(t.Rate), "with a time scale: a rescale to a mean rate replaces any time scale; give one of them"))
 	}
 	if t.Loop < 0 {
-		errs = append(errs, fmt.Errorf("--loop %d: must not be negative", t.Loop))
+		errs = append(errs, fieldErr("Loop", fmt.Sprint(t.Loop), "must not be negative"))
 	}
 	if t.MaxPromptTokens < 0 || t.MaxOutputTokens < 0 {
-		errs = append(errs, fmt.Errorf("--max-prompt-tokens %d, --max-output-tokens %d: must not be negative", t.MaxPromptTokens, t.MaxOutputTokens))
+		errs = append(errs, fieldErr("MaxPromptTokens", fmt.Sprintf("%d (MaxOutputTokens %d)", t.MaxPromptTokens, t.MaxOutputTokens), "must not be negative"))
 	}
 	if t.ShardCount < 0 || (t.ShardCount > 0 && (t.ShardIndex < 0 || t.ShardIndex >= t.ShardCount)) ||
 		(t.ShardCount == 0 && t.ShardIndex != 0) {
-		errs = append(errs, fmt.Errorf("--shard %d/%d: want i/N with 0 <= i < N (shards are numbered from 0)", t.ShardIndex, t.ShardCount))
+		errs = append(errs, fieldErr("Shard", fmt.Sprintf("%d/%d", t.ShardIndex, t.ShardCount), "want i/N with 0 <= i < N (shards are numbered from 0)"))
 	}
 	return errors.Join(errs...)
 }
@@ -142,7 +151,7 @@ func (t Transforms) Apply(open func() (Source, error)) (Source, error) {
 		}
 		return t.selectAndScale(src), nil
 	}
-	// Step 5.
+	// Step 7.
 	pass := selected
 	if t.Rate > 0 {
 		f, err := rescaleFactor(selected, t.Rate)
@@ -157,7 +166,7 @@ func (t Transforms) Apply(open func() (Source, error)) (Source, error) {
 			return TimeScale(src, f), nil
 		}
 	}
-	// Step 6.
+	// Step 8.
 	src, err := pass()
 	if err != nil {
 		return nil, err
@@ -165,7 +174,7 @@ func (t Transforms) Apply(open func() (Source, error)) (Source, error) {
 	if t.Loop > 1 {
 		src = newLooped(src, pass, t.Loop)
 	}
-	// Steps 7 to 9.
+	// Steps 9 to 11.
 	if t.MaxPromptTokens > 0 || t.MaxOutputTokens > 0 {
 		src = newCapped(src, t.MaxPromptTokens, t.MaxOutputTokens)
 	}
@@ -178,7 +187,7 @@ func (t Transforms) Apply(open func() (Source, error)) (Source, error) {
 	return src, nil
 }
 
-// selectAndScale applies steps 1 to 4.
+// selectAndScale applies steps 1 to 6.
 func (t *Transforms) selectAndScale(src Source) Source {
 	if t.WindowStart > 0 || t.WindowEnd > 0 {
 		src = newWindow(src, t.WindowStart, t.WindowEnd)
@@ -188,6 +197,9 @@ func (t *Transforms) selectAndScale(src Source) Source {
 	}
 	if t.Fraction > 0 && t.Fraction < 1 {
 		src = newSampled(src, t.Fraction, t.Seed)
+	}
+	if t.SessionTiming.Active() {
+		src = t.SessionTiming.Apply(src)
 	}
 	if t.TimeScale > 0 && t.TimeScale != 1 {
 		src = TimeScale(src, t.TimeScale)
@@ -205,16 +217,16 @@ func OpenTransformed(spec string, opts OpenOptions, t Transforms) (Source, error
 func ParseWindow(s string) (start, end time.Duration, err error) {
 	a, b, ok := strings.Cut(s, ":")
 	if !ok {
-		return 0, 0, fmt.Errorf("--window %q: want START:END, e.g. 10m:20m (either side may be empty)", s)
+		return 0, 0, fieldErr("Window", fmt.Sprintf("%q", s), "want START:END, e.g. 10m:20m (either side may be empty)")
 	}
 	if start, err = parseOffset(a); err == nil {
 		end, err = parseOffset(b)
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("--window %q: %w", s, err)
+		return 0, 0, fieldErr("Window", fmt.Sprintf("%q", s), err.Error())
 	}
 	if end > 0 && end <= start {
-		return 0, 0, fmt.Errorf("--window %q: the end must come after the start", s)
+		return 0, 0, fieldErr("Window", fmt.Sprintf("%q", s), "the end must come after the start")
 	}
 	return start, end, nil
 }
@@ -247,7 +259,7 @@ func ParseShard(s string) (i, n int, err error) {
 		}
 	}
 	if !ok || err != nil || n < 1 || i < 0 || i >= n {
-		return 0, 0, fmt.Errorf("--shard %q: want i/N with 0 <= i < N, e.g. 0/4 … 3/4 (shards are numbered from 0)", s)
+		return 0, 0, fieldErr("Shard", fmt.Sprintf("%q", s), "want i/N with 0 <= i < N, e.g. 0/4 … 3/4 (shards are numbered from 0)")
 	}
 	return i, n, nil
 }
@@ -262,14 +274,33 @@ func ParseModelMap(entries []string) (map[string]string, error) {
 			from, to, ok := strings.Cut(kv, "=")
 			from, to = strings.TrimSpace(from), strings.TrimSpace(to)
 			if !ok || from == "" || to == "" {
-				errs = append(errs, fmt.Errorf("--model-map %q: want from=to", kv))
+				errs = append(errs, fieldErr("ModelMap", fmt.Sprintf("%q", kv), "want from=to"))
 				continue
 			}
 			if prev, dup := m[from]; dup && prev != to {
-				errs = append(errs, fmt.Errorf("--model-map: %q maps to both %q and %q", from, prev, to))
+				errs = append(errs, fieldErr("ModelMap", "", fmt.Sprintf("%q maps to both %q and %q", from, prev, to)))
 			}
 			m[from] = to
 		}
 	}
 	return m, errors.Join(errs...)
 }
+
+// FieldError is a problem with one setting of the transforms (or another
+// workload option), named by its field; a command line maps the field to
+// its flag.
+type FieldError struct {
+	Field, Value, Msg string
+}
+
+func fieldErr(field, value, msg string) error { return &FieldError{field, value, msg} }
+
+func (e *FieldError) Error() string {
+	if e.Value == "" {
+		return e.Field + ": " + e.Msg
+	}
+	return e.Field + " " + e.Value + ": " + e.Msg
+}
+
+// FieldParts names the field, the value and the problem.
+func (e *FieldError) FieldParts() (field, value, msg string) { return e.Field, e.Value, e.Msg }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/reprise-llm/reprise/internal/capture"
 	"github.com/reprise-llm/reprise/internal/openai"
+	"github.com/reprise-llm/reprise/internal/tracestest"
 )
 
 // sliceSource replays a fixed list; opener counts how often it is opened.
@@ -384,7 +385,7 @@ func TestCompositionOrder(t *testing.T) {
 func TestTransformsValidate(t *testing.T) {
 	err := (&Transforms{WindowStart: 5, WindowEnd: 3, Models: []string{"["}, Statuses: []string{"2x"}, Fraction: 2,
 		TimeScale: 2, Rate: 1, Loop: -1, MaxPromptTokens: -1, ShardIndex: 3, ShardCount: 3}).Validate()
-	for _, want := range []string{"--window", "filter pattern", "--filter-status", "--sample", "--rate and --time-scale", "--loop", "--max-prompt-tokens", "--shard 3/3"} {
+	for _, want := range []string{"Window", "filter pattern", "Statuses", "Fraction", "with a time scale", "Loop", "MaxPromptTokens", "Shard 3/3"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v, want %q", err, want)
 		}
@@ -427,7 +428,7 @@ func TestParseFlags(t *testing.T) {
 
 // TestTransformsOnPublicTraces rescales and shards the Mooncake trace.
 func TestTransformsOnPublicTraces(t *testing.T) {
-	path := filepath.Join(traces(t), "mooncake-conversation.jsonl")
+	path := filepath.Join(tracestest.Dir(t), tracestest.Mooncake)
 	src, err := OpenTransformed("mooncake:"+path, OpenOptions{}, Transforms{Rate: 20})
 	if err != nil {
 		t.Fatal(err)

@@ -10,21 +10,10 @@ import (
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/capture"
+	"github.com/reprise-llm/reprise/internal/capture/capturetest"
 	"github.com/reprise-llm/reprise/internal/openai"
+	"github.com/reprise-llm/reprise/internal/tracestest"
 )
-
-// traces returns the public traces directory: ../shared/traces beside the
-// repository (three levels up from this package), or $REPRISE_TRACES.
-func traces(t testing.TB) string {
-	dir := os.Getenv("REPRISE_TRACES")
-	if dir == "" {
-		dir = "../../../shared/traces"
-	}
-	if _, err := os.Stat(filepath.Join(dir, "mooncake-conversation.jsonl")); err != nil {
-		t.Fatalf("public traces not found in %s (set REPRISE_TRACES): %v", dir, err)
-	}
-	return dir
-}
 
 func drain(t testing.TB, src Source) []Request {
 	t.Helper()
@@ -58,27 +47,14 @@ func warnings(src Source) []string {
 }
 
 func TestCaptureSource(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "cap")
-	w, err := capture.NewWriter(dir, capture.WriterOptions{Manifest: capture.Manifest{Format: capture.FormatName, Version: capture.FormatVersion, Start: time.Now(), Block: 2048}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs := []capture.Record{
+	dir := capturetest.Write(t, []capture.Record{
 		{ID: "a", T: 1000, Path: "/v1/models", Status: 200},
 		{ID: "b", T: 2000, Path: "/v1/chat/completions", Model: "m", Stream: true, PromptTokens: 50, OutputTokens: 7, HashIDs: []uint32{0, 1}, Block: 2048, Session: "s1", Status: 200},
 		{ID: "b", T: 2500, Path: "/v1/chat/completions", Shadow: true, Status: 200},
 		{ID: "d", T: 7000, Path: "/v1/chat/completions", Status: 200, Messages: []byte(`[{"role":"user","content":"hi"}]`)},
 		// written after d because it ran longer: replay must still send it second
 		{ID: "c", T: 5000, Path: "/v1/completions", MaxTokens: 9, PromptTokens: 3, Status: 200},
-	}
-	for i := range recs {
-		if !w.Write(&recs[i]) {
-			t.Fatal("write refused")
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	})
 	for _, spec := range []string{dir, "capture:" + dir} {
 		src, err := Open(spec, OpenOptions{})
 		if err != nil {
@@ -106,12 +82,12 @@ func TestCaptureSource(t *testing.T) {
 }
 
 func TestOpenDetectsFormats(t *testing.T) {
-	dir := traces(t)
+	dir := tracestest.Dir(t)
 	for spec, want := range map[string]string{
-		filepath.Join(dir, "mooncake-conversation.jsonl"): "*workload.Mooncake",
-		filepath.Join(dir, "azure-2023-code.csv"):         "*workload.Azure",
-		write(t, "b.csv", burstFixture):                   "*workload.BurstGPT",
-		"synthetic:prompt_tokens=3,output_tokens=2":       "*workload.Synthetic",
+		filepath.Join(dir, tracestest.Mooncake):     "*workload.Mooncake",
+		filepath.Join(dir, tracestest.Azure):        "*workload.Azure",
+		write(t, "b.csv", burstFixture):             "*workload.BurstGPT",
+		"synthetic:prompt_tokens=3,output_tokens=2": "*workload.Synthetic",
 	} {
 		src, err := Open(spec, OpenOptions{})
 		if err != nil {

@@ -6,6 +6,7 @@ package browser
 import (
 	"context"
 	"fmt"
+	"github.com/reprise-llm/reprise/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,10 +35,7 @@ func chromiumPath(t *testing.T) string {
 			return p
 		}
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium not found: CI must run `make test`, which installs Debian's chromium package")
-	}
-	t.Skip("chromium not found (`make browser` installs Debian's chromium package)")
+	testenv.Missing(t, "chromium not found", "`make browser` installs Debian's chromium package")
 	return ""
 }
 

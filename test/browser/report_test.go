@@ -3,7 +3,6 @@ package browser
 import (
 	"bytes"
 	"context"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +14,7 @@ import (
 	"github.com/reprise-llm/reprise/internal/report"
 	"github.com/reprise-llm/reprise/internal/report/reporttest"
 	"github.com/reprise-llm/reprise/internal/sim"
+	"github.com/reprise-llm/reprise/internal/sim/simtest"
 )
 
 // maxReportBytes is issue 6's budget: a 10-point sweep with 100,000
@@ -97,25 +97,19 @@ func TestLargeSweepReport(t *testing.T) {
 // `replay report`, and checks the page in Chromium.
 func TestRunReportInChromium(t *testing.T) {
 	b := newBrowser(t)
-	cfg := sim.DefaultConfig()
-	cfg.Slots, cfg.TTFTBase, cfg.ITLBase = 4, 10*time.Millisecond, 2*time.Millisecond
-	s, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(s)
-	defer srv.Close()
-	defer s.Close()
+	url, _ := simtest.Start(t, func(c *sim.Config) {
+		c.Slots, c.TTFTBase, c.ITLBase = 4, 10*time.Millisecond, 2*time.Millisecond
+	})
 
 	dir := filepath.Join(t.TempDir(), "results")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	args := []string{"run", "--target", srv.URL, "--workload", "synthetic:prompt_tokens=64,output_tokens=24",
+	args := []string{"run", "--target", url, "--workload", "synthetic:prompt_tokens=64,output_tokens=24",
 		"--profile", "sweep", "--sweep-points", "4", "--max-seconds", "1.5", "--max-concurrency", "64",
 		"--slo", "ttft_p99<=150ms,itl_p99<=15ms", "--detect-saturation", "monitor",
 		"--output-dir", dir, "--quiet", "--label", "test=browser"}
-	err = replaycli.Run(ctx, args, &out, &out)
+	err := replaycli.Run(ctx, args, &out, &out)
 	if err != nil && !strings.Contains(err.Error(), "does not meet --slo") {
 		t.Fatalf("replay run: %v\n%s", err, out.String())
 	}
@@ -127,15 +121,7 @@ func TestRunReportInChromium(t *testing.T) {
 		t.Fatalf("replay report: %v\n%s", err, out.String())
 	}
 	t.Logf("replay report:\n%s", out.String())
-	fh, err := os.Open(filepath.Join(dir, report.JSONFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := report.ReadJSON(fh)
-	fh.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := reporttest.Read(t, dir)
 	path := filepath.Join(dir, report.HTMLFile)
 	res := b.load(t, path, "report-sim-sweep.png")
 	t.Logf("chromium: %s", res)
@@ -164,19 +150,11 @@ func TestRunReportInChromium(t *testing.T) {
 // token is ttft; it serves vLLM's metrics at /metrics.
 func compareSim(t *testing.T, ttft time.Duration, seed int64) string {
 	t.Helper()
-	cfg := sim.DefaultConfig()
-	cfg.TTFTBase, cfg.PrefillPerToken, cfg.ITLBase, cfg.ITLPerSeq = ttft, 0, time.Millisecond, 0
-	cfg.Jitter, cfg.Seed, cfg.Slots = 0.2, seed, 8
-	s, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(s)
-	t.Cleanup(func() {
-		srv.Close()
-		s.Close()
+	url, _ := simtest.Start(t, func(c *sim.Config) {
+		c.TTFTBase, c.PrefillPerToken, c.ITLBase, c.ITLPerSeq = ttft, 0, time.Millisecond, 0
+		c.Jitter, c.Seed, c.Slots = 0.2, seed, 8
 	})
-	return srv.URL
+	return url
 }
 
 // TestCompareReportInChromium measures two simulators with replay run
@@ -209,15 +187,7 @@ func TestCompareReportInChromium(t *testing.T) {
 	if err := replaycli.Run(ctx, append([]string{"compare", "--output-dir", dir, "--label", "test=browser"}, dirs...), &out, &out); err != nil {
 		t.Fatalf("replay compare: %v\n%s", err, out.String())
 	}
-	fh, err := os.Open(filepath.Join(dir, report.JSONFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := report.ReadJSON(fh)
-	fh.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := reporttest.Read(t, dir)
 	if f.Comparison == nil || len(f.Comparison.Rows) == 0 {
 		t.Fatal("replay compare wrote no comparison")
 	}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,29 +14,8 @@ import (
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/capture"
+	"github.com/reprise-llm/reprise/internal/capture/capturetest"
 )
-
-// readCapture reads every record of a capture directory, failing on any error.
-func readCapture(t *testing.T, dir string) []*capture.Record {
-	t.Helper()
-	r, err := capture.Open(dir)
-	if err != nil {
-		t.Fatalf("opening capture: %v", err)
-	}
-	defer r.Close()
-	var out []*capture.Record
-	for {
-		rec, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("reading capture: %v", err)
-		}
-		out = append(out, rec)
-	}
-	return out
-}
 
 // testClient never reuses connections: a program started by an earlier
 // test may have listened on the same port, and a stale keep-alive
@@ -105,7 +83,7 @@ func TestCaptureFidelityAgainstSimLatencies(t *testing.T) {
 	if err := px.stop(t); err != nil {
 		t.Fatalf("proxy exit: %v\n%s", err, px.stderr.String())
 	}
-	recs := readCapture(t, dir)
+	recs := capturetest.Read(t, dir)
 	if len(recs) != n {
 		t.Fatalf("%d records for %d requests", len(recs), n)
 	}
@@ -188,7 +166,7 @@ func TestProxySIGTERMMidLoadKeepsEveryCompletedRecord(t *testing.T) {
 	}
 	close(stopClients)
 	wg.Wait()
-	recs := readCapture(t, dir)
+	recs := capturetest.Read(t, dir)
 	var ok int64
 	for _, r := range recs {
 		if r.Status == 200 && !r.Aborted && r.OutputTokens == 40 {
@@ -220,7 +198,7 @@ func TestCaptureAndReplayAgainstGuideLLMMockServer(t *testing.T) {
 	if err := px.stop(t); err != nil {
 		t.Fatalf("proxy exit: %v\n%s", err, px.stderr.String())
 	}
-	recs := readCapture(t, dir)
+	recs := capturetest.Read(t, dir)
 	if len(recs) != n {
 		t.Fatalf("%d records, want %d", len(recs), n)
 	}

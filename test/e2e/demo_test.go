@@ -5,17 +5,20 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/reprise-llm/reprise/internal/capture/capturetest"
+	"github.com/reprise-llm/reprise/internal/tracestest"
 )
 
 // The demo's client is the official openai-go SDK replaying the Azure trace;
 // the proxy must capture what that real client library sends, one record
 // per request, without the placeholder API key it carries.
 func TestOpenAISDKClientThroughProxy(t *testing.T) {
-	traces := tracesDir(t)
+	trace := filepath.Join(tracestest.Dir(t), tracestest.Azure)
 	sim := start(t, bin("replay"), "sim", "--listen", "127.0.0.1:0", "--slots", "64", "--ttft-base", "5ms", "--itl-base", "1ms", "--itl-per-seq", "0s")
 	dir := filepath.Join(t.TempDir(), "cap")
 	px := start(t, bin("proxy"), "--listen", "127.0.0.1:0", "--upstream", sim.addr, "--capture-dir", dir)
-	out, err := exec.Command(bin("demo-client"), "--base-url", px.addr+"/v1", "--trace", filepath.Join(traces, "azure-2023-code.csv"),
+	out, err := exec.Command(bin("demo-client"), "--base-url", px.addr+"/v1", "--trace", trace,
 		"--from", "3m", "--minutes", "0.2", "--speedup", "6").CombinedOutput()
 	if err != nil {
 		t.Fatalf("demo-client: %v\n%s", err, out)
@@ -23,7 +26,7 @@ func TestOpenAISDKClientThroughProxy(t *testing.T) {
 	if err := px.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	recs := readCapture(t, dir)
+	recs := capturetest.Read(t, dir)
 	if len(recs) < 10 {
 		t.Fatalf("only %d records from the SDK client\n%s", len(recs), out)
 	}

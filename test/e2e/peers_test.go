@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/reprise-llm/reprise/internal/testenv"
 	"io"
 	"net"
 	"net/http"
@@ -47,19 +48,6 @@ func TestMain(m *testing.M) {
 }
 
 func bin(name string) string { return filepath.Join(binDir, name) }
-
-// tracesDir is ../shared/traces beside the repository (CI clones it so).
-func tracesDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("REPRISE_TRACES")
-	if dir == "" {
-		dir = "../../../shared/traces"
-	}
-	if _, err := os.Stat(filepath.Join(dir, "azure-2023-code.csv")); err != nil {
-		t.Fatalf("public traces not found at %s (set REPRISE_TRACES): %v", dir, err)
-	}
-	return dir
-}
 
 // process is a program started for a test; it is killed at cleanup.
 type process struct {
@@ -158,13 +146,7 @@ func freePort(t *testing.T) int {
 // from PyPI by `make test`), an implementation this project did not write.
 func guidellmMock(t *testing.T, args ...string) string {
 	t.Helper()
-	exe := os.Getenv("REPRISE_GUIDELLM")
-	if exe == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("REPRISE_GUIDELLM is not set: CI must run `make test`, which installs GuideLLM")
-		}
-		t.Skip("REPRISE_GUIDELLM not set; `make test` installs GuideLLM and sets it")
-	}
+	exe := testenv.Need(t, "REPRISE_GUIDELLM", "`make test` installs GuideLLM and sets it")
 	port := freePort(t)
 	all := append([]string{"mock-server", "--host", "127.0.0.1", "--port", fmt.Sprint(port)}, args...)
 	cmd := exec.Command(exe, all...)

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/reprise-llm/reprise/internal/capture/capturetest"
 )
 
 // A secret planted in every place clients put credentials (Authorization,
@@ -86,7 +88,7 @@ func TestPrivacyPlantedSecretNeverRecordedOrLogged(t *testing.T) {
 		}
 	}
 
-	recs := readCapture(t, dir)
+	recs := capturetest.Read(t, dir)
 	primary, shadow := 0, 0
 	for _, r := range recs {
 		if r.Shadow {
@@ -242,7 +244,7 @@ func TestPrivacyUpstreamURLAndErrorSecretsNeverShown(t *testing.T) {
 			t.Errorf("planted secret found in %s:\n%.3000s", where.name, where.text)
 		}
 	}
-	recs := readCapture(t, dir)
+	recs := capturetest.Read(t, dir)
 	errs := 0
 	for _, r := range recs {
 		if strings.Contains(r.Error, "xxxxx") {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/reprise-llm/reprise/internal/capture/capturetest"
 )
 
 // runReplay runs bin/replay and fails the test on a non-zero exit.
@@ -101,7 +103,7 @@ func TestReplayReproducesCapture(t *testing.T) {
 	if err := px.stop(t); err != nil {
 		t.Fatalf("proxy exit: %v", err)
 	}
-	recs := readCapture(t, dir)
+	recs := capturetest.Read(t, dir)
 	if len(recs) != n {
 		t.Fatalf("%d records, want %d", len(recs), n)
 	}

@@ -1,7 +1,7 @@
 package e2e
 
 import (
-	"os"
+	"github.com/reprise-llm/reprise/internal/testenv"
 	"path/filepath"
 	"testing"
 )
@@ -28,13 +28,7 @@ func TestTokenizersAgainstSim(t *testing.T) {
 			t.Errorf("--tokenizer %s: %v of %v prompts exact, want 20 of 20", tok, exact, compared)
 		}
 	}
-	dir := os.Getenv("REPRISE_TOKENIZERS")
-	if dir == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("REPRISE_TOKENIZERS must be set under CI (make test sets it)")
-		}
-		t.Skip("REPRISE_TOKENIZERS unset: the tokenizer.json half runs through make test")
-	}
+	dir := testenv.Need(t, "REPRISE_TOKENIZERS", "`make test` fetches the tokenizer.json files and sets it")
 	// Qwen 3's tokenizer agrees with cl100k on the synthesiser's words (it
 	// keeps only words that are one token under the chosen tokenizer, and
 	// common English words are one token in both): still exact.

@@ -1,7 +1,8 @@
-// Package reporttest builds large, realistic report.File values for tests
-// and benchmarks of the report writers: a rate sweep whose latency grows
-// with load until it saturates, with SLO verdicts and the saturation
-// detector's report, as replay run --profile sweep writes them.
+// Package reporttest is the report package's test kit. Sweep builds large,
+// realistic report.File values for tests and benchmarks of the report
+// writers: a rate sweep whose latency grows with load until it saturates,
+// with SLO verdicts and the saturation detector's report, as replay run
+// --profile sweep writes them. Read reads back the results a command wrote.
 package reporttest
 
 import (
@@ -82,7 +83,7 @@ func Sweep(opts SweepOptions) (*report.File, error) {
 		name := fmt.Sprintf("constant@%.3g", rate)
 		b := report.Benchmark{
 			Name: name, Target: "http://sim:8000", Profile: "constant",
-			Config: map[string]any{"profile": "constant", "rate": rate, "max_requests": float64(n)},
+			Config: report.RunConfig{Profile: "constant", Rate: rate, MaxRequests: n},
 			Start:  start.Add(time.Duration(p) * 10 * time.Minute),
 		}
 		b.Metrics = stats.Summarize(results, stats.Options{RequestedRate: rate, SLO: spec.PerRequest()})
