@@ -80,6 +80,7 @@ type Hasher struct {
 	maxIDs int    // bound on len(cur)+len(old), give or take one prompt's blocks
 
 	forgotten atomic.Uint64
+	exhausted atomic.Uint64 // prompts left without ids: every id given out (Remap)
 }
 
 type blockHash struct {
@@ -241,10 +242,16 @@ func (h *Hasher) Remap(vals []uint64) []uint32 {
 			if id, ok = h.old[v]; ok {
 				delete(h.old, v)
 			} else {
-				id = h.next
-				if h.next < ^uint32(0) {
-					h.next++
+				if h.next == ^uint32(0) {
+					// Every 32-bit id is taken: a new prefix would share
+					// one with another, and equal ids must mean equal
+					// prefixes. The prompt gets none (counted).
+					h.mu.Unlock()
+					h.exhausted.Add(1)
+					return nil
 				}
+				id = h.next
+				h.next++
 			}
 			h.cur[v] = id
 		}
@@ -253,6 +260,11 @@ func (h *Hasher) Remap(vals []uint64) []uint32 {
 	h.mu.Unlock()
 	return out
 }
+
+// Exhausted counts the prompts that got no prefix ids because every
+// 32-bit id had been given out (a capture of over four billion distinct
+// blocks: start a new one).
+func (h *Hasher) Exhausted() uint64 { return h.exhausted.Load() }
 
 // Session returns a 16-hex-character keyed hash of a session or user key,
 // or "" for "". The same key gives the same value within a capture (and

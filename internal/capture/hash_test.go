@@ -224,3 +224,20 @@ func BenchmarkHashIDs(b *testing.B) {
 		})
 	}
 }
+
+// When every 32-bit id has been given out, a prompt needing a new one
+// gets none, rather than an id another prefix has: equal ids must mean
+// equal prefixes.
+func TestRemapNeverSharesAnIDWhenExhausted(t *testing.T) {
+	h := NewHasher([]byte("0123456789abcdef0123456789abcdef"), 16)
+	h.next = ^uint32(0) - 1
+	a := h.Remap([]uint64{1})
+	b := h.Remap([]uint64{2})
+	c := h.Remap([]uint64{3})
+	if len(a) != 1 || b != nil || c != nil || h.Exhausted() != 2 {
+		t.Errorf("a %v, b %v, c %v, exhausted %d: want one id, then none", a, b, c, h.Exhausted())
+	}
+	if again := h.Remap([]uint64{1}); len(again) != 1 || again[0] != a[0] {
+		t.Errorf("a known prefix lost its id: %v", again)
+	}
+}

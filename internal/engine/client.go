@@ -13,11 +13,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/certs"
+	"github.com/reprise-llm/reprise/internal/keepalive"
 	"github.com/reprise-llm/reprise/internal/openai"
 	"github.com/reprise-llm/reprise/internal/workload"
 )
@@ -273,12 +272,10 @@ const maxRetries = 2
 func (c *client) do(ctx context.Context, hreq *http.Request, res *Result) (*http.Response, error) {
 	hc := c.hc
 	for {
-		var a attempt
-		resp, err := hc.Do(hreq.WithContext(httptrace.WithClientTrace(ctx, a.trace())))
-		if n := int(a.conns.Load()); n > 1 {
-			res.Retries += n - 1 // net/http re-sent it: nothing had been written
-		}
-		if err == nil || c.fresh == nil || res.Retries >= maxRetries || !a.neverReached(ctx, err) {
+		var a keepalive.Attempt
+		resp, err := hc.Do(hreq.WithContext(httptrace.WithClientTrace(ctx, a.Trace())))
+		res.Retries += a.Resent() // net/http re-sent it: nothing had been written
+		if err == nil || c.fresh == nil || res.Retries >= maxRetries || !a.NeverReached(ctx, err) {
 			return resp, err
 		}
 		body, berr := hreq.GetBody()
@@ -290,44 +287,6 @@ func (c *client) do(ctx context.Context, hreq *http.Request, res *Result) (*http
 		res.Retries++
 		hc = c.fresh
 	}
-}
-
-// attempt is what httptrace tells of one Do: the connections the
-// transport used (more than one when it re-sent the request itself),
-// whether the last one had served a request before, and whether any
-// response byte arrived. The hooks run on the transport's goroutines.
-type attempt struct {
-	conns     atomic.Int32
-	reused    atomic.Bool
-	firstByte atomic.Bool
-}
-
-func (a *attempt) trace() *httptrace.ClientTrace {
-	return &httptrace.ClientTrace{
-		GotConn: func(info httptrace.GotConnInfo) {
-			a.conns.Add(1)
-			a.reused.Store(info.Reused)
-		},
-		GotFirstResponseByte: func() { a.firstByte.Store(true) },
-	}
-}
-
-// neverReached reports whether err, which ended the attempt, is the
-// keep-alive race (do): a reused connection closed or reset before any
-// response byte, with the request's own context still live.
-func (a *attempt) neverReached(ctx context.Context, err error) bool {
-	if ctx.Err() != nil || !a.reused.Load() || a.firstByte.Load() {
-		return false
-	}
-	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
-		// The transport's read loop saw the server's EOF and closed the
-		// connection while the request was still being written: the write
-		// fails with net.ErrClosed (and net/http, which copies the body
-		// with ReadFrom, reports it as the body's own error, unwrapped).
-		errors.Is(err, net.ErrClosed) ||
-		// errServerClosedIdle, unexported: the read loop saw the close
-		// before the request was registered on the connection.
-		strings.Contains(err.Error(), "http: server closed idle connection")
 }
 
 // sentBody is a request body that lets go of its bytes once they have all

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"github.com/reprise-llm/reprise/internal/keepalive"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -98,15 +99,23 @@ func newRudeServer(t *testing.T) *rudeServer {
 func (s *rudeServer) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	model := ""
-	for _, m := range []string{"close", "partial", "slow", "fail"} {
+	for _, m := range []string{"lateclose", "close", "partial", "slow", "fail"} {
 		if strings.Contains(string(body), `"model":"`+m+`"`) {
 			model = m
+			break
 		}
 	}
 	s.mu.Lock()
 	s.seen[model]++
 	s.mu.Unlock()
 	switch model {
+	case "lateclose": // read, served for a while, then the connection dropped: not the race
+		time.Sleep(keepalive.RaceWindow + 300*time.Millisecond)
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		_ = c.Close()
 	case "close", "partial":
 		c, _, err := http.NewResponseController(w).Hijack()
 		if err != nil {
@@ -142,6 +151,7 @@ func TestOnlyNeverReachedRequestsAreRetried(t *testing.T) {
 		sends       int  // how many times the server should see it
 		retries     int
 		errHas      string
+		timeout     time.Duration // 0: 300 ms
 	}{
 		{name: "closed on a fresh connection", model: "close", first: true, sends: 1, errHas: "EOF"},
 		// on a reused connection it is the race, re-sent once on a
@@ -150,6 +160,9 @@ func TestOnlyNeverReachedRequestsAreRetried(t *testing.T) {
 		{name: "closed after a response byte", model: "partial", sends: 1, errHas: "unexpected EOF"},
 		{name: "timed out", model: "slow", sends: 1, errHas: "timeout"},
 		{name: "503", model: "fail", sends: 1, errHas: "http 503"},
+		// a close long after the write: the server read it and failed
+		// while serving it (a crash, a proxy's idle timeout)
+		{name: "closed long after the write on a reused connection", model: "lateclose", sends: 1, errHas: "EOF", timeout: 10 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newRudeServer(t)
@@ -157,7 +170,11 @@ func TestOnlyNeverReachedRequestsAreRetried(t *testing.T) {
 			if tc.first {
 				src = modelStreams(1, tc.model)
 			}
-			run, err := Execute(context.Background(), Config{Target: srv.URL, Profile: ProfileSynchronous, Timeout: 300 * time.Millisecond}, src, bodies{})
+			timeout := tc.timeout
+			if timeout == 0 {
+				timeout = 300 * time.Millisecond
+			}
+			run, err := Execute(context.Background(), Config{Target: srv.URL, Profile: ProfileSynchronous, Timeout: timeout}, src, bodies{})
 			if err != nil {
 				t.Fatal(err)
 			}

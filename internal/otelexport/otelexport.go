@@ -51,6 +51,7 @@ import (
 
 	"github.com/reprise-llm/reprise/internal/capture"
 	"github.com/reprise-llm/reprise/internal/openai"
+	"github.com/reprise-llm/reprise/internal/redact"
 	"github.com/reprise-llm/reprise/internal/report"
 	"github.com/reprise-llm/reprise/internal/workload"
 )
@@ -344,7 +345,7 @@ func (w *Writer) write(s *span, resource []kv) error {
 	}
 	st := &otlpStatus{}
 	if s.failed {
-		st = &otlpStatus{Code: 2, Message: s.message}
+		st = &otlpStatus{Code: 2, Message: redact.Text(s.message)} // an error text may quote a credential the target echoed
 	}
 	w.batch = append(w.batch, otlpSpan{
 		TraceID: trace, SpanID: spanID, Name: s.name, Kind: 3,

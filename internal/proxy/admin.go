@@ -73,6 +73,7 @@ var (
 	descDropped  = prometheus.NewDesc("reprise_proxy_records_dropped_total", "Records the writer refused (queue full or failed); traffic was not affected.", nil, nil)
 	descAborted  = prometheus.NewDesc("reprise_proxy_aborted_total", "Requests that ended abnormally (client gone, upstream reset).", nil, nil)
 	descUpErr    = prometheus.NewDesc("reprise_proxy_upstream_errors_total", "Requests the upstream could not serve (answered 502).", nil, nil)
+	descUpRetry  = prometheus.NewDesc("reprise_proxy_upstream_retried_total", "Requests sent to the upstream again because it closed a kept-alive connection as they went out (they never reached it).", nil, nil)
 	descUsageByp = prometheus.NewDesc("reprise_proxy_usage_filter_bypassed_total", "--ensure-usage streams passed through unfiltered: an event outgrew the filter's 1 MiB bound.", nil, nil)
 )
 
@@ -91,7 +92,7 @@ var (
 )
 
 func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descInFlight, descRecorded, descDropped, descAborted, descUpErr, descUsageByp} {
+	for _, d := range []*prometheus.Desc{descRequests, descInFlight, descRecorded, descDropped, descAborted, descUpErr, descUpRetry, descUsageByp} {
 		ch <- d
 	}
 	WriterCollector{}.Describe(ch)
@@ -112,6 +113,7 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(st.Dropped))
 	ch <- prometheus.MustNewConstMetric(descAborted, prometheus.CounterValue, float64(st.Aborted))
 	ch <- prometheus.MustNewConstMetric(descUpErr, prometheus.CounterValue, float64(st.UpstreamErr))
+	ch <- prometheus.MustNewConstMetric(descUpRetry, prometheus.CounterValue, float64(st.UpstreamRetried))
 	ch <- prometheus.MustNewConstMetric(descUsageByp, prometheus.CounterValue, float64(st.UsageBypassed))
 	if c.w != nil {
 		WriterCollector{c.w}.Collect(ch)

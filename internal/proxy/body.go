@@ -107,6 +107,17 @@ func (t *teeBody) read(b []byte) (int, error) {
 	return n, err
 }
 
+// whole returns a copy of the body when the proxy holds all of it: read to
+// its end and within the capture cap (raceRetry sends it again).
+func (t *teeBody) whole() ([]byte, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.ended.Load() || t.overflow || t.buf == nil {
+		return nil, false
+	}
+	return bytes.Clone(t.buf.Bytes()), true
+}
+
 // Close ends the transport's use of the body; the client's body stays open
 // for readRest.
 func (t *teeBody) Close() error {

@@ -107,6 +107,9 @@ type Stats struct {
 	Dropped     int64 // records the writer refused (queue full, writer failed)
 	Aborted     int64 // requests that ended abnormally (client gone, upstream reset)
 	UpstreamErr int64 // requests the upstream could not serve (502 from the proxy)
+	// UpstreamRetried counts requests sent to the upstream again because
+	// it closed a kept-alive connection as they went out (raceRetry).
+	UpstreamRetried int64
 	// UsageBypassed counts --ensure-usage streams passed through
 	// unfiltered because an event outgrew the filter's 1 MiB bound.
 	UsageBypassed int64
@@ -136,6 +139,7 @@ type Proxy struct {
 	draining atomic.Bool
 
 	requests, inFlight, recorded, dropped, aborted, upstreamErr, usageBypassed atomic.Int64
+	upstreamRetried                                                            atomic.Int64
 }
 
 // New builds a Proxy forwarding to cfg.Upstream and handing records to out.
@@ -192,7 +196,7 @@ func New(cfg Config, out RecordWriter, hasher *capture.Hasher, origin time.Time,
 				}
 			}
 		},
-		Transport:      upstreamTransport(tc),
+		Transport:      &raceRetry{inner: upstreamTransport(tc), fresh: freshTransport(tc), retried: &p.upstreamRetried},
 		BufferPool:     copyBuffers{}, // one 32 KiB copy buffer per response otherwise
 		FlushInterval:  -1,            // flush every write: SSE events reach the client as they arrive
 		ModifyResponse: p.modifyResponse,
@@ -219,7 +223,7 @@ func (p *Proxy) Stats() Stats {
 	return Stats{
 		Requests: p.requests.Load(), InFlight: p.inFlight.Load(), Recorded: p.recorded.Load(),
 		Dropped: p.dropped.Load(), Aborted: p.aborted.Load(), UpstreamErr: p.upstreamErr.Load(),
-		UsageBypassed: p.usageBypassed.Load(),
+		UsageBypassed: p.usageBypassed.Load(), UpstreamRetried: p.upstreamRetried.Load(),
 	}
 }
 

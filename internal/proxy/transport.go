@@ -1,13 +1,18 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"sync/atomic"
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/certs"
+	"github.com/reprise-llm/reprise/internal/keepalive"
 )
 
 // UpstreamTLS configures how the proxy verifies an https:// upstream. The
@@ -97,4 +102,52 @@ func ServerProtocols(h2c bool) *http.Protocols {
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(h2c)
 	return p
+}
+
+// freshTransport is upstreamTransport without kept-alive connections:
+// raceRetry's second attempt goes out on a connection of its own.
+func freshTransport(tc *tls.Config) *http.Transport {
+	t := upstreamTransport(tc)
+	t.DisableKeepAlives = true
+	return t
+}
+
+// raceRetry sends a request to the upstream again when its first attempt
+// met the keep-alive race (internal/keepalive): the upstream closed an
+// idle kept-alive connection as the request went out on it, so the request
+// provably never reached it. Without this the client would get a 502 for a
+// request the upstream never saw — an error it would not have had going
+// direct on a fresh connection, and one llama.cpp's server causes routinely
+// right after a stream. The request's body is sent again from the proxy's
+// copy (teeBody), so only a body the proxy holds whole (read to its end,
+// under the capture cap) can be re-sent; the new attempt goes out on a
+// fresh connection, never re-sent itself. Every other failure reaches the
+// client as before.
+type raceRetry struct {
+	inner, fresh http.RoundTripper
+	retried      *atomic.Int64
+}
+
+func (rt *raceRetry) RoundTrip(req *http.Request) (*http.Response, error) {
+	var a keepalive.Attempt
+	resp, err := rt.inner.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), a.Trace())))
+	if !a.NeverReached(req.Context(), err) {
+		return resp, err
+	}
+	again := req.Clone(req.Context())
+	if req.Body != nil && req.Body != http.NoBody {
+		// The body the transport read is the proxy's tee (ReverseProxy
+		// wraps it): the exchange holds it.
+		ex := exchangeFrom(req.Context())
+		if ex == nil || ex.body == nil {
+			return resp, err
+		}
+		body, whole := ex.body.whole()
+		if !whole {
+			return resp, err
+		}
+		again.Body, again.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	}
+	rt.retried.Add(1)
+	return rt.fresh.RoundTrip(again)
 }

@@ -3,6 +3,7 @@ package sim
 import (
 	"net"
 	"net/http"
+	"time"
 )
 
 // keepAliveClose ends a complete streamed HTTP/1.1 response the way
@@ -42,7 +43,9 @@ func (s *Server) keepAliveClose(w http.ResponseWriter) {
 	go func() {
 		defer s.held.Done()
 		// A byte is the next request; an error is the client closing the
-		// connection first, or Close closing it.
+		// connection first, Close closing it, or two minutes idle (a taken
+		// over connection is outside http.Server's idle handling).
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Minute))
 		if _, err := brw.ReadByte(); err == nil {
 			s.keepAliveCloses.Add(1)
 		}

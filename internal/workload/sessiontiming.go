@@ -222,11 +222,12 @@ func (t *sessionTimed) read(r *Request) {
 	backwards := t.started && in < t.now
 	t.now, t.started = max(t.now, in), true
 	out := in
-	if t.maxWait > 0 && r.Session != "" {
-		s := t.sessions[r.Session]
+	key := timingKey(r)
+	if t.maxWait > 0 && key != "" {
+		s := t.sessions[key]
 		if s == nil {
 			s = &timedSession{lastIn: in, lastOut: in}
-			t.sessions[r.Session] = s
+			t.sessions[key] = s
 		} else {
 			expired := s.lastIn < t.now-t.horizon
 			gap := in - s.lastIn
@@ -249,9 +250,9 @@ func (t *sessionTimed) read(r *Request) {
 		}
 		s.ver++
 		if tr := s.trim(); tr > 0 {
-			heap.Push(&t.trims, sessionEntry{r.Session, tr, s.ver})
+			heap.Push(&t.trims, sessionEntry{key, tr, s.ver})
 		}
-		heap.Push(&t.reach, sessionEntry{r.Session, s.lastOut + t.maxWait, s.ver})
+		heap.Push(&t.reach, sessionEntry{key, s.lastOut + t.maxWait, s.ver})
 		if t.trims.Len()+t.reach.Len() > 4*len(t.sessions)+1024 {
 			t.compact()
 		}
@@ -286,12 +287,13 @@ func (t *sessionTimed) pack(p *otelPending) Request {
 		t.released = pre
 	}
 	if t.maxIdle > 0 {
-		first := r.Session == ""
+		key := timingKey(&r)
+		first := key == ""
 		if !first {
-			s := t.sessions[r.Session]
+			s := t.sessions[key]
 			if s == nil {
 				s = &timedSession{}
-				t.sessions[r.Session] = s
+				t.sessions[key] = s
 			}
 			first, s.packed = !s.packed, true
 		}
@@ -312,4 +314,16 @@ func (t *sessionTimed) Warnings() []string {
 			t.late, time.Duration(t.horizon), t.lateBy))
 	}
 	return w
+}
+
+// timingKey is the timeline a request's waits are measured on: its
+// conversation graph's when it has one — a sub-agent is a session of its
+// own, but its calls and its parent's are one conversation, and cutting
+// them apart would send a join before the calls it waits for — else its
+// session's ("" for none).
+func timingKey(r *Request) string {
+	if g := r.Graph; g != nil && g.Conversation != "" {
+		return "g\x00" + g.Conversation
+	}
+	return r.Session
 }

@@ -274,3 +274,34 @@ func TestSessionTimingValidateAndParse(t *testing.T) {
 		t.Error("the zero SessionTiming wrapped its source")
 	}
 }
+
+// A conversation graph is clamped as one timeline: a sub-agent (a session
+// of its own) moves with its parent, so the call that joins it still
+// comes after it, and after the call that spawned it.
+func TestClampKeepsAGraphInOrder(t *testing.T) {
+	call := func(i int, agent, node string, at time.Duration, after ...string) Request {
+		return Request{Index: i, Offset: at, Session: "c/" + agent, PromptTokens: 5, OutputTokens: 2,
+			Graph: &GraphNode{Conversation: "c", Node: node, Agent: agent, After: after}}
+	}
+	src := &sliceSource{reqs: []Request{
+		call(0, "", "p0", 0),
+		call(1, "", "p1", 20*time.Minute, "p0"),
+		call(2, "s", "s0", 21*time.Minute, "p1"),
+		call(3, "s", "s1", 23*time.Minute, "s0"),
+		call(4, "", "p2", 24*time.Minute, "p1", "s1"),
+	}}
+	got := drain(t, SessionTiming{MaxWait: 5 * time.Minute}.Apply(src))
+	var order []string
+	at := map[string]time.Duration{}
+	for _, r := range got {
+		order = append(order, r.Graph.Node)
+		at[r.Graph.Node] = r.Offset
+	}
+	if !slices.Equal(order, []string{"p0", "p1", "s0", "s1", "p2"}) {
+		t.Fatalf("order %v", order)
+	}
+	// The 20-minute wait became 5; everything after moved with it.
+	if at["p1"] != 5*time.Minute || at["s0"] != 6*time.Minute || at["p2"] != 9*time.Minute {
+		t.Errorf("offsets %v", at)
+	}
+}

@@ -76,6 +76,7 @@ type WEKA struct {
 	local   uint32 // local-scope block ids handed out
 
 	zeroOut, mismatch, backwards, overlaps, roots int
+	reordered                                     int // calls moved after a node they came after (readConversation)
 	done                                          bool
 }
 
@@ -151,9 +152,25 @@ func (w *WEKA) readConversation() error {
 	if !w.hasOrig {
 		w.origin, w.last, w.hasOrig = minT, minT, true
 	}
+	// A call comes out no earlier than the calls it came after (a row
+	// whose t is earlier than a sub-agent's it joins, in a skewed trace):
+	// the engine waits for the nodes of After it has seen, so each must be
+	// seen first. Rows are built in file order, which puts every node
+	// after the nodes it lists.
+	key := make(map[string]int64, len(reqs))
 	for _, r := range reqs {
+		start := int64(math.Round(r.t * 1e9))
+		if g := r.req.Graph; g != nil {
+			for _, a := range g.After {
+				if k, ok := key[a]; ok && k > start {
+					start = k
+					w.reordered++
+				}
+			}
+			key[g.Node] = start
+		}
 		w.seq++
-		heap.Push(&w.pending, &otelPending{start: int64(math.Round(r.t * 1e9)), seq: w.seq, req: r.req})
+		heap.Push(&w.pending, &otelPending{start: start, seq: w.seq, req: r.req})
 	}
 	// Conversations come in start order: none read later starts earlier.
 	if !w.hasMark || minT > w.mark {
@@ -493,6 +510,9 @@ func (w *WEKA) finish() {
 	}
 	if w.overlaps > 0 {
 		w.addWarning(fmt.Sprintf("weka %s: %d requests start before the previous request of their agent ended (t + api_time): sent after it, with no think time", w.path, w.overlaps))
+	}
+	if w.reordered > 0 {
+		w.addWarning(fmt.Sprintf("weka %s: %d requests start before a request they come after (a sub-agent's call they join, the call that spawned them): sent after it instead", w.path, w.reordered))
 	}
 	if w.backwards > 0 {
 		w.addWarning(fmt.Sprintf("weka %s: %d requests start before requests of conversations read earlier: conversations are expected in start order; they are sent when reached, late", w.path, w.backwards))

@@ -130,3 +130,39 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// A parent row whose t is earlier than the last call of a sub-agent it
+// joins (a skewed trace) comes out after that call, never before: the
+// engine waits for the nodes it has seen, so each must be seen first.
+func TestWEKAJoinComesAfterItsSubAgent(t *testing.T) {
+	conv := `{"id":"c1","requests":[` +
+		`{"t":0,"type":"s","in":100,"out":10,"api_time":1,"hash_ids":[1,2]},` +
+		`{"t":1,"type":"subagent","agent_id":"a1","requests":[{"t":10,"type":"s","in":50,"out":5,"api_time":1,"hash_ids":[3]},{"t":20,"type":"s","in":120,"out":5,"api_time":1,"hash_ids":[3,4]}]},` +
+		`{"t":15,"type":"s","in":190,"out":10,"api_time":1,"hash_ids":[1,2,5]}]}`
+	path := filepath.Join(t.TempDir(), "skewed.jsonl")
+	if err := os.WriteFile(path, []byte(conv+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := Open("weka:"+path, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := drain(t, src)
+	seen := map[string]bool{}
+	for _, r := range got {
+		for _, a := range r.Graph.After {
+			if !seen[a] {
+				t.Errorf("%s came out before %s, which it comes after (order %v)", r.Graph.Node, a, nodes(got))
+			}
+		}
+		seen[r.Graph.Node] = true
+	}
+}
+
+func nodes(rs []Request) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Graph.Node)
+	}
+	return out
+}
