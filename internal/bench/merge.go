@@ -137,6 +137,7 @@ func Merge(dirs []string) (*report.File, error) {
 			Shard: r.header.Shard, Requests: t.Requests, StartOffsetMs: float64(shift) / float64(time.Millisecond),
 			FirstSendMs: float64(max(firstSend, 0)) / float64(time.Millisecond),
 			ClientLag:   t.ClientLag, ClockOffsetS: views[i].Config.ClockOffsetS, StopReason: t.Run.StopReason,
+			WriterStalls: t.Stalls,
 		})
 		if len(views[i].Requests) == 0 {
 			saved = false

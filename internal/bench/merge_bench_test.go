@@ -79,7 +79,7 @@ func writeSyntheticShard(b *testing.B, dir string, i, n, requests int, origin ti
 	if err := w.finish(&engine.Run{Start: origin, StopReason: engine.StopMaxRequests}, stats.Distribution{}); err != nil {
 		b.Fatal(err)
 	}
-	f := &report.File{Tool: "reprise", Benchmarks: []report.Benchmark{{Name: "candidate", Start: origin, Config: report.RunConfig{Shard: s.String()}}}}
+	f := &report.File{Tool: "reprise", Benchmarks: []report.Benchmark{{Name: "candidate", Start: origin, Config: report.RunConfig{Shard: s.String(), Plan: "bench"}}}}
 	if err := report.WriteFileAtomic(filepath.Join(dir, report.JSONFile), func(w io.Writer) error { return report.WriteJSON(w, f) }); err != nil {
 		b.Fatal(err)
 	}

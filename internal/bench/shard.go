@@ -100,6 +100,9 @@ type shardTrailer struct {
 	Phases    map[string]string  `json:"phases,omitempty"` // request index → warmup or cooldown
 	Run       shardRunEnd        `json:"run"`
 	ClientLag stats.Distribution `json:"client_lag_ms"` // the shard's own send lag less its waits
+	// Stalls counts results that waited for the writer (its queue full):
+	// their requests' slots were held that long.
+	Stalls int `json:"stalls,omitempty"`
 }
 
 type shardRunEnd struct {
@@ -144,9 +147,9 @@ func (p *Plan) Fingerprint() string {
 // shardWriter streams a shard's results to its file as they end. The
 // engine hands each result over from the request's goroutine, before the
 // request's slot is freed, so record only queues it; one goroutine
-// encodes and compresses. A queue that overflows (a writer far behind the
-// requests) loses a result, which the merge would need: the shard then
-// fails, saying so.
+// encodes and compresses. When the queue is full (a writer far behind
+// the requests) record waits for room rather than lose a result the merge
+// needs: the wait is the request's, counted (stalls) and reported.
 type shardWriter struct {
 	f     *os.File
 	z     *zstd.Encoder
@@ -158,7 +161,7 @@ type shardWriter struct {
 	mu       sync.Mutex
 	n        int   // results written (the goroutine's)
 	err      error // the first write error (the goroutine's)
-	lost     int   // results the full queue could not take
+	stalls   int   // results that waited for room in the queue
 	finished bool
 }
 
@@ -166,6 +169,11 @@ type shardWriter struct {
 const shardQueue = 1 << 16
 
 func newShardWriter(path string, h shardHeader) (*shardWriter, error) {
+	return newShardWriterQueue(path, h, shardQueue)
+}
+
+// newShardWriterQueue is newShardWriter with a queue of the given length.
+func newShardWriterQueue(path string, h shardHeader, queue int) (*shardWriter, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("shard state: %w", err)
 	}
@@ -179,7 +187,7 @@ func newShardWriter(path string, h shardHeader) (*shardWriter, error) {
 		return nil, err
 	}
 	w := bufio.NewWriterSize(z, 1<<16)
-	s := &shardWriter{f: f, z: z, w: w, enc: json.NewEncoder(w), queue: make(chan *engine.Result, shardQueue), done: make(chan struct{})}
+	s := &shardWriter{f: f, z: z, w: w, enc: json.NewEncoder(w), queue: make(chan *engine.Result, queue), done: make(chan struct{})}
 	if err := s.enc.Encode(h); err != nil {
 		s.close()
 		return nil, fmt.Errorf("shard state %s: %w", path, err)
@@ -211,8 +219,9 @@ func (s *shardWriter) record(r *engine.Result) {
 	case s.queue <- &c:
 	default:
 		s.mu.Lock()
-		s.lost++
+		s.stalls++
 		s.mu.Unlock()
+		s.queue <- &c
 	}
 }
 
@@ -223,11 +232,7 @@ func (s *shardWriter) finish(run *engine.Run, clientLag stats.Distribution) erro
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.finished = true
-	if s.lost > 0 {
-		err := fmt.Errorf("shard state %s: %d results could not be written (the writer fell behind the requests); this shard cannot be merged", s.f.Name(), s.lost)
-		return errors.Join(err, s.close())
-	}
-	t := shardTrailer{Trailer: true, Requests: s.n, ClientLag: clientLag}
+	t := shardTrailer{Trailer: true, Requests: s.n, ClientLag: clientLag, Stalls: s.stalls}
 	if run != nil {
 		t.Run = shardRunEnd{Origin: run.Start, StopReason: run.StopReason, StoppedAtS: run.StoppedAt.Seconds(), DurationS: run.Duration.Seconds(),
 			InFlightAtStop: run.InFlightAtStop, Cancelled: run.Cancelled, Dropped: run.Dropped, Scheduled: run.Scheduled}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/engine"
+	"github.com/reprise-llm/reprise/internal/stats"
 	"github.com/reprise-llm/reprise/internal/workload"
 )
 
@@ -140,4 +141,49 @@ func TestStartBarrierRefusesAnotherRunsID(t *testing.T) {
 	if _, err := r.barrierStart(context.Background(), time.Now); err == nil || !strings.Contains(err.Error(), `is of run "job-1"`) {
 		t.Errorf("%v, want the other run's file refused", err)
 	}
+}
+
+// A shard writer whose queue is full makes record wait rather than lose a
+// result: with a one-slot queue and 16 concurrent producers every result
+// is written, in the trailer's count and in the file.
+func TestShardWriterFullQueueLosesNothing(t *testing.T) {
+	path := t.TempDir() + "/" + ShardFile
+	h := shardHeader{Format: shardFormat, Version: shardVersion, Shard: "0/2", Index: 0, Count: 2, Plan: "p", Name: "n", Target: "http://t"}
+	w, err := newShardWriterQueue(path, h, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const producers, each = 16, 500
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range each {
+				r := engine.Result{Index: p*each + k, Status: 200, Chunks: []time.Duration{time.Millisecond}, ChunkTokens: []int{1}}
+				w.record(&r)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := w.finish(&engine.Run{}, stats.Distribution{}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := openShard(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	seen := map[int]bool{}
+	tr, err := r.each(func(res *engine.Result) { seen[res.Index] = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Requests != producers*each || len(seen) != producers*each {
+		t.Fatalf("trailer counts %d results, file holds %d distinct; want %d", tr.Requests, len(seen), producers*each)
+	}
+	if tr.Stalls < 0 || tr.Stalls > producers*each {
+		t.Fatalf("stalls %d out of range", tr.Stalls)
+	}
+	t.Logf("%d results, %d waited for the writer", len(seen), tr.Stalls)
 }

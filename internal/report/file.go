@@ -88,6 +88,9 @@ type ShardSummary struct {
 	ClientLag    stats.Distribution `json:"client_lag_ms"`
 	ClockOffsetS *float64           `json:"clock_offset_s,omitempty"` // its clock against the target's Date header
 	StopReason   string             `json:"stop_reason"`
+	// WriterStalls counts the shard's results that waited for its state
+	// writer (its queue full): their requests held their slots longer.
+	WriterStalls int `json:"writer_stalls,omitempty"`
 }
 
 // Label is the benchmark's value of label key: its own, else the file's.
