@@ -128,6 +128,7 @@ func Merge(dirs []string) (*report.File, error) {
 		stop = append(stop, t.Run.StopReason)
 		inFlight += t.Run.InFlightAtStop
 		cancelled += t.Run.Cancelled
+		c.GraphUnresolvedAfter += t.Run.Unresolved
 		dropped += t.Run.Dropped
 		at := shift.Seconds() + t.Run.StoppedAtS
 		if c.StoppedAtS == nil || at > *c.StoppedAtS {

@@ -173,6 +173,7 @@ func (r *Runner) run(ctx context.Context, cfg engine.Config, name string, rescal
 		cacheWarning(r.stderr, &b, share)
 	}
 	degradedWarning(r.stderr, &b)
+	graphWarning(r.stderr, &b)
 	return Outcome{Benchmark: b, Run: run, Recorded: recorded}, workloadErr
 }
 
@@ -333,6 +334,7 @@ func runConfig(cfg engine.Config, run *engine.Run) report.RunConfig {
 		c.StoppedAtS = report.Ptr(run.StoppedAt.Seconds())
 		c.InFlightAtStop = report.Ptr(run.InFlightAtStop)
 		c.CancelledByDrain = report.Ptr(run.Cancelled)
+		c.GraphUnresolvedAfter = run.UnresolvedAfter
 	}
 	return c
 }

@@ -114,6 +114,7 @@ type shardRunEnd struct {
 	Cancelled      int       `json:"cancelled"`
 	Dropped        int       `json:"dropped"`
 	Scheduled      int       `json:"scheduled"`
+	Unresolved     int       `json:"graph_unresolved_after,omitempty"`
 }
 
 // Fingerprint identifies what a plan runs, the same for every shard of
@@ -235,7 +236,7 @@ func (s *shardWriter) finish(run *engine.Run, clientLag stats.Distribution) erro
 	t := shardTrailer{Trailer: true, Requests: s.n, ClientLag: clientLag, Stalls: s.stalls}
 	if run != nil {
 		t.Run = shardRunEnd{Origin: run.Start, StopReason: run.StopReason, StoppedAtS: run.StoppedAt.Seconds(), DurationS: run.Duration.Seconds(),
-			InFlightAtStop: run.InFlightAtStop, Cancelled: run.Cancelled, Dropped: run.Dropped, Scheduled: run.Scheduled}
+			InFlightAtStop: run.InFlightAtStop, Cancelled: run.Cancelled, Dropped: run.Dropped, Scheduled: run.Scheduled, Unresolved: run.UnresolvedAfter}
 	}
 	if s.err == nil {
 		s.err = s.enc.Encode(t)

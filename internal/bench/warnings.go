@@ -214,3 +214,13 @@ func cacheWarning(w io.Writer, b *report.Benchmark, predicted float64) {
 		"its cache held these prompts before the benchmark (an earlier run with --reuse-prompts or the same --prompt-namespace, or another client), so its latencies are better than this workload alone would get\n",
 		b.Name, 100*got, 100*predicted)
 }
+
+// graphWarning warns when conversation-graph calls came after nodes the
+// benchmark did not replay (a filter or a limit left them out): those
+// calls did not wait for them, so they went out earlier than in
+// production.
+func graphWarning(w io.Writer, b *report.Benchmark) {
+	if n := b.Config.GraphUnresolvedAfter; n > 0 {
+		fmt.Fprintf(w, "warning: %s: %d conversation-graph waits were skipped: a call came after a node this benchmark did not replay (filtered out or cut by a limit), so it went out earlier than in production\n", b.Name, n)
+	}
+}

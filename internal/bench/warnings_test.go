@@ -2,12 +2,14 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/reprise-llm/reprise/internal/engine"
 	"github.com/reprise-llm/reprise/internal/report"
+	"github.com/reprise-llm/reprise/internal/sim"
 	"github.com/reprise-llm/reprise/internal/stats"
 )
 
@@ -86,5 +88,37 @@ func TestDegradedWarning(t *testing.T) {
 	degradedWarning(&w, &b)
 	if got := w.String(); !strings.HasPrefix(got, "warning: cand: degraded") || !strings.Contains(got, "23.4 ms") {
 		t.Errorf("warning %q", got)
+	}
+}
+
+// A filter that leaves a conversation's sub-agent calls out leaves the
+// join's waits for them unresolved: the benchmark counts them and says so.
+// The same workload unfiltered resolves every wait.
+func TestUnresolvedGraphWaitsAreReportedAndWarned(t *testing.T) {
+	url := cachedSim(t, func(c *sim.Config) { c.PrefillPerToken, c.ITLBase = 10*time.Microsecond, 100*time.Microsecond })
+	for _, tc := range []struct {
+		models     []string
+		unresolved bool
+	}{{nil, false}, {[]string{"claude-sonnet-4-20250514"}, true}} {
+		plan := testPlan(url, "weka:../workload/testdata/weka/agentic.jsonl", func(p *Plan) {
+			p.Engine.Profile, p.Engine.TimeScale, p.Engine.MaxRequests, p.Engine.Rate = engine.ProfileTrace, 0.01, 0, 0
+			p.Transforms.Models = tc.models
+		})
+		var warned bytes.Buffer
+		r, err := NewRunner(plan, &warned)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := r.Run(context.Background(), plan.Engine, "weka", 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := o.Benchmark.Config.GraphUnresolvedAfter
+		if got := n > 0; got != tc.unresolved || o.Run.UnresolvedAfter != n {
+			t.Fatalf("models %v: %d unresolved waits (run: %d)", tc.models, n, o.Run.UnresolvedAfter)
+		}
+		if warn := strings.Contains(warned.String(), "conversation-graph waits were skipped"); warn != tc.unresolved {
+			t.Errorf("models %v: warning printed %v:\n%s", tc.models, warn, warned.String())
+		}
 	}
 }

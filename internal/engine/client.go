@@ -123,8 +123,8 @@ func (c *client) since() time.Duration { return c.now().Sub(c.origin) }
 
 // build builds req's body ahead of its due time.
 func (c *client) build(req *workload.Request) *prebuilt {
-	if c.replies != nil && req.History {
-		return nil // its body needs the previous turn's reply: built when sent
+	if c.replies != nil && c.replies.NeedsReplies(req) {
+		return nil // its body needs earlier replies: built when sent
 	}
 	body, err := c.bodies.Body(req, c.model)
 	return &prebuilt{body: body, err: err}
@@ -164,7 +164,7 @@ func (c *client) send(ctx context.Context, req *workload.Request, pre *prebuilt,
 		res.Err = err
 		return res
 	}
-	if c.replies != nil && req.History {
+	if c.replies != nil && c.replies.KeepsReply(req) {
 		res.reply = make([]byte, 0, 512)
 		defer func() {
 			c.replies.ObserveReply(req, string(out.reply))

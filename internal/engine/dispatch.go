@@ -196,15 +196,19 @@ func readyBy(prevs []*turn, due, delay time.Duration) bool {
 // waitsFor is what req waits for: in a conversation graph (Request.Graph:
 // agentic traces), the turns of the nodes it came after — its agent's
 // previous call, the parent call that spawned a sub-agent, the sub-agents'
-// last calls a parent joins — among those replayed (a node filtered out or
-// dealt to another shard is not waited for); otherwise its session's
-// previous turn.
+// last calls a parent joins — among those scheduled (a node filtered out
+// or dealt to another shard is not waited for, and counted in
+// Run.UnresolvedAfter); otherwise its session's previous turn. Called
+// once per request, by the scheduling loop (the closed loop under its
+// mutex).
 func (d *dispatcher) waitsFor(req *workload.Request) []*turn {
 	if g := req.Graph; g != nil {
 		var out []*turn
 		for _, n := range g.After {
 			if t := d.nodes[graphKey(g.Conversation, n)]; t != nil {
 				out = append(out, t)
+			} else {
+				d.unresolved++
 			}
 		}
 		return out
@@ -413,7 +417,11 @@ func (d *dispatcher) planned() int { return d.scheduled + d.others }
 // drain.
 //
 // A session turn is sent no earlier than its previous turn's end plus its
-// Delay. A loop that draws a turn not yet ready does not wait for it (that
+// Delay; a conversation graph's call (Request.Graph) no earlier than the
+// end of the last node it came after plus its Delay, as in the open loop,
+// so parallel sub-agents go out on whichever loops are free and a join
+// waits for every branch. A loop that draws a turn not yet ready does not
+// wait for it (that
 // would leave a stream idle while other sessions have requests to send):
 // it parks the turn and draws the next request. Every loop, before reading
 // the workload, first takes a parked turn that has become ready, so a
@@ -484,11 +492,27 @@ type closedState struct {
 	halt      chan struct{} // closed when srcErr is set
 }
 
-// parkedTurn is a session turn waiting for prev (its previous turn) to
-// end, plus req.Delay; tok is its own completion.
+// parkedTurn is a session turn waiting for prevs (its previous turn, or
+// a graph call's earlier nodes) to end, plus req.Delay; tok is its own
+// completion.
 type parkedTurn struct {
-	req       workload.Request
-	prev, tok *turn
+	req   workload.Request
+	prevs []*turn
+	tok   *turn
+}
+
+// readyAt is when a successor with think time delay of prevs may be sent:
+// the last one's end plus delay; ok is false while one has not ended.
+func readyAt(prevs []*turn, delay time.Duration) (at time.Duration, ok bool) {
+	for _, p := range prevs {
+		select {
+		case <-p.done:
+			at = max(at, p.end+delay)
+		default:
+			return 0, false
+		}
+	}
+	return at, true
 }
 
 // broadcast wakes every loop waiting for a parked turn; under c.mu.
@@ -512,12 +536,10 @@ func (d *dispatcher) nextClosed(ctx context.Context, src workload.Source, c *clo
 		now := d.since()
 		wake := time.Duration(-1) // the earliest a parked turn whose previous one ended becomes ready
 		for i, p := range c.parked {
-			select {
-			case <-p.prev.done:
-			default:
+			at, ended := readyAt(p.prevs, p.req.Delay)
+			if !ended {
 				continue
 			}
-			at := p.prev.end + p.req.Delay
 			if at <= now {
 				*req = p.req
 				c.parked = slices.Delete(c.parked, i, i+1)
@@ -546,14 +568,15 @@ func (d *dispatcher) nextClosed(ctx context.Context, src workload.Source, c *clo
 			}
 			r.Delay = d.thinkTime(r.Delay)
 			d.scheduled++
-			var prev, own *turn
-			if r.Session != "" {
-				prev = d.sessions[r.Session]
+			var prevs []*turn
+			var own *turn
+			if r.Session != "" || r.Graph != nil {
+				prevs = d.waitsFor(&r)
 				own = &turn{done: make(chan struct{})}
-				d.sessions[r.Session] = own
+				d.register(&r, own)
 			}
-			if prev != nil && !prev.readyBy(now, r.Delay) {
-				c.parked = append(c.parked, parkedTurn{req: r, prev: prev, tok: own})
+			if !readyBy(prevs, now, r.Delay) {
+				c.parked = append(c.parked, parkedTurn{req: r, prevs: prevs, tok: own})
 				continue
 			}
 			*req = r

@@ -70,6 +70,12 @@ type Run struct {
 	Cancelled int
 	// Warmup and Cooldown count the results marked with those phases.
 	Warmup, Cooldown int
+	// UnresolvedAfter counts the conversation graph edges (a node's After)
+	// whose earlier node this run never scheduled before the call: filtered
+	// out of the workload, cut by a limit, listed after the call, or dealt
+	// to another shard (which the Sharder avoids by keeping a conversation
+	// whole). Such a call did not wait for that node.
+	UnresolvedAfter int
 }
 
 // Why scheduling stopped (Run.StopReason).
@@ -188,6 +194,7 @@ type dispatcher struct {
 	// for); owned by the scheduling loop (see orderWait).
 	reached         time.Duration
 	waited, dropped atomic.Int64
+	unresolved      int // graph edges to nodes not scheduled (Run.UnresolvedAfter); the scheduling loop's
 
 	sent, done, failed atomic.Int64
 	// blocked is 1 + the due offset of the open-loop request waiting for a
@@ -255,7 +262,7 @@ func executeWith(ctx context.Context, cfg Config, src workload.Source, origin ti
 	cfg.Headers = nil
 	run := &Run{Config: cfg, Start: origin, Results: d.results, Scheduled: d.scheduled,
 		Waited: int(d.waited.Load()), Dropped: int(d.dropped.Load()),
-		StopReason: reason, StoppedAt: stoppedAt, InFlightAtStop: max(inFlight, 0)}
+		StopReason: reason, StoppedAt: stoppedAt, InFlightAtStop: max(inFlight, 0), UnresolvedAfter: d.unresolved}
 	slices.SortFunc(run.Results, func(a, b Result) int { return cmp.Compare(a.Index, b.Index) })
 	markPhases(run.Results, &cfg, stoppedAt)
 	open := !cfg.closedLoop()

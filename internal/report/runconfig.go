@@ -16,45 +16,49 @@ import (
 // keys): files written before it was typed and after are the same bytes. Zero values are left out, except where zero is
 // a setting (a pointer then says whether it was written).
 type RunConfig struct {
-	BacklogAtStart      *float64 `json:"backlog_at_start,omitempty"`   // the server's requests running + waiting when the benchmark started (from its metrics)
-	Burstiness          float64  `json:"burstiness,omitempty"`         // gamma: shape of the gaps
-	CancelledByDrain    *int     `json:"cancelled_by_drain,omitempty"` // in-flight requests the drain cancelled
-	CaptureSource       string   `json:"capture_source,omitempty"`     // production as captured: the front end that captured it (the manifest's source)
-	ClockOffsetS        *float64 `json:"clock_offset_s,omitempty"`     // a shard's clock against the target's Date header, local − target (seconds)
-	Capture             string   `json:"capture,omitempty"`            // production as captured: the capture's path
-	Concurrency         int      `json:"concurrency,omitempty"`        // concurrent: closed-loop streams
-	Cooldown            string   `json:"cooldown,omitempty"`           // requests at the end left out of the metrics
-	DrainS              *float64 `json:"drain_s,omitempty"`            // how long in-flight requests could finish after scheduling stopped
-	ErrorWindow         int      `json:"error_window,omitempty"`       // finished requests max_error_rate looks at
-	HTTP2               bool     `json:"http2,omitempty"`
-	IgnoreEOS           *bool    `json:"ignore_eos,omitempty"`        // false: --ignore-eos off (absent: sent)
-	InFlightAtStop      *int     `json:"in_flight_at_stop,omitempty"` // requests in flight when scheduling stopped
-	MaxConcurrency      *int     `json:"max_concurrency,omitempty"`   // cap on requests in flight
-	MaxErrorRate        float64  `json:"max_error_rate,omitempty"`
-	MaxErrors           int      `json:"max_errors,omitempty"`
-	MaxRequests         int      `json:"max_requests,omitempty"`
-	MaxSeconds          float64  `json:"max_seconds,omitempty"`
-	MergedShards        int      `json:"merged_shards,omitempty"`         // a benchmark merged from this many shards (replay merge)
-	Model               string   `json:"model,omitempty"`                 // the model sent, overriding the workload's
-	NetworkConnectMs    *float64 `json:"network_connect_ms,omitempty"`    // the replayer's time to connect to the target, measured before the benchmark
-	NetworkFirstByteMs  *float64 `json:"network_first_byte_ms,omitempty"` // and to the first byte of GET /v1/models on a fresh connection (connect included)
-	Plan                string   `json:"plan,omitempty"`                  // a split run's plan fingerprint: every shard's is the same
-	Profile             string   `json:"profile,omitempty"`
-	PromptNamespace     string   `json:"prompt_namespace,omitempty"` // the prompts' content namespace ("": the seed's own)
-	Rate                float64  `json:"rate,omitempty"`             // req/s of constant, poisson and gamma
-	Seed                *int64   `json:"seed,omitempty"`
-	SettledS            *float64 `json:"settled_s,omitempty"`             // time waited for an idle target before the benchmark (after one that gave up on requests)
-	Shard               string   `json:"shard,omitempty"`                 // i/N: this benchmark is shard i of a run split N ways
-	SkippedInvalid      int      `json:"skipped_invalid_lines,omitempty"` // workload lines skipped (--skip-invalid)
-	SpinS               float64  `json:"spin_s,omitempty"`
-	StartAt             string   `json:"start_at,omitempty"` // RFC 3339 instant the benchmark waited for
-	StopReason          string   `json:"stop_reason,omitempty"`
-	StoppedAtS          *float64 `json:"stopped_at_s,omitempty"` // when scheduling stopped, from the run origin
-	Target              string   `json:"target,omitempty"`
-	TimeScale           float64  `json:"time_scale,omitempty"`            // trace: factor on the recorded offsets
-	Warmup              string   `json:"warmup,omitempty"`                // requests at the start left out of the metrics
-	WorkloadError       string   `json:"workload_error,omitempty"`        // the read error that stopped the workload early
-	WorkloadPrefixShare *float64 `json:"workload_prefix_share,omitempty"` // the prompt-token share a prefix cache would hit from the workload's own prefix structure (single-turn workloads)
+	BacklogAtStart   *float64 `json:"backlog_at_start,omitempty"`   // the server's requests running + waiting when the benchmark started (from its metrics)
+	Burstiness       float64  `json:"burstiness,omitempty"`         // gamma: shape of the gaps
+	CancelledByDrain *int     `json:"cancelled_by_drain,omitempty"` // in-flight requests the drain cancelled
+	CaptureSource    string   `json:"capture_source,omitempty"`     // production as captured: the front end that captured it (the manifest's source)
+	ClockOffsetS     *float64 `json:"clock_offset_s,omitempty"`     // a shard's clock against the target's Date header, local − target (seconds)
+	Capture          string   `json:"capture,omitempty"`            // production as captured: the capture's path
+	Concurrency      int      `json:"concurrency,omitempty"`        // concurrent: closed-loop streams
+	Cooldown         string   `json:"cooldown,omitempty"`           // requests at the end left out of the metrics
+	DrainS           *float64 `json:"drain_s,omitempty"`            // how long in-flight requests could finish after scheduling stopped
+	ErrorWindow      int      `json:"error_window,omitempty"`       // finished requests max_error_rate looks at
+	// GraphUnresolvedAfter counts conversation-graph edges whose earlier
+	// node was not replayed (filtered out, cut by a limit): those calls did
+	// not wait for it.
+	GraphUnresolvedAfter int      `json:"graph_unresolved_after,omitempty"`
+	HTTP2                bool     `json:"http2,omitempty"`
+	IgnoreEOS            *bool    `json:"ignore_eos,omitempty"`        // false: --ignore-eos off (absent: sent)
+	InFlightAtStop       *int     `json:"in_flight_at_stop,omitempty"` // requests in flight when scheduling stopped
+	MaxConcurrency       *int     `json:"max_concurrency,omitempty"`   // cap on requests in flight
+	MaxErrorRate         float64  `json:"max_error_rate,omitempty"`
+	MaxErrors            int      `json:"max_errors,omitempty"`
+	MaxRequests          int      `json:"max_requests,omitempty"`
+	MaxSeconds           float64  `json:"max_seconds,omitempty"`
+	MergedShards         int      `json:"merged_shards,omitempty"`         // a benchmark merged from this many shards (replay merge)
+	Model                string   `json:"model,omitempty"`                 // the model sent, overriding the workload's
+	NetworkConnectMs     *float64 `json:"network_connect_ms,omitempty"`    // the replayer's time to connect to the target, measured before the benchmark
+	NetworkFirstByteMs   *float64 `json:"network_first_byte_ms,omitempty"` // and to the first byte of GET /v1/models on a fresh connection (connect included)
+	Plan                 string   `json:"plan,omitempty"`                  // a split run's plan fingerprint: every shard's is the same
+	Profile              string   `json:"profile,omitempty"`
+	PromptNamespace      string   `json:"prompt_namespace,omitempty"` // the prompts' content namespace ("": the seed's own)
+	Rate                 float64  `json:"rate,omitempty"`             // req/s of constant, poisson and gamma
+	Seed                 *int64   `json:"seed,omitempty"`
+	SettledS             *float64 `json:"settled_s,omitempty"`             // time waited for an idle target before the benchmark (after one that gave up on requests)
+	Shard                string   `json:"shard,omitempty"`                 // i/N: this benchmark is shard i of a run split N ways
+	SkippedInvalid       int      `json:"skipped_invalid_lines,omitempty"` // workload lines skipped (--skip-invalid)
+	SpinS                float64  `json:"spin_s,omitempty"`
+	StartAt              string   `json:"start_at,omitempty"` // RFC 3339 instant the benchmark waited for
+	StopReason           string   `json:"stop_reason,omitempty"`
+	StoppedAtS           *float64 `json:"stopped_at_s,omitempty"` // when scheduling stopped, from the run origin
+	Target               string   `json:"target,omitempty"`
+	TimeScale            float64  `json:"time_scale,omitempty"`            // trace: factor on the recorded offsets
+	Warmup               string   `json:"warmup,omitempty"`                // requests at the start left out of the metrics
+	WorkloadError        string   `json:"workload_error,omitempty"`        // the read error that stopped the workload early
+	WorkloadPrefixShare  *float64 `json:"workload_prefix_share,omitempty"` // the prompt-token share a prefix cache would hit from the workload's own prefix structure (single-turn workloads)
 	// Transforms are the workload transforms in use (nil: none).
 	Transforms *TransformsConfig `json:"workload_transforms,omitempty"`
 	// Other keeps, verbatim, keys this build does not know: a file written

@@ -61,8 +61,13 @@ func (b *Builder) Body(req *workload.Request, model string) ([]byte, error) {
 			if !json.Valid(req.Messages) {
 				return nil, fmt.Errorf("request %d: recorded messages are not valid JSON", req.Index)
 			}
+			msgs, err := b.graphs.messages(req)
+			if err != nil {
+				return nil, err
+			}
+			b.graphs.noteRecorded(req)
 			out = append(out, `,"messages":`...)
-			out = append(out, req.Messages...)
+			out = append(out, msgs...)
 		} else {
 			out = append(out, `,"messages":[{"role":"user","content":`...)
 			if out, err = b.appendPromptString(out, req); err != nil {

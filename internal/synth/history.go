@@ -50,12 +50,14 @@ func (h *histories) conv(session string) *conversation {
 }
 
 // ObserveReply adds a History request's turn and the target's reply text
-// to its session's history (engine.ReplyObserver). A turn that got no
+// to its session's history (engine.ReplyObserver); a conversation graph's
+// call's reply is kept for the later calls that quote it (graphReplies). A turn that got no
 // reply (it failed, or produced no text) is left out: the next turn
 // continues from the last exchange that completed, so user and assistant
 // messages still alternate.
 func (b *Builder) ObserveReply(req *workload.Request, text string) {
 	if !req.History || req.Session == "" {
+		b.graphs.observe(req, text)
 		return
 	}
 	h := &b.history

@@ -75,6 +75,9 @@ type Builder struct {
 	omitEOS bool
 	// history holds the conversations of requests with History set.
 	history histories
+	// graphs holds the target's replies to agentic calls that later calls
+	// quote.
+	graphs graphReplies
 }
 
 // maxCachedBlockTokens is the largest block size that is cached.
@@ -130,7 +133,7 @@ func (b *Builder) setNamespace(namespace string) {
 // namespace (see Options.Namespace) with b's seed, tokenizer and options,
 // without counting the tokenizer's vocabulary again. The two share the
 // block cache (its keys hold the namespace through the chain) and nothing
-// else: the new Builder's conversations (History requests) are its own, as
+// else: the new Builder's conversations (History requests, graph replies) are its own, as
 // a benchmark's are. b is unchanged.
 func (b *Builder) WithNamespace(namespace string) *Builder {
 	nb := &Builder{tok: b.tok, words: b.words, offset: b.offset, avgLen: b.avgLen, unnamed: b.unnamed,

@@ -84,7 +84,7 @@ func (o *OTel) pendingCall(c *otelConv, s *otelSpan, session, node, agent string
 		Prompt: call.prompt, Messages: call.messages,
 		Session: session, TraceModel: call.model,
 		Graph: &GraphNode{Conversation: c.key, Node: node, Agent: agent, Kind: call.kind, Tools: call.tools,
-			Duration: time.Duration(max(s.dur, 0))},
+			Duration: time.Duration(max(s.dur, 0)), Reply: call.reply},
 	}
 	if call.messages == nil && call.prompt == "" && len(call.hashIDs) > 0 {
 		req.HashIDs, req.BlockTokens = call.hashIDs, call.block

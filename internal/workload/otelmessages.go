@@ -479,6 +479,21 @@ func (m *chatMessage) appendJSON(out []byte) []byte {
 	return append(out, '}')
 }
 
+// replyText is the text of a call's reply: the content of its one output
+// message, when that is a non-empty string (text parts are joined into
+// one), as a later call's input quotes it. Several output messages (n > 1
+// choices) or none give "".
+func replyText(output []chatMessage) string {
+	if len(output) != 1 {
+		return ""
+	}
+	var text string
+	if json.Unmarshal(output[0].content, &text) != nil {
+		return ""
+	}
+	return text
+}
+
 // hasToolCalls reports whether any message asks for a tool.
 func hasToolCalls(msgs []chatMessage) bool {
 	for i := range msgs {

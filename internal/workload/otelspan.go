@@ -45,6 +45,7 @@ type otelCall struct {
 	dropped       int // message parts of types not sent
 	hashIDs       []uint32
 	block         int
+	reply         string // the recorded reply's text (GraphNode.Reply)
 }
 
 // Operation names (gen_ai.operation.name). GuideLLM 0.8.1 takes chat,
@@ -257,6 +258,7 @@ func (c *otelCall) read(a *genAIAttrs) error {
 	case hasToolCalls(output.msgs) || finishedForTools(a.Finish):
 		c.kind = TurnToolCall
 	}
+	c.reply = replyText(output.msgs)
 	if endsWithToolResults(input.msgs) {
 		c.kind = TurnToolResult
 	}

@@ -62,8 +62,7 @@ type Request struct {
 	// Graph places the request in an agentic conversation graph (OTel GenAI
 	// traces, WEKA agentic traces); nil for every other source. The
 	// open-loop engine sends a call once every node it came after has
-	// ended, plus Delay (closed loops replay each Session as a line); see
-	// GraphNode.
+	// ended, plus Delay, and so does a closed loop; see GraphNode.
 	Graph *GraphNode
 }
 
@@ -72,9 +71,10 @@ type Request struct {
 // branches off its parent's (spawn) and the parent's next call waits for
 // it (join); a tool-call turn is answered by a tool-result turn.
 //
-// The open-loop engine honours After (a call waits for every node it
-// came after) and synth sends Tools; a turn's input is still the recorded
-// one, never built from the target's own replies (docs/workloads.md).
+// The engine honours After (a call waits for every node it came after),
+// open loop or closed; synth sends Tools, and puts the target's own reply
+// to a call in place of its recorded Reply wherever a later call's
+// recorded messages quote it (docs/workloads.md).
 type GraphNode struct {
 	// Conversation is the trace's conversation: an OTel trace id, a WEKA
 	// conversation id. Its agents' Sessions all share it.
@@ -101,6 +101,13 @@ type GraphNode struct {
 	// Duration is how long the call took in the trace (OTel span duration,
 	// WEKA api_time); 0 when not recorded.
 	Duration time.Duration
+	// Reply is the text of the call's recorded reply (OTel: the assistant
+	// message of gen_ai.output.messages, its text parts joined), when
+	// recorded; "" otherwise, and for a reply that was only tool calls. A
+	// later call of the conversation whose recorded messages hold it as an
+	// assistant message's content is sent with the target's own reply to
+	// this call there instead (synth).
+	Reply string
 }
 
 // TurnKind is a call's role in a tool loop.
