@@ -45,7 +45,9 @@ func TestGraphCallsQuoteTheTargetsReplies(t *testing.T) {
 		find := func(last string) exchange {
 			t.Helper()
 			for _, e := range ex {
-				var body struct{ Messages []struct{ Role, Content string } }
+				var body struct {
+					Messages []struct{ Role, Content string }
+				}
 				if json.Unmarshal(e.body, &body) == nil && len(body.Messages) > 0 && body.Messages[len(body.Messages)-1].Content == last {
 					return e
 				}
