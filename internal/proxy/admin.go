@@ -91,6 +91,30 @@ var (
 	descHealthy = prometheus.NewDesc("reprise_capture_healthy", "1 when the latest disk operation succeeded.", nil, nil)
 )
 
+// HasherCollector exports the prefix hasher's losses at scrape time: one
+// hasher serves every front end of the program (proxy, ext_proc, ingest),
+// so it is registered once, beside them.
+type HasherCollector struct{ H *capture.Hasher }
+
+var (
+	descForgotten = prometheus.NewDesc("reprise_capture_prefix_ids_forgotten_total",
+		"Prefix-block chain values dropped from memory to keep it bounded: a block seen again after that gets a fresh id, so its reuse goes unseen.", nil, nil)
+	descExhausted = prometheus.NewDesc("reprise_capture_prefix_ids_exhausted_total",
+		"Prompts recorded without prefix ids because every 32-bit id had been given out (start a new capture).", nil, nil)
+)
+
+// Describe sends the hasher's metric descriptions.
+func (HasherCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descForgotten
+	ch <- descExhausted
+}
+
+// Collect sends the hasher's counters.
+func (c HasherCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(descForgotten, prometheus.CounterValue, float64(c.H.Forgotten()))
+	ch <- prometheus.MustNewConstMetric(descExhausted, prometheus.CounterValue, float64(c.H.Exhausted()))
+}
+
 func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequests, descInFlight, descRecorded, descDropped, descAborted, descUpErr, descUpRetry, descUsageByp} {
 		ch <- d

@@ -120,6 +120,7 @@ func TestCollectorWithoutUpstream(t *testing.T) {
 		_, metrics = r.get(t, "/metrics")
 	}
 	for _, want := range []string{"reprise_extproc_records_total 1", "reprise_extproc_streams_total 2", "reprise_capture_healthy 1",
+		"reprise_capture_prefix_ids_forgotten_total 0", "reprise_capture_prefix_ids_exhausted_total 0",
 		`reprise_extproc_protocol_errors_total{reason="after_response_end"} 0`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, metrics)

@@ -207,6 +207,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	o.front.reg = prometheus.NewRegistry()
+	o.front.reg.MustRegister(proxy.HasherCollector{H: hasher})
 	x, err := o.newExtProc(hub.Tee(sink), hasher, origin, log)
 	if err != nil {
 		closeListeners()
