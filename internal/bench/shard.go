@@ -150,7 +150,12 @@ func (p *Plan) Fingerprint() string {
 // request's slot is freed, so record only queues it; one goroutine
 // encodes and compresses. When the queue is full (a writer far behind
 // the requests) record waits for room rather than lose a result the merge
-// needs: the wait is the request's, counted (stalls) and reported.
+// needs: the wait is the request's, counted (stalls) and reported. Unlike
+// a capture, which drops and counts rather than slow traffic, a shard's
+// results are the benchmark: a short wait costs less than a shard that
+// cannot be merged. The wait is bounded (stallLimit): a writer stuck that
+// long (a hung disk) loses the result, and the shard fails, saying so,
+// rather than hang the run.
 type shardWriter struct {
 	f     *os.File
 	z     *zstd.Encoder
@@ -163,18 +168,28 @@ type shardWriter struct {
 	n        int   // results written (the goroutine's)
 	err      error // the first write error (the goroutine's)
 	stalls   int   // results that waited for room in the queue
+	lost     int   // results that found no room within stallLimit
 	finished bool
+
+	stallLimit time.Duration   // how long a result waits for room
+	hold       <-chan struct{} // tests: the writer starts once this is closed (nil: at once)
 }
+
+// shardStallLimit is how long a result waits for room in a full queue
+// before it is lost and the shard fails.
+const shardStallLimit = 10 * time.Second
 
 // shardQueue is how many results may wait for the writer.
 const shardQueue = 1 << 16
 
 func newShardWriter(path string, h shardHeader) (*shardWriter, error) {
-	return newShardWriterQueue(path, h, shardQueue)
+	return newShardWriterQueue(path, h, shardQueue, shardStallLimit, nil)
 }
 
-// newShardWriterQueue is newShardWriter with a queue of the given length.
-func newShardWriterQueue(path string, h shardHeader, queue int) (*shardWriter, error) {
+// newShardWriterQueue is newShardWriter with a queue of the given
+// length, waits bounded by stallLimit, and a writer that starts once hold
+// is closed (nil: at once).
+func newShardWriterQueue(path string, h shardHeader, queue int, stallLimit time.Duration, hold <-chan struct{}) (*shardWriter, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("shard state: %w", err)
 	}
@@ -188,7 +203,8 @@ func newShardWriterQueue(path string, h shardHeader, queue int) (*shardWriter, e
 		return nil, err
 	}
 	w := bufio.NewWriterSize(z, 1<<16)
-	s := &shardWriter{f: f, z: z, w: w, enc: json.NewEncoder(w), queue: make(chan *engine.Result, queue), done: make(chan struct{})}
+	s := &shardWriter{f: f, z: z, w: w, enc: json.NewEncoder(w), queue: make(chan *engine.Result, queue), done: make(chan struct{}),
+		stallLimit: stallLimit, hold: hold}
 	if err := s.enc.Encode(h); err != nil {
 		s.close()
 		return nil, fmt.Errorf("shard state %s: %w", path, err)
@@ -200,6 +216,9 @@ func newShardWriterQueue(path string, h shardHeader, queue int) (*shardWriter, e
 // drain writes the queued results until the queue is closed.
 func (s *shardWriter) drain() {
 	defer close(s.done)
+	if s.hold != nil {
+		<-s.hold
+	}
 	for r := range s.queue {
 		err := s.enc.Encode(r)
 		s.mu.Lock()
@@ -222,7 +241,15 @@ func (s *shardWriter) record(r *engine.Result) {
 		s.mu.Lock()
 		s.stalls++
 		s.mu.Unlock()
-		s.queue <- &c
+		t := time.NewTimer(s.stallLimit)
+		defer t.Stop()
+		select {
+		case s.queue <- &c:
+		case <-t.C:
+			s.mu.Lock()
+			s.lost++
+			s.mu.Unlock()
+		}
 	}
 }
 
@@ -233,6 +260,10 @@ func (s *shardWriter) finish(run *engine.Run, clientLag stats.Distribution) erro
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.finished = true
+	if s.lost > 0 {
+		err := fmt.Errorf("shard state %s: %d results could not be written (the writer made no room for %v); this shard cannot be merged", s.f.Name(), s.lost, s.stallLimit)
+		return errors.Join(err, s.close())
+	}
 	t := shardTrailer{Trailer: true, Requests: s.n, ClientLag: clientLag, Stalls: s.stalls}
 	if run != nil {
 		t.Run = shardRunEnd{Origin: run.Start, StopReason: run.StopReason, StoppedAtS: run.StoppedAt.Seconds(), DurationS: run.Duration.Seconds(),

@@ -144,27 +144,34 @@ func TestStartBarrierRefusesAnotherRunsID(t *testing.T) {
 }
 
 // A shard writer whose queue is full makes record wait rather than lose a
-// result: with a one-slot queue and 16 concurrent producers every result
-// is written, in the trailer's count and in the file.
+// result: with a one-slot queue, a writer held back until the producers
+// have filled it, and 16 concurrent producers, every result is written,
+// in the trailer's count and in the file, and the waits are counted.
 func TestShardWriterFullQueueLosesNothing(t *testing.T) {
 	path := t.TempDir() + "/" + ShardFile
 	h := shardHeader{Format: shardFormat, Version: shardVersion, Shard: "0/2", Index: 0, Count: 2, Plan: "p", Name: "n", Target: "http://t"}
-	w, err := newShardWriterQueue(path, h, 1)
+	hold := make(chan struct{})
+	w, err := newShardWriterQueue(path, h, 1, time.Hour, hold)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const producers, each = 16, 500
 	var wg sync.WaitGroup
 	for p := range producers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for k := range each {
 				r := engine.Result{Index: p*each + k, Status: 200, Chunks: []time.Duration{time.Millisecond}, ChunkTokens: []int{1}}
 				w.record(&r)
 			}
-		}()
+		})
 	}
+	for stalled := 0; stalled < producers-1; { // one result fills the slot; every other producer then waits
+		time.Sleep(time.Millisecond)
+		w.mu.Lock()
+		stalled = w.stalls
+		w.mu.Unlock()
+	}
+	close(hold)
 	wg.Wait()
 	if err := w.finish(&engine.Run{}, stats.Distribution{}); err != nil {
 		t.Fatal(err)
@@ -182,8 +189,28 @@ func TestShardWriterFullQueueLosesNothing(t *testing.T) {
 	if tr.Requests != producers*each || len(seen) != producers*each {
 		t.Fatalf("trailer counts %d results, file holds %d distinct; want %d", tr.Requests, len(seen), producers*each)
 	}
-	if tr.Stalls < 0 || tr.Stalls > producers*each {
-		t.Fatalf("stalls %d out of range", tr.Stalls)
+	if tr.Stalls < producers-1 {
+		t.Fatalf("%d stalls counted, want at least %d", tr.Stalls, producers-1)
 	}
-	t.Logf("%d results, %d waited for the writer", len(seen), tr.Stalls)
+}
+
+// A writer that makes no room within the stall limit (a hung disk) loses
+// the result rather than hang the run, and the shard then fails, saying
+// so, instead of being merged short.
+func TestShardWriterStuckFailsTheShard(t *testing.T) {
+	path := t.TempDir() + "/" + ShardFile
+	h := shardHeader{Format: shardFormat, Version: shardVersion, Shard: "0/2", Index: 0, Count: 2, Plan: "p", Name: "n", Target: "http://t"}
+	hold := make(chan struct{})
+	w, err := newShardWriterQueue(path, h, 1, 20*time.Millisecond, hold)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range 3 {
+		w.record(&engine.Result{Index: k, Status: 200})
+	}
+	close(hold)
+	err = w.finish(&engine.Run{}, stats.Distribution{})
+	if err == nil || !strings.Contains(err.Error(), "2 results could not be written") || !strings.Contains(err.Error(), "cannot be merged") {
+		t.Fatalf("finish: %v", err)
+	}
 }

@@ -221,6 +221,6 @@ func cacheWarning(w io.Writer, b *report.Benchmark, predicted float64) {
 // production.
 func graphWarning(w io.Writer, b *report.Benchmark) {
 	if n := b.Config.GraphUnresolvedAfter; n > 0 {
-		fmt.Fprintf(w, "warning: %s: %d conversation-graph waits were skipped: a call came after a node this benchmark did not replay (filtered out or cut by a limit), so it went out earlier than in production\n", b.Name, n)
+		fmt.Fprintf(w, "warning: %s: %d conversation-graph waits were skipped: a call came after a node this benchmark did not replay (filtered out by --filter-model, --filter-status or --window, or listed after it in the file), so it went out earlier than in production\n", b.Name, n)
 	}
 }

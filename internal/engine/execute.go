@@ -72,7 +72,7 @@ type Run struct {
 	Warmup, Cooldown int
 	// UnresolvedAfter counts the conversation graph edges (a node's After)
 	// whose earlier node this run never scheduled before the call: filtered
-	// out of the workload, cut by a limit, listed after the call, or dealt
+	// out of the workload, listed after the call, or dealt
 	// to another shard (which the Sharder avoids by keeping a conversation
 	// whole). Such a call did not wait for that node.
 	UnresolvedAfter int

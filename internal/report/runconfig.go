@@ -27,7 +27,7 @@ type RunConfig struct {
 	DrainS           *float64 `json:"drain_s,omitempty"`            // how long in-flight requests could finish after scheduling stopped
 	ErrorWindow      int      `json:"error_window,omitempty"`       // finished requests max_error_rate looks at
 	// GraphUnresolvedAfter counts conversation-graph edges whose earlier
-	// node was not replayed (filtered out, cut by a limit): those calls did
+	// node was not replayed (filtered out, or listed after the call): those calls did
 	// not wait for it.
 	GraphUnresolvedAfter int      `json:"graph_unresolved_after,omitempty"`
 	HTTP2                bool     `json:"http2,omitempty"`

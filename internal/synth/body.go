@@ -40,6 +40,7 @@ func (b *Builder) Body(req *workload.Request, model string) ([]byte, error) {
 	out = append(out, `{"model":`...)
 	out = appendJSONString(out, model)
 	var err error
+	b.graphs.note(req) // before its messages are read: a call quoting this one finds it among its ancestors
 	if req.Convention == workload.ConventionWhole && req.Session != "" {
 		b.forgetHistory(req.Session)
 	}
@@ -65,7 +66,6 @@ func (b *Builder) Body(req *workload.Request, model string) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			b.graphs.noteRecorded(req)
 			out = append(out, `,"messages":`...)
 			out = append(out, msgs...)
 		} else {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/reprise-llm/reprise/internal/engine"
@@ -63,9 +64,8 @@ func TestGraphCallsQuoteTheTargetsReplies(t *testing.T) {
 			if quoted.reply == "" || quoted.reply == tc.recorded {
 				t.Fatalf("%s: the simulator's reply to %q is %q", cfg.Profile, tc.quoted, quoted.reply)
 			}
-			want, _ := json.Marshal(quoted.reply)
-			if !bytes.Contains(quoting.body, append([]byte(`{"role":"assistant","content":`), want...)) {
-				t.Errorf("%s: the call after %q does not quote the simulator's reply %s:\n%s", cfg.Profile, tc.quoted, want, quoting.body)
+			if got := contents(t, quoting.body); !slices.Contains(got, quoted.reply) {
+				t.Errorf("%s: the call after %q does not quote the simulator's reply %q:\n%s", cfg.Profile, tc.quoted, quoted.reply, quoting.body)
 			}
 			if bytes.Contains(quoting.body, []byte(tc.recorded)) {
 				t.Errorf("%s: the call after %q still sends the recorded reply %q", cfg.Profile, tc.quoted, tc.recorded)
@@ -78,25 +78,21 @@ func TestGraphCallsQuoteTheTargetsReplies(t *testing.T) {
 }
 
 // A call whose reply failed or had no text leaves the recorded reply in
-// the calls that quote it; a reply with quotes and markup is escaped once,
-// the message's other members keep their order, and a call of another
-// conversation quoting the same text is left alone.
+// the calls that quote it; a reply with quotes and markup is escaped as
+// recorded messages are, the message's other members keep their order,
+// and a call of another conversation quoting the same text is left alone.
 func TestGraphReplyFallsBackToTheRecordedOne(t *testing.T) {
 	b, err := New(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	call := func(conv, node string, reply string, msgs string) *workload.Request {
-		return &workload.Request{Index: 1, Messages: []byte(msgs), OutputTokens: 2,
-			Graph: &workload.GraphNode{Conversation: conv, Node: node, Reply: reply}}
-	}
-	first := call("c", "n1", "Paris.", `[{"role":"user","content":"Q"}]`)
+	first := agentCall("c", "", "n1", "Paris.", `[{"role":"user","content":"Q"}]`)
 	later := `[{"role":"user","content":"Q"},{"role":"assistant","content":"Paris.","name":"geo"},{"role":"user","content":"And?"}]`
 	if _, err := b.Body(first, "m"); err != nil {
 		t.Fatal(err)
 	}
 	b.ObserveReply(first, "") // failed
-	body, err := b.Body(call("c", "n2", "", later), "m")
+	body, err := b.Body(agentCall("c", "", "n2", "", later, "n1"), "m")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +100,7 @@ func TestGraphReplyFallsBackToTheRecordedOne(t *testing.T) {
 		t.Errorf("after a failed reply the recorded messages should go as they were: %s", body)
 	}
 	b.ObserveReply(first, `Lyon, <"vraiment">`)
-	body, err = b.Body(call("c", "n2", "", later), "m")
+	body, err = b.Body(agentCall("c", "", "n3", "", later, "n1"), "m")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,11 +108,68 @@ func TestGraphReplyFallsBackToTheRecordedOne(t *testing.T) {
 	if !bytes.Contains(body, []byte(want)) {
 		t.Errorf("body %s\nwant messages %s", body, want)
 	}
-	var v struct{ Messages []struct{ Content string } }
-	if err := json.Unmarshal(body, &v); err != nil || v.Messages[1].Content != `Lyon, <"vraiment">` {
-		t.Errorf("the reply does not read back: %v %+v", err, v)
+	if got := contents(t, body); got[1] != `Lyon, <"vraiment">` {
+		t.Errorf("the reply does not read back: %q", got)
 	}
-	if body, _ = b.Body(call("other", "n2", "", later), "m"); !bytes.Contains(body, []byte(later)) {
+	if body, _ = b.Body(agentCall("other", "", "n2", "", later, "n1"), "m"); !bytes.Contains(body, []byte(later)) {
 		t.Errorf("another conversation's call was rewritten: %s", body)
 	}
+}
+
+// Equal recorded replies are told apart: an agent that said "OK." twice
+// gets each of its replies back in place, in order; a sub-agent's "OK." is
+// its own, not its parent's; a parallel branch's is never taken.
+func TestGraphRepliesWithEqualRecordedText(t *testing.T) {
+	b, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(r *workload.Request, reply string) []string {
+		t.Helper()
+		body, err := b.Body(r, "m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.ObserveReply(r, reply)
+		return contents(t, body)
+	}
+	u := func(s string) string { return `{"role":"user","content":"` + s + `"}` }
+	ok := `{"role":"assistant","content":"OK."}`
+	send(agentCall("c", "", "m1", "OK.", "["+u("a")+"]"), "MAIN-1")
+	got := send(agentCall("c", "", "m2", "OK.", "["+u("a")+","+ok+","+u("b")+"]", "m1"), "MAIN-2")
+	if got[1] != "MAIN-1" {
+		t.Errorf("m2 quotes %q, want MAIN-1", got)
+	}
+	// a sub-agent spawned by m2, and a parallel one
+	send(agentCall("c", "sa", "s1", "OK.", "["+u("task")+"]", "m2"), "SUB-1")
+	send(agentCall("c", "sb", "p1", "OK.", "["+u("other task")+"]", "m2"), "PAR-1")
+	if got = send(agentCall("c", "sa", "s2", "", "["+u("task")+","+ok+","+u("go on")+"]", "s1"), ""); got[1] != "SUB-1" {
+		t.Errorf("the sub-agent's second call quotes %q, want its own SUB-1", got)
+	}
+	// the main agent after the join: its own two replies, in order
+	got = send(agentCall("c", "", "m3", "", "["+u("a")+","+ok+","+u("b")+","+ok+","+u("c")+"]", "m2", "s2", "p1"), "")
+	if got[1] != "MAIN-1" || got[3] != "MAIN-2" {
+		t.Errorf("m3 quotes %q, want MAIN-1 then MAIN-2", got)
+	}
+}
+
+// agentCall is a chat call of conversation conv by agent, quoting
+// recorded messages msgs, after the nodes after.
+func agentCall(conv, agent, node, reply, msgs string, after ...string) *workload.Request {
+	return &workload.Request{Index: 1, Messages: []byte(msgs), OutputTokens: 2,
+		Graph: &workload.GraphNode{Conversation: conv, Agent: agent, Node: node, Reply: reply, After: after}}
+}
+
+// contents is a chat body's messages' contents.
+func contents(t *testing.T, body []byte) []string {
+	t.Helper()
+	var v struct{ Messages []struct{ Content string } }
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	var out []string
+	for _, m := range v.Messages {
+		out = append(out, m.Content)
+	}
+	return out
 }

@@ -51,7 +51,7 @@ func rescaleFactor(open func() (Source, error), rate float64) (float64, error) {
 // one mean inter-arrival gap after pass k-1's last offset, so the seam
 // keeps the trace's mean rate instead of sending two requests at once.
 // Each pass renumbers what identifies a request: indices and ids continue,
-// sessions get a "/loopK" suffix, and prefix-block ids move to a range of
+// sessions and conversation graphs get a "/loopK" suffix, and prefix-block ids move to a range of
 // their own, so pass k shares prefixes within itself exactly as the
 // recording did, and none with pass k-1.
 type looped struct {
@@ -134,6 +134,11 @@ func (l *looped) renumber(r *Request) {
 	}
 	if r.Session != "" {
 		r.Session += suffix
+	}
+	if r.Graph != nil && r.Graph.Conversation != "" {
+		g := *r.Graph
+		g.Conversation += suffix
+		r.Graph = &g
 	}
 	if len(r.HashIDs) > 0 {
 		ids := make([]uint32, len(r.HashIDs))

@@ -210,7 +210,7 @@ func TestRate(t *testing.T) {
 func TestLoop(t *testing.T) {
 	s := time.Second
 	reqs := []Request{
-		{Index: 0, ID: "a", Offset: 0, Session: "x", HashIDs: []uint32{0, 1}},
+		{Index: 0, ID: "a", Offset: 0, Session: "x", HashIDs: []uint32{0, 1}, Graph: &GraphNode{Conversation: "x", Node: "n0"}},
 		{Index: 1, ID: "b", Offset: s, Session: "x", Turn: 1, HashIDs: []uint32{0, 1, 2}},
 		{Index: 2, ID: "c", Offset: 2 * s, HashIDs: []uint32{5}},
 	}
@@ -229,6 +229,11 @@ func TestLoop(t *testing.T) {
 	}
 	if got[3].ID != "a/loop1" || got[4].Session != "x/loop1" || got[7].Session != "x/loop2" || got[4].Turn != 1 {
 		t.Errorf("pass ids: %+v", got[3:5])
+	}
+	// a conversation graph of pass k is a conversation of its own, and
+	// pass 0's is left as it was
+	if got[3].Graph.Conversation != "x/loop1" || got[6].Graph.Conversation != "x/loop2" || got[0].Graph.Conversation != "x" || got[3].Graph.Node != "n0" {
+		t.Errorf("graphs: %+v %+v %+v", got[0].Graph, got[3].Graph, got[6].Graph)
 	}
 	// ids move by max id + 1 = 6 per pass: sharing within a pass is kept,
 	// none across passes
