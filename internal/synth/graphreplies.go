@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/reprise-llm/reprise/internal/engine"
+	"github.com/reprise-llm/reprise/internal/jsonscan"
 	"github.com/reprise-llm/reprise/internal/openai"
 	"github.com/reprise-llm/reprise/internal/workload"
 )
@@ -47,8 +48,9 @@ type graphReplies struct {
 
 // graphConv is one conversation's calls, by node.
 type graphConv struct {
-	nodes map[string]*graphCall
-	seq   int // calls noted so far: each call's order
+	nodes   map[string]*graphCall
+	seq     int // calls noted so far: each call's order
+	replies int // calls with the target's reply kept
 }
 
 // graphCall is what a conversation keeps of one of its calls.
@@ -132,7 +134,11 @@ func (g *graphReplies) observe(req *workload.Request, text string) {
 	n := req.Graph
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if call := g.conv(n.Conversation).nodes[n.Node]; call != nil {
+	c := g.conv(n.Conversation)
+	if call := c.nodes[n.Node]; call != nil {
+		if call.reply == "" {
+			c.replies++
+		}
 		call.reply = text
 	}
 }
@@ -144,46 +150,118 @@ func (g *graphReplies) messages(req *workload.Request) ([]byte, error) {
 	if !quotesReplies(req) {
 		return req.Messages, nil
 	}
-	var msgs []json.RawMessage
-	if err := json.Unmarshal(req.Messages, &msgs); err != nil {
-		return nil, fmt.Errorf("request %d: recorded messages are not a JSON array: %w", req.Index, err)
+	g.mu.Lock()
+	c := g.convs[req.Graph.Conversation]
+	none := c == nil || c.replies == 0
+	g.mu.Unlock()
+	if none { // no reply to quote yet: the messages need not be read
+		return req.Messages, nil
 	}
-	var texts []string // each message's text when it is an assistant message with text, else ""
-	for _, raw := range msgs {
-		var m struct {
-			Role    string          `json:"role"`
-			Content json.RawMessage `json:"content"`
-		}
-		var text string
-		if json.Unmarshal(raw, &m) != nil || m.Role != "assistant" || json.Unmarshal(m.Content, &text) != nil {
-			text = ""
-		}
-		texts = append(texts, text)
+	quotes, err := assistantTexts(req.Messages)
+	if err != nil {
+		return nil, fmt.Errorf("request %d: recorded messages: %w", req.Index, err)
+	}
+	texts := make([]string, len(quotes))
+	for i, q := range quotes {
+		texts[i] = q.text
 	}
 	replies := g.quoted(req.Graph, texts)
 	if replies == nil {
 		return req.Messages, nil
 	}
+	// Splice: each replaced content value gives way to the reply, every
+	// other byte as recorded.
+	out := make([]byte, 0, len(req.Messages)+256)
+	last := 0
 	for i, reply := range replies {
 		if reply == "" {
 			continue
 		}
 		q, err := json.Marshal(reply) // escaped as the recorded messages are (workload's jsonStringOf)
 		if err != nil {
-			return nil, fmt.Errorf("request %d: message %d: %w", req.Index, i, err)
+			return nil, fmt.Errorf("request %d: %w", req.Index, err)
 		}
-		if msgs[i], err = withContent(msgs[i], q); err != nil {
-			return nil, fmt.Errorf("request %d: message %d: %w", req.Index, i, err)
+		out = append(append(out, req.Messages[last:quotes[i].start]...), q...)
+		last = quotes[i].end
+	}
+	return append(out, req.Messages[last:]...), nil
+}
+
+// quote is an assistant message's text content in a messages array: its
+// decoded text and where its JSON string lies.
+type quote struct {
+	text       string
+	start, end int
+}
+
+// assistantTexts finds the assistant messages with text content in a
+// chat messages array, in order, reading it once (internal/jsonscan).
+func assistantTexts(msgs []byte) ([]quote, error) {
+	s := jsonscan.New(msgs)
+	if s.Peek() == 'n' { // null: no messages, as encoding/json reads it
+		if _, ok := s.Null(); !ok || !s.End() {
+			return nil, s.Err()
+		}
+		return nil, nil
+	}
+	var out []quote
+	empty, ok := s.OpenArray()
+	for ok && !empty {
+		if s.Peek() != '{' {
+			ok = s.Skip()
+		} else {
+			var q quote
+			var role string
+			var objEmpty bool
+			objEmpty, ok = s.OpenObject()
+			for ok && !objEmpty {
+				var k jsonscan.String
+				if k, ok = s.Key(); !ok {
+					break
+				}
+				switch k.String() {
+				case "role":
+					role = ""
+					if s.Peek() == '"' {
+						var r jsonscan.String
+						r, ok = s.Str()
+						role = r.String()
+					} else {
+						ok = s.Skip() // not a role a message is sent with
+					}
+				case "content":
+					if s.Peek() == '"' {
+						q.start = s.Pos()
+						var c jsonscan.String
+						c, ok = s.Str()
+						q.text, q.end = c.String(), s.Pos()
+					} else {
+						q = quote{}
+						ok = s.Skip()
+					}
+				default:
+					ok = s.Skip()
+				}
+				if ok {
+					var more bool
+					more, ok = s.NextMember()
+					objEmpty = !more
+				}
+			}
+			if ok && role == "assistant" && q.text != "" {
+				out = append(out, q)
+			}
+		}
+		if ok {
+			var more bool
+			more, ok = s.NextElement()
+			empty = !more
 		}
 	}
-	out := append(make([]byte, 0, len(req.Messages)+256), '[')
-	for i, m := range msgs {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = append(out, m...)
+	if !ok || !s.End() {
+		return nil, s.Err()
 	}
-	return append(out, ']'), nil
+	return out, nil
 }
 
 // quoted returns, for each of a call's messages (texts: an assistant
@@ -253,35 +331,4 @@ func (g *graphReplies) quoted(n *workload.GraphNode, texts []string) []string {
 		return nil
 	}
 	return out
-}
-
-// withContent returns the JSON object msg with its "content" value
-// replaced by content, its other members and their order as they were.
-func withContent(msg json.RawMessage, content []byte) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(msg))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return nil, fmt.Errorf("not a JSON object")
-	}
-	out := append(make([]byte, 0, len(msg)+len(content)), '{')
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		key, _ := t.(string) // an object's member names are strings
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, err
-		}
-		if len(out) > 1 {
-			out = append(out, ',')
-		}
-		k, _ := json.Marshal(key) // a string always marshals
-		out = append(append(out, k...), ':')
-		if key == "content" {
-			v = content
-		}
-		out = append(out, v...)
-	}
-	return append(out, '}'), nil
 }

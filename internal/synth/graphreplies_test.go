@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/reprise-llm/reprise/internal/engine"
@@ -172,4 +174,101 @@ func contents(t *testing.T, body []byte) []string {
 		out = append(out, m.Content)
 	}
 	return out
+}
+
+// BenchmarkGraphQuotingBody: the body of a call 40 turns into an agent's
+// conversation (about 40 KB of messages), sent as recorded (verbatim) and
+// with its 20 quoted replies replaced by the target's; the second is
+// built when the call is sent, so its cost is send lag.
+func BenchmarkGraphQuotingBody(b *testing.B) {
+	bl, err := New(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	para := strings.Repeat("the quick brown fox jumps over the lazy dog ", 20)
+	msgs := "["
+	var prev []string
+	for i := range 20 {
+		node := fmt.Sprintf("n%d", i)
+		reply := fmt.Sprintf("reply %d: %s", i, para)
+		r := agentCall("c", "", node, reply, msgs+`{"role":"user","content":"go"}]`, prev...)
+		if _, err := bl.Body(r, "m"); err != nil {
+			b.Fatal(err)
+		}
+		bl.ObserveReply(r, "target "+reply)
+		msgs += `{"role":"user","content":"` + para + `"},{"role":"assistant","content":` + string(must(json.Marshal(reply))) + `},`
+		prev = []string{node}
+	}
+	msgs += `{"role":"user","content":"last"}]`
+	quoting := agentCall("c", "", "n20", "", msgs, prev...)
+	plain := &workload.Request{Index: 1, Messages: []byte(msgs), OutputTokens: 2}
+	for _, tc := range []struct {
+		name string
+		req  *workload.Request
+	}{{"recorded", plain}, {"quoting", quoting}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(msgs)))
+			for b.Loop() {
+				if _, err := bl.Body(tc.req, "m"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// FuzzAssistantTexts holds the one-pass reader of a messages array to
+// encoding/json: on any input encoding/json reads as an array of
+// messages, it finds the same assistant texts, in order, and each span it
+// gives is that text's JSON string; input it refuses, encoding/json
+// refuses too.
+func FuzzAssistantTexts(f *testing.F) {
+	for _, seed := range []string{
+		`[{"role":"user","content":"Q"},{"role":"assistant","content":"Paris.","name":"geo"}]`,
+		`[{"role":"assistant","content":null,"tool_calls":[{"id":"1"}]},{"role":"tool","content":"x"}]`,
+		`[{"content":"a\u00e9\"b","role":"assistant"}, {"role":"assistant","content":["part"]}]`,
+		`[]`, `[1, "x", null]`, `[{"role":"assistant","content":"x"`, `{"role":"assistant"}`,
+		`[{"role":"assistant","role":"user","content":"dup"}]`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := assistantTexts(b)
+		var arr []json.RawMessage
+		jerr := json.Unmarshal(b, &arr)
+		if err != nil {
+			if jerr == nil {
+				t.Fatalf("refused what encoding/json reads: %v: %q", err, b)
+			}
+			return
+		}
+		if jerr != nil {
+			t.Fatalf("read what encoding/json refuses (%v): %q", jerr, b)
+		}
+		var want []string
+		for _, raw := range arr {
+			var m map[string]json.RawMessage // member names exactly, the last of equal ones
+			var role, text string
+			if json.Unmarshal(raw, &m) == nil && json.Unmarshal(m["role"], &role) == nil && role == "assistant" &&
+				json.Unmarshal(m["content"], &text) == nil && text != "" {
+				want = append(want, text)
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d texts, encoding/json %d: %q", len(got), len(want), b)
+		}
+		for i, q := range got {
+			var text string
+			if q.text != want[i] || json.Unmarshal(b[q.start:q.end], &text) != nil || text != q.text {
+				t.Fatalf("text %d: %q at [%d:%d], encoding/json %q: %q", i, q.text, q.start, q.end, want[i], b)
+			}
+		}
+	})
 }
