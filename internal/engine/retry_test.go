@@ -77,6 +77,38 @@ func TestKeepAliveClosesAreRetried(t *testing.T) {
 	t.Logf("%d of 40 requests re-sent (the simulator closed %d connections)", retried, st.KeepAliveCloses)
 }
 
+// The same under load: 8 closed loops, so that a connection the simulator
+// is about to close often goes straight from the request that ended to
+// the next one without idling in the pool (how llama-server's closes met
+// a sweep's rate point in CI): every request succeeds, and each close
+// under a request is re-sent.
+func TestKeepAliveClosesAreRetriedUnderLoad(t *testing.T) {
+	cfg := sim.DefaultConfig()
+	cfg.TTFTBase, cfg.PrefillPerToken, cfg.ITLBase, cfg.ITLPerSeq, cfg.Jitter = time.Millisecond, 0, time.Millisecond, 0, 0
+	cfg.KeepAliveCloseRate = 0.3
+	s, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	run, err := Execute(context.Background(), Config{Target: srv.URL, Profile: ProfileConcurrent, Concurrency: 8}, modelStreams(400), bodies{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	retries := 0
+	for _, r := range run.Results {
+		if !r.OK() {
+			t.Errorf("request %d failed: %s", r.Index, r.Err)
+		}
+		retries += r.Retries
+	}
+	if st := s.Stats(); st.KeepAliveCloses == 0 || int64(retries) < st.KeepAliveCloses || st.Served != 400 {
+		t.Errorf("%d re-sends for %d connections closed under a request, %d served; want at least as many re-sends, and 400 served", retries, st.KeepAliveCloses, st.Served)
+	}
+}
+
 // rudeServer misbehaves by the request's model, counting requests by it:
 //   - "close": reads the request, then closes the connection without a byte;
 //   - "partial": reads it, writes the start of a response's headers, closes;

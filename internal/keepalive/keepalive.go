@@ -13,7 +13,9 @@
 // POST that met the close after it was written fails with the bare EOF or
 // reset (transportReadFromServerError) — the case handled here. The rule
 // is narrower than net/http's caution requires for an inference server:
-// the connection must have been reused after idling, no response byte may
+// the connection must have been reused (idle in the pool, or handed
+// straight from the request that used it last: a server that closes after
+// a stream closes either), no response byte may
 // have arrived, the error must be EOF, a reset, a broken pipe or the
 // closed connection, and it must come within RaceWindow of the write — a
 // close long after it is a server that read the request and failed while
@@ -43,7 +45,6 @@ const RaceWindow = time.Second
 type Attempt struct {
 	conns     atomic.Int32 // connections used (more than one: net/http re-sent it itself)
 	reused    atomic.Bool
-	idle      atomic.Bool  // the reused connection had been idle
 	wrote     atomic.Int64 // when the request was written, UnixNano (0: not yet)
 	firstByte atomic.Bool
 }
@@ -53,8 +54,10 @@ func (a *Attempt) Trace() *httptrace.ClientTrace {
 	return &httptrace.ClientTrace{
 		GotConn: func(info httptrace.GotConnInfo) {
 			a.conns.Add(1)
+			// Reused, whether or not it idled: a connection handed
+			// straight from a request that just ended (WasIdle false,
+			// under load) meets the same close as one from the pool.
 			a.reused.Store(info.Reused)
-			a.idle.Store(info.WasIdle)
 		},
 		WroteRequest:         func(httptrace.WroteRequestInfo) { a.wrote.Store(time.Now().UnixNano()) },
 		GotFirstResponseByte: func() { a.firstByte.Store(true) },
@@ -66,11 +69,11 @@ func (a *Attempt) Trace() *httptrace.ClientTrace {
 func (a *Attempt) Resent() int { return max(int(a.conns.Load())-1, 0) }
 
 // NeverReached reports whether err, which ended the attempt, is the
-// keep-alive race: a reused, idle connection closed or reset before any
+// keep-alive race: a reused connection closed or reset before any
 // response byte, within RaceWindow of the write, with the request's own
 // context still live.
 func (a *Attempt) NeverReached(ctx context.Context, err error) bool {
-	if err == nil || ctx.Err() != nil || !a.reused.Load() || !a.idle.Load() || a.firstByte.Load() {
+	if err == nil || ctx.Err() != nil || !a.reused.Load() || a.firstByte.Load() {
 		return false
 	}
 	if w := a.wrote.Load(); w != 0 && time.Since(time.Unix(0, w)) > RaceWindow {

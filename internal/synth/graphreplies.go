@@ -57,7 +57,8 @@ type graphConv struct {
 type graphCall struct {
 	after    []string // the nodes it came after
 	agent    string
-	seq      int
+	index    int    // the request's; only its own reply is kept
+	seq      int    // the order its body was first built in: for the calls one call came after, the order they were sent
 	recorded string // its recorded reply text ("" when none)
 	reply    string // the target's reply text, once it arrived with text
 }
@@ -110,12 +111,15 @@ func (b *Builder) KeepsReply(req *workload.Request) bool {
 
 // note registers req's place in its conversation (the nodes it came
 // after, its order, its recorded reply) once, when its body is first
-// built; a later call's ancestry goes through it.
+// built; a later call's ancestry goes through it, so every graph call is
+// noted, text completions included. A call never scheduled (filtered out)
+// is not, and the ancestry stops there: the calls before it are not
+// matched (Run.UnresolvedAfter counts that edge).
 func (g *graphReplies) note(req *workload.Request) {
-	if !graphChat(req) {
+	n := req.Graph
+	if n == nil || n.Node == "" {
 		return
 	}
-	n := req.Graph
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	c := g.conv(n.Conversation)
@@ -123,7 +127,11 @@ func (g *graphReplies) note(req *workload.Request) {
 		return
 	}
 	c.seq++
-	c.nodes[n.Node] = &graphCall{after: n.After, agent: n.Agent, seq: c.seq, recorded: n.Reply}
+	call := &graphCall{after: n.After, agent: n.Agent, index: req.Index, seq: c.seq}
+	if graphChat(req) {
+		call.recorded = n.Reply
+	}
+	c.nodes[n.Node] = call
 }
 
 // observe keeps the target's reply to a graph call.
@@ -135,7 +143,7 @@ func (g *graphReplies) observe(req *workload.Request, text string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	c := g.conv(n.Conversation)
-	if call := c.nodes[n.Node]; call != nil {
+	if call := c.nodes[n.Node]; call != nil && call.index == req.Index { // a node named twice: the first call's
 		if call.reply == "" {
 			c.replies++
 		}
@@ -275,8 +283,8 @@ func (g *graphReplies) quoted(n *workload.GraphNode, texts []string) []string {
 	if c == nil {
 		return nil
 	}
-	// The ancestors with a recorded reply, by text, in the order they
-	// were sent.
+	// The ancestors with a recorded reply, by text, in the order they were
+	// sent (seq).
 	byText := map[string][]*graphCall{}
 	seen := map[string]bool{}
 	queue := slices.Clone(n.After)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/reprise-llm/reprise/internal/engine"
+	"github.com/reprise-llm/reprise/internal/openai"
 	"github.com/reprise-llm/reprise/internal/workload"
 )
 
@@ -155,6 +156,39 @@ func TestGraphRepliesWithEqualRecordedText(t *testing.T) {
 	}
 }
 
+// The ancestry runs through every graph call, a text completion's too: a
+// chat call after a completion after a chat call still quotes the first
+// one's reply. A node named twice keeps its first call's reply.
+func TestGraphRepliesThroughOtherCalls(t *testing.T) {
+	b, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := agentCall("c", "", "a", "Paris.", `[{"role":"user","content":"Q"}]`)
+	if _, err := b.Body(a, "m"); err != nil {
+		t.Fatal(err)
+	}
+	b.ObserveReply(a, "LIVE")
+	mid := &workload.Request{Index: 2, Endpoint: openai.Completions, Prompt: "p", OutputTokens: 2,
+		Graph: &workload.GraphNode{Conversation: "c", Node: "b", After: []string{"a"}}}
+	if _, err := b.Body(mid, "m"); err != nil {
+		t.Fatal(err)
+	}
+	twin := agentCall("c", "", "a", "Paris.", `[{"role":"user","content":"Q"}]`) // the same node name, another request
+	twin.Index = 3
+	if _, err := b.Body(twin, "m"); err != nil {
+		t.Fatal(err)
+	}
+	b.ObserveReply(twin, "TWIN")
+	body, err := b.Body(agentCall("c", "", "c", "", `[{"role":"user","content":"Q"},{"role":"assistant","content":"Paris."},{"role":"user","content":"and?"}]`, "b"), "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := contents(t, body); got[1] != "LIVE" {
+		t.Errorf("the call after a completion quotes %q, want the first call's own reply LIVE", got)
+	}
+}
+
 // agentCall is a chat call of conversation conv by agent, quoting
 // recorded messages msgs, after the nodes after.
 func agentCall(conv, agent, node, reply, msgs string, after ...string) *workload.Request {
@@ -236,6 +270,7 @@ func FuzzAssistantTexts(f *testing.F) {
 		`[{"content":"a\u00e9\"b","role":"assistant"}, {"role":"assistant","content":["part"]}]`,
 		`[]`, `[1, "x", null]`, `[{"role":"assistant","content":"x"`, `{"role":"assistant"}`,
 		`[{"role":"assistant","role":"user","content":"dup"}]`,
+		`[{"role":"assistant","content":"x","content":"x"}]`, `[{"role":"assistant","content":"x","content":null}]`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -268,6 +303,46 @@ func FuzzAssistantTexts(f *testing.F) {
 			var text string
 			if q.text != want[i] || json.Unmarshal(b[q.start:q.end], &text) != nil || text != q.text {
 				t.Fatalf("text %d: %q at [%d:%d], encoding/json %q: %q", i, q.text, q.start, q.end, want[i], b)
+			}
+		}
+		// The spans are the members in effect: a marker spliced into each
+		// is what encoding/json then reads as those messages' content, and
+		// every other member reads as before.
+		const marker = `"@@marker@@"`
+		var spliced []byte
+		last := 0
+		for _, q := range got {
+			spliced = append(append(spliced, b[last:q.start]...), marker...)
+			last = q.end
+		}
+		spliced = append(spliced, b[last:]...)
+		var after []json.RawMessage
+		if err := json.Unmarshal(spliced, &after); err != nil || len(after) != len(arr) {
+			t.Fatalf("spliced %q: %v", spliced, err)
+		}
+		for k := range arr {
+			var m0, m1 map[string]json.RawMessage
+			e0, e1 := json.Unmarshal(arr[k], &m0), json.Unmarshal(after[k], &m1)
+			var role, text string
+			quoted := e0 == nil && json.Unmarshal(m0["role"], &role) == nil && role == "assistant" &&
+				json.Unmarshal(m0["content"], &text) == nil && text != ""
+			if quoted {
+				if string(m1["content"]) != marker {
+					t.Fatalf("message %d: content %s after the splice, want the marker: %q", k, m1["content"], b)
+				}
+				delete(m0, "content")
+				delete(m1, "content")
+			}
+			if (e0 == nil) != (e1 == nil) || len(m0) != len(m1) {
+				t.Fatalf("message %d changed: %s → %s", k, arr[k], after[k])
+			}
+			for key, v := range m0 {
+				if !bytes.Equal(v, m1[key]) {
+					t.Fatalf("message %d member %q changed: %s → %s", k, key, v, m1[key])
+				}
+			}
+			if e0 != nil && !bytes.Equal(arr[k], after[k]) {
+				t.Fatalf("message %d changed: %s → %s", k, arr[k], after[k])
 			}
 		}
 	})

@@ -116,9 +116,20 @@ func withoutSharing(rows []mooncakeRow) []mooncakeRow {
 // block where an earlier request had it whole, as far as the earlier one
 // went where that one was cut short. Σ cached / Σ prompt tokens.
 func predictedCachedShare(rows []mooncakeRow, maxPrompt int) float64 {
+	var cached, total int
+	for i, c := range predictedCached(rows, maxPrompt) {
+		cached += c
+		total += min(rows[i].InputLength, maxPrompt)
+	}
+	return float64(cached) / float64(total)
+}
+
+// predictedCached is, row by row, the prompt tokens the hash ids say an
+// engine can serve from its prefix cache (see predictedCachedShare).
+func predictedCached(rows []mooncakeRow, maxPrompt int) []int {
 	const block = 512
 	covered := map[string]int{} // prefix of block ids → most tokens of its last block seen
-	var cached, total int
+	var out []int
 	for _, r := range rows {
 		p := min(r.InputLength, maxPrompt)
 		n := min((p+block-1)/block, len(r.HashIDs))
@@ -135,13 +146,12 @@ func predictedCachedShare(rows []mooncakeRow, maxPrompt int) float64 {
 				break
 			}
 		}
-		cached += c
-		total += p
+		out = append(out, c)
 		for j := 0; j < n; j++ {
 			covered[keyOf(j)] = max(covered[keyOf(j)], blockLen(j))
 		}
 	}
-	return float64(cached) / float64(total)
+	return out
 }
 
 // cachedShare is Σ cached / Σ prompt tokens over a benchmark's records,
@@ -163,8 +173,10 @@ func cachedShare(t *testing.T, rs []engineRecord) float64 {
 // reuse against llama-server with the engine's own tokenizer (--tokenizer
 // server, llama.cpp's /tokenize), and requires the share of prompt tokens
 // the engine served from its prompt cache — from every response's usage
-// and from its llamacpp:prompt_tokens_cached_total counter — to be within
-// 2 percentage points of what the trace's hash ids predict. The same slice
+// and from its llamacpp:prompt_tokens_cached_total counter, which must
+// agree — to be what the trace's hash ids predict: request by request,
+// every hit exactly the predicted prefix, nothing ever beyond it, and the
+// few misses (llama.cpp losing a context) on a shared block's boundary. The same slice
 // with every block made unique must then find (next to) nothing cached:
 // the prompts, not luck, make the cache hit. The same runs check that the
 // engine counts exactly the prompt tokens asked for (plus its chat
@@ -176,13 +188,12 @@ func TestEnginePrefixCacheFidelity(t *testing.T) {
 		maxPrompt = 2048 // 4 blocks: a 2×128 model prefills it in tens of ms
 		maxOutput = 8
 		tolerance = 0.02
-		// evicted bounds how far below the prediction the engine may fall:
-		// llama.cpp's host-memory prompt cache sometimes evicts a returning
-		// conversation's context under load (seen under the full suite:
-		// 0.6637 against 0.6923 predicted, two conversations missed). Above
-		// the prediction nothing is allowed beyond the tolerance: the
-		// prompts never share more than the trace says.
-		evicted = 0.06
+		// evicted bounds the misses: llama.cpp's host-memory prompt cache
+		// sometimes loses a returning conversation's context (seen: two or
+		// three of 25 returning requests, more often under load), which
+		// no prompt can prevent. Above the prediction nothing is allowed:
+		// the prompts never share more than the trace says.
+		evicted = 4 // at most 1 in evicted returning requests may miss
 	)
 	slice := conversationSlice(t, 10)
 	dir := t.TempDir()
@@ -225,8 +236,37 @@ func TestEnginePrefixCacheFidelity(t *testing.T) {
 	}
 	t.Logf("%d requests, prompts capped at %d tokens: cached-token share predicted by hash ids %.4f; engine usage %.4f; llamacpp:prompt_tokens_cached_total %.4f (%v)",
 		len(slice), maxPrompt, predicted, measured, fromMetrics, sm["prefix_cache_hit_rate_from"])
-	if measured > predicted+tolerance || measured < predicted-evicted {
-		t.Errorf("cached-token share from usage %.4f, hash ids predict %.4f (from %.2f below to %.2f above)", measured, predicted, evicted, tolerance)
+	if measured > predicted+tolerance {
+		t.Errorf("cached-token share from usage %.4f, hash ids predict %.4f: more than %.2f above", measured, predicted, tolerance)
+	}
+	// Request by request: a hit is exactly the predicted prefix (plus the
+	// chat template's tokens before the user's text); nothing is ever
+	// cached beyond the prediction; and a miss — llama.cpp's host-memory
+	// cache lost the conversation's context, a race with the slot's
+	// release that CPU load makes likelier — still lands on a block the
+	// ids share (the common system block, or nothing), never inside one,
+	// which a prompt differing from the trace's structure would do.
+	overhead := srv.chatOverhead(t)
+	pred := predictedCached(slice, maxPrompt)
+	misses, returning := 0, 0
+	for i, r := range benchmarkRecords(t, bm) {
+		c, p := r.CachedTokens, pred[i]
+		if p > 0 {
+			returning++
+		}
+		switch {
+		case c > p+overhead:
+			t.Errorf("request %d: %d tokens cached, the ids allow %d (+%d of template)", i, c, p, overhead)
+		case c < p:
+			misses++
+			t.Logf("request %d: a miss: %d tokens cached of the %d predicted", i, c, p)
+			if c%512 > overhead {
+				t.Errorf("request %d: %d tokens cached: not on a shared block's boundary (512-token blocks, %d of template)", i, c, overhead)
+			}
+		}
+	}
+	if misses > returning/evicted {
+		t.Errorf("%d of %d requests with a shared prefix missed the cache: more than 1 in %d", misses, returning, evicted)
 	}
 	if math.Abs(fromMetrics-measured) > tolerance {
 		t.Errorf("cached-token share from llamacpp:prompt_tokens_cached_total %.4f, from usage %.4f: the engine's two counts disagree", fromMetrics, measured)
@@ -236,7 +276,6 @@ func TestEnginePrefixCacheFidelity(t *testing.T) {
 	// plus the chat template's, and every output exactly max_tokens long
 	// (ignore_eos, which Reprise sends and llama.cpp honours by masking
 	// the end-of-generation tokens, so a random model cannot stop early).
-	overhead := srv.chatOverhead(t)
 	for i, r := range benchmarkRecords(t, bm) {
 		if d := r.PromptTokens - r.RequestedPromptTokens; d != overhead {
 			t.Errorf("request %d: %d prompt tokens reported for %d requested: +%d, the chat template adds %d", i, r.PromptTokens, r.RequestedPromptTokens, d, overhead)

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/reprise-llm/reprise/internal/report"
@@ -21,7 +23,7 @@ func TestEngineSweepsHoldUp(t *testing.T) {
 	const wl = "synthetic:prompt_tokens=400,output_tokens=16,samples=100000"
 
 	runReplay(t, "run", "--target", srv.url, "--workload", wl, "--tokenizer", model, "--profile", "sweep", "--sweep-points", "3",
-		"--max-seconds", "4", "--drain", "1s", "--scrape-metrics", "auto", "--quiet", "--output-dir", filepath.Join(dir, "sweep"))
+		"--max-seconds", "4", "--drain", "1s", "--scrape-metrics", "auto", "--save-requests", "--quiet", "--output-dir", filepath.Join(dir, "sweep"))
 	f := readResultsFile(t, filepath.Join(dir, "sweep"))
 	if len(f.Benchmarks) != 3 {
 		t.Fatalf("%d benchmarks, want synchronous, throughput and one rate", len(f.Benchmarks))
@@ -34,7 +36,13 @@ func TestEngineSweepsHoldUp(t *testing.T) {
 	}
 	for _, b := range []report.Benchmark{f.Benchmarks[0], rate} {
 		if m := b.Metrics.Requests; m.Successful == 0 || m.Errored != 0 {
-			t.Errorf("%s: requests %+v (retried %d): want successes and no failure", b.Name, m, b.Metrics.RetriedRequests)
+			var errs []string
+			for _, r := range b.Requests {
+				if r.Error != "" && !strings.HasPrefix(r.Error, "cancelled") {
+					errs = append(errs, fmt.Sprintf("request %d: status %d: %s (sent %.1f ms, ended %.1f ms)", r.Index, r.Status, r.Error, r.SentMs, r.EndMs))
+				}
+			}
+			t.Errorf("%s: requests %+v (retried %d): want successes and no failure:\n%s", b.Name, m, b.Metrics.RetriedRequests, strings.Join(errs, "\n"))
 		}
 	}
 
