@@ -36,16 +36,7 @@ func modelStreams(n int, models ...string) *sliceSource {
 // streams, 40 back-to-back streams all succeed, and exactly the requests
 // that met a closed connection were re-sent, once each.
 func TestKeepAliveClosesAreRetried(t *testing.T) {
-	cfg := sim.DefaultConfig()
-	cfg.TTFTBase, cfg.PrefillPerToken, cfg.ITLBase, cfg.ITLPerSeq, cfg.Jitter = time.Millisecond, 0, time.Millisecond, 0, 0
-	cfg.KeepAliveCloseRate = 0.3
-	s, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	srv := httptest.NewServer(s)
-	defer srv.Close()
+	s, srv := closingSim(t)
 
 	run, err := Execute(context.Background(), Config{Target: srv.URL, Profile: ProfileSynchronous}, modelStreams(40), bodies{})
 	if err != nil {
@@ -83,16 +74,7 @@ func TestKeepAliveClosesAreRetried(t *testing.T) {
 // a sweep's rate point in CI): every request succeeds, and each close
 // under a request is re-sent.
 func TestKeepAliveClosesAreRetriedUnderLoad(t *testing.T) {
-	cfg := sim.DefaultConfig()
-	cfg.TTFTBase, cfg.PrefillPerToken, cfg.ITLBase, cfg.ITLPerSeq, cfg.Jitter = time.Millisecond, 0, time.Millisecond, 0, 0
-	cfg.KeepAliveCloseRate = 0.3
-	s, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	srv := httptest.NewServer(s)
-	defer srv.Close()
+	s, srv := closingSim(t)
 	run, err := Execute(context.Background(), Config{Target: srv.URL, Profile: ProfileConcurrent, Concurrency: 8}, modelStreams(400), bodies{})
 	if err != nil {
 		t.Fatal(err)
@@ -107,6 +89,22 @@ func TestKeepAliveClosesAreRetriedUnderLoad(t *testing.T) {
 	if st := s.Stats(); st.KeepAliveCloses == 0 || int64(retries) < st.KeepAliveCloses || st.Served != 400 {
 		t.Errorf("%d re-sends for %d connections closed under a request, %d served; want at least as many re-sends, and 400 served", retries, st.KeepAliveCloses, st.Served)
 	}
+}
+
+// closingSim is the simulator closing 30 % of kept-alive connections
+// after a stream, without Connection: close, as llama-server does.
+func closingSim(t *testing.T) (*sim.Server, *httptest.Server) {
+	cfg := sim.DefaultConfig()
+	cfg.TTFTBase, cfg.PrefillPerToken, cfg.ITLBase, cfg.ITLPerSeq, cfg.Jitter = time.Millisecond, 0, time.Millisecond, 0, 0
+	cfg.KeepAliveCloseRate = 0.3
+	s, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return s, srv
 }
 
 // rudeServer misbehaves by the request's model, counting requests by it:
