@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"io"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/reprise-llm/reprise/internal/engine"
 	"github.com/reprise-llm/reprise/internal/sim"
 	"github.com/reprise-llm/reprise/internal/workload"
+	"github.com/reprise-llm/reprise/internal/workload/workloadtest"
 )
 
 // Issue 14, on the simulator: the WEKA agentic trace replayed open loop
@@ -18,19 +18,8 @@ import (
 // joins after every sub-agent — and no wait is left unresolved.
 func TestAgenticTraceWaitsForItsGraphInEveryLoop(t *testing.T) {
 	const path = "../workload/testdata/weka/agentic.jsonl"
-	src, err := workload.Open("weka:"+path, workload.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	graph := map[int]*workload.GraphNode{}
-	for {
-		r, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, r := range workloadtest.Read(t, "weka:"+path) {
 		graph[r.Index] = r.Graph
 	}
 	url := cachedSim(t, func(c *sim.Config) { c.PrefillPerToken, c.ITLBase = 10*time.Microsecond, 100*time.Microsecond })

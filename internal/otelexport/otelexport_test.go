@@ -3,7 +3,6 @@ package otelexport
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,22 +16,8 @@ import (
 	"github.com/reprise-llm/reprise/internal/capture/capturetest"
 	"github.com/reprise-llm/reprise/internal/report"
 	"github.com/reprise-llm/reprise/internal/workload"
+	"github.com/reprise-llm/reprise/internal/workload/workloadtest"
 )
-
-func drain(t *testing.T, src workload.Source) []workload.Request {
-	t.Helper()
-	var out []workload.Request
-	for {
-		r, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, r)
-	}
-}
 
 func warningsOf(src workload.Source) string {
 	if w, ok := src.(interface{ Warnings() []string }); ok {
@@ -112,7 +97,7 @@ func TestRoundTripCapture(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := drain(t, orig)
+		want := workloadtest.Drain(t, orig)
 		if n != len(want) {
 			t.Fatalf("layout %d: %d spans for %d requests", layout, n, len(want))
 		}
@@ -120,7 +105,7 @@ func TestRoundTripCapture(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := drain(t, back)
+		got := workloadtest.Drain(t, back)
 		if w := warningsOf(back); !strings.Contains(w, "1 spans with status ERROR left out") {
 			t.Errorf("layout %d: warnings %q", layout, w)
 		}
@@ -309,7 +294,7 @@ func TestExportResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := drain(t, back)
+	got := workloadtest.Drain(t, back)
 	var ok []report.RequestRecord
 	for _, r := range recs {
 		if r.Error == "" && r.Status < 400 && r.Status != 0 {

@@ -19,7 +19,7 @@ import (
 	"github.com/reprise-llm/reprise/internal/capture"
 	"github.com/reprise-llm/reprise/internal/capture/capturetest"
 	"github.com/reprise-llm/reprise/internal/proxy/proxytest"
-	"github.com/reprise-llm/reprise/internal/workload"
+	"github.com/reprise-llm/reprise/internal/workload/workloadtest"
 )
 
 // Issue 16: a second proxy started on the capture directory of a running
@@ -71,25 +71,7 @@ func TestFailedSecondStartLeavesLiveCaptureReadable(t *testing.T) {
 		t.Fatalf("segments %v", segs)
 	}
 	for _, spec := range []string{first.dir, filepath.Join(first.dir, capture.ManifestName), segs[0], "capture:" + first.dir} {
-		src, err := workload.Open(spec, workload.OpenOptions{})
-		if err != nil {
-			t.Errorf("workload %s: %v", spec, err)
-			continue
-		}
-		n := 0
-		for {
-			_, err := src.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatalf("workload %s: %v", spec, err)
-			}
-			n++
-		}
-		if c, ok := src.(io.Closer); ok {
-			c.Close()
-		}
+		n := len(workloadtest.Read(t, spec))
 		if n != 2 {
 			t.Errorf("workload %s: %d requests, want 2", spec, n)
 		}

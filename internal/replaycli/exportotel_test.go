@@ -1,14 +1,12 @@
 package replaycli
 
 import (
-	"errors"
-	"io"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/reprise-llm/reprise/internal/workload"
+	"github.com/reprise-llm/reprise/internal/workload/workloadtest"
 )
 
 // replay export --format otel writes a capture, or saved results with
@@ -39,22 +37,5 @@ func TestExportOTelReadsBack(t *testing.T) {
 
 func countRequests(t *testing.T, spec string) int {
 	t.Helper()
-	src, err := workload.Open(spec, workload.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c, ok := src.(io.Closer); ok {
-		defer c.Close()
-	}
-	n := 0
-	for {
-		_, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			return n
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
+	return len(workloadtest.Read(t, spec))
 }

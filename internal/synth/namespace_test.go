@@ -3,9 +3,7 @@ package synth_test
 import (
 	"bufio"
 	"crypto/sha256"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +13,7 @@ import (
 	"github.com/reprise-llm/reprise/internal/sim/simtest"
 	"github.com/reprise-llm/reprise/internal/synth"
 	"github.com/reprise-llm/reprise/internal/workload"
+	"github.com/reprise-llm/reprise/internal/workload/workloadtest"
 )
 
 // unnamedCases are the requests testdata/unnamed-namespace.golden pins:
@@ -97,22 +96,8 @@ func newBuilder(t *testing.T, seed int64, namespace string) *synth.Builder {
 // plus lone prompts without ids.
 func namespaceWorkload(t *testing.T) []workload.Request {
 	t.Helper()
-	src, err := workload.Open(`synthetic:{"prompt_tokens":100,"prompt_tokens_stdev":40,"output_tokens":30,"samples":12,"turns":3,"seed":5,`+
-		`"prefix_buckets":[{"bucket_weight":1,"prefix_count":2,"prefix_tokens":300}]}`, workload.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reqs []workload.Request
-	for {
-		r, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		reqs = append(reqs, r)
-	}
+	reqs := workloadtest.Read(t, `synthetic:{"prompt_tokens":100,"prompt_tokens_stdev":40,"output_tokens":30,"samples":12,"turns":3,"seed":5,`+
+		`"prefix_buckets":[{"bucket_weight":1,"prefix_count":2,"prefix_tokens":300}]}`)
 	for i := range 5 {
 		reqs = append(reqs, workload.Request{Index: len(reqs), PromptTokens: 50 + 30*i})
 	}

@@ -2,7 +2,6 @@ package synth_test
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 	"github.com/reprise-llm/reprise/internal/sim/simtest"
 	"github.com/reprise-llm/reprise/internal/synth"
 	"github.com/reprise-llm/reprise/internal/workload"
+	"github.com/reprise-llm/reprise/internal/workload/workloadtest"
 )
 
 // chatUsage posts body to url's chat endpoint and returns the usage the
@@ -95,21 +95,7 @@ func TestShortSystemPromptCapturedAndReplayedAsShared(t *testing.T) {
 	if shared < 2 {
 		t.Fatalf("the test's system prompt fills %d blocks of %d characters; the test wants at least 2", shared, capture.DefaultBlockChars)
 	}
-	src, err := workload.Open(dir, workload.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reqs []workload.Request
-	for {
-		r, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		reqs = append(reqs, r)
-	}
+	reqs := workloadtest.Read(t, dir)
 	if len(reqs) != len(users) {
 		t.Fatalf("%d requests replayed, want %d", len(reqs), len(users))
 	}

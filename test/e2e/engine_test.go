@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -69,20 +68,7 @@ func startLlamaServer(t *testing.T, model string, slots, ctx int, extra ...strin
 	cmd := exec.Command(exe, args...)
 	s := &llamaServer{url: fmt.Sprintf("http://127.0.0.1:%d", port), model: model, log: &lockedBuffer{}}
 	cmd.Stdout, cmd.Stderr = s.log, s.log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting llama-server: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
+	done := startServerProcess(t, cmd, "llama-server")
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
